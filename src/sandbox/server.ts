@@ -1,0 +1,259 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import {
+  type BinaryNode,
+  binaryNodeToString,
+  Curve,
+  decodeBinaryNode,
+  type proto,
+} from '@whiskeysockets/baileys'
+import { type WebSocket, WebSocketServer } from 'ws'
+import { silenceLibsignal } from '../engine/libsignal-silencer.ts'
+import { ClientConnection } from './connection.ts'
+import { registerCoreIqs } from './core-iqs.ts'
+import { SandboxError } from './errors.ts'
+import { IqRouter } from './iq-router.ts'
+import { Linker, type QrSchedule, WHATSAPP_QR_SCHEDULE } from './linking.ts'
+import { MessageRouter, type ReceiptSettings } from './message-router.ts'
+import { SandboxNetwork, type SimUser } from './network.ts'
+import { SandboxCertificateAuthority } from './noise.ts'
+import {
+  awaitCompanionFinish,
+  buildPrimaryHello,
+  normalizeTypedCode,
+  registerPairingCodeIqs,
+} from './pairing-code.ts'
+
+export interface SandboxServerOptions {
+  /** loopback by default: the sandbox is never meant to face a network */
+  host?: string
+  /** 0 picks a free port */
+  port?: number
+  /** seeds generated numbers, names and ids so a run can be repeated */
+  seed?: number
+  qrSchedule?: Partial<QrSchedule>
+  receipts?: Partial<ReceiptSettings>
+  /** receives one line per stanza in each direction (never key material) */
+  trace?: (line: string) => void
+  onError?: (error: unknown) => void
+}
+
+export const WEBSOCKET_PATH = '/ws/chat'
+const PAIRING_FINISH_TIMEOUT_MS = 10_000
+const CODE_REQUEST_GRACE_MS = 1_000
+
+/**
+ * A fake WhatsApp server on loopback that the real Baileys client links to, logs in to and
+ * exchanges Signal-encrypted messages with. It owns the network of simulated people and
+ * every client connection; the control API drives it through the public methods.
+ */
+export class SandboxServer {
+  readonly certificateAuthority = new SandboxCertificateAuthority()
+  readonly network: SandboxNetwork
+  readonly iqs = new IqRouter()
+  readonly linker: Linker
+  readonly router: MessageRouter
+  readonly connections = new Set<ClientConnection>()
+  /** when set, WebSocket upgrades are refused with this HTTP status (the upgrade-hang fault) */
+  refuseUpgradesWith: number | undefined
+  private readonly staticKey = Curve.generateKeyPair()
+  private readonly certificateChain: Uint8Array
+  private readonly http: Server
+  private readonly wss = new WebSocketServer({ noServer: true })
+  private address?: AddressInfo
+
+  private readonly options: SandboxServerOptions
+
+  constructor(options: SandboxServerOptions = {}) {
+    this.options = options
+    silenceLibsignal()
+    this.network = new SandboxNetwork(options.seed ?? 1)
+    this.certificateChain = this.certificateAuthority.certificateChainFor(this.staticKey.public)
+    this.linker = new Linker(this.network, { ...WHATSAPP_QR_SCHEDULE, ...options.qrSchedule })
+    this.router = new MessageRouter(
+      this.network,
+      () => this.connections,
+      { deliveryDelayMs: 50, readDelayMs: null, ...options.receipts },
+      (error) => this.reportError(error),
+    )
+    registerCoreIqs(this.iqs, this.network)
+    registerPairingCodeIqs(this.iqs, (connection, { advSecret }) => {
+      const user = connection.codeLink && this.network.findUser(connection.codeLink.hello.phoneNumber)
+      if (user) this.linker.acceptCompanion(connection, user, advSecret)
+    })
+    this.http = createServer((_request, response) => response.writeHead(404).end())
+    this.http.on('upgrade', (request, socket, head) => this.onUpgrade(request, socket, head))
+  }
+
+  get rootPublicKey(): Uint8Array {
+    return this.certificateAuthority.root.public
+  }
+
+  get websocketUrl(): string {
+    if (!this.address) throw new Error('the sandbox is not listening')
+    return `ws://${formatHost(this.address.address)}:${this.address.port}${WEBSOCKET_PATH}`
+  }
+
+  async listen(): Promise<this> {
+    const { host = '127.0.0.1', port = 0 } = this.options
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject)
+      this.http.listen(port, host, () => resolve())
+    })
+    this.address = this.http.address() as AddressInfo
+    return this
+  }
+
+  async close(): Promise<void> {
+    this.router.stop()
+    for (const connection of this.connections) connection.terminate()
+    this.connections.clear()
+    this.wss.close()
+    this.http.closeAllConnections()
+    await new Promise<void>((resolve) => this.http.close(() => resolve()))
+  }
+
+  /**
+   * The phone of `phoneNumber` (created as an account if new) scans `qr`. The link
+   * completes asynchronously: the client answers, gets 515 and logs in again.
+   */
+  scan(qr: string, phoneNumber?: string): { phoneNumber: string; deviceId: number } {
+    const user = phoneNumber
+      ? this.network.findOrCreateUser(phoneNumber, 'account')
+      : this.network.createUser({ kind: 'account' })
+    const { deviceId } = this.linker.scan(qr, user, this.connections)
+    return { phoneNumber: user.phoneNumber, deviceId }
+  }
+
+  /**
+   * The phone of `phoneNumber` (created as an account if new) types `code` under "Link
+   * with phone number". Resolves once the client accepted it; a code that does not match
+   * the one the client shows fails with `wrong_code`, and the user may type again.
+   */
+  async enterPairingCode(
+    phoneNumber: string,
+    code: string,
+  ): Promise<{ phoneNumber: string; deviceId: number }> {
+    const typed = normalizeTypedCode(code)
+    const digits = phoneNumber.replace(/[^\d]/g, '')
+    const waiting = () =>
+      [...this.connections].find(
+        (c) => !c.closed && c.codeLink?.hello.phoneNumber === digits && !c.link?.linkedTo,
+      )
+    // requestPairingCode resolves once the client has written its hello; allow it to land.
+    let connection = waiting()
+    for (let waited = 0; !connection && waited < CODE_REQUEST_GRACE_MS; waited += 25) {
+      await new Promise((resolve) => setTimeout(resolve, 25))
+      connection = waiting()
+    }
+    const pending = connection?.codeLink
+    if (!connection || !pending) {
+      throw new SandboxError('not_found', `no client is waiting for a pairing code for ${digits}`)
+    }
+    const user = this.network.findOrCreateUser(digits, 'account')
+    const { notification, primary } = await buildPrimaryHello(pending, typed, user.accountKey)
+    pending.primary = primary
+    const finished = awaitCompanionFinish(pending, PAIRING_FINISH_TIMEOUT_MS)
+    connection.send(notification)
+    await finished
+    const deviceId = connection.link?.linkedTo?.deviceId
+    return { phoneNumber: digits, deviceId: deviceId ?? 0 }
+  }
+
+  /** Live, logged-in connections of an account. */
+  connectionsOf(user: SimUser): ClientConnection[] {
+    return [...this.connections].filter((c) => c.isLoggedIn && c.login?.user === user)
+  }
+
+  private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (request.url ?? '').split('?')[0]
+    if (this.refuseUpgradesWith !== undefined || path !== WEBSOCKET_PATH) {
+      const status = this.refuseUpgradesWith ?? 404
+      socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
+      return
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws))
+  }
+
+  private onConnection(ws: WebSocket): void {
+    const connection = new ClientConnection(ws, this.staticKey, this.certificateChain, this.options.trace)
+    this.connections.add(connection)
+    ws.on('close', () => {
+      connection.closed = true
+      this.connections.delete(connection)
+    })
+    ws.on('error', () => connection.terminate())
+    // Frames are handled strictly in order: Signal decryption must follow the ratchet.
+    let chain = Promise.resolve()
+    ws.on('message', (data: Buffer) => {
+      chain = chain
+        .then(() => this.onData(connection, data))
+        .catch((error) => {
+          this.reportError(error)
+          connection.terminate()
+        })
+    })
+  }
+
+  private async onData(connection: ClientConnection, data: Buffer): Promise<void> {
+    if (connection.faults.silent || connection.closed) return
+    for (const frame of connection.noise.feed(data)) {
+      if (connection.noise.state === 'await-hello') {
+        connection.sendRaw(connection.noise.answerClientHello(frame))
+      } else if (connection.noise.state === 'await-finish') {
+        this.onClientFinish(connection, connection.noise.acceptClientFinish(frame))
+      } else {
+        const node = await decodeBinaryNode(connection.noise.decrypt(frame))
+        this.options.trace?.(
+          `C→S #${connection.id} ${binaryNodeToString(node).replace(/\s+/g, ' ').slice(0, 240)}`,
+        )
+        await this.onStanza(connection, node)
+      }
+    }
+  }
+
+  private onClientFinish(connection: ClientConnection, payload: proto.ClientPayload): void {
+    const registration = payload.devicePairingData
+    if (registration?.eIdent && connection.noise.clientStaticPublic) {
+      this.linker.offerRefs(connection, Buffer.from(registration.eIdent), connection.noise.clientStaticPublic)
+      return
+    }
+    const user = this.linker.login(connection, String(payload.username ?? ''), payload.device ?? 0)
+    if (user) void this.router.flushOffline(connection).catch((error) => this.reportError(error))
+  }
+
+  private async onStanza(connection: ClientConnection, node: BinaryNode): Promise<void> {
+    switch (node.tag) {
+      case 'iq':
+        if (node.attrs.type === 'result' || node.attrs.type === 'error') {
+          this.linker.onPairSuccessAnswer(connection, node)
+          return
+        }
+        return this.iqs.handle({
+          connection,
+          iq: node,
+          child: Array.isArray(node.content) ? (node.content[0] as BinaryNode | undefined) : undefined,
+          user: connection.login?.user,
+          deviceId: connection.login?.deviceId,
+        })
+      case 'message':
+        return this.router.onClientMessage(connection, node)
+      case 'receipt':
+        return this.router.onClientReceipt(connection, node)
+      case 'chatstate':
+        return this.router.onClientChatState(connection, node)
+      case 'presence':
+        return this.router.onClientPresence(connection, node)
+      default:
+        // acks, ib (offline batch, unified session) and the like need no answer
+        return
+    }
+  }
+
+  private reportError(error: unknown): void {
+    this.options.onError?.(error)
+  }
+}
+
+const formatHost = (address: string): string => (address.includes(':') ? `[${address}]` : address)
