@@ -11,6 +11,7 @@ import type { ClientConnection } from './connection.ts'
 import { takeBundle } from './core-iqs.ts'
 import { SandboxError } from './errors.ts'
 import {
+  LID_SERVER,
   nowSeconds,
   type ReceivedMessage,
   type SandboxNetwork,
@@ -146,7 +147,7 @@ export class MessageRouter {
       if (target === sender.user) continue // the sender's own phone gets a deviceSentMessage copy
       if (!hasUserContent(message)) continue
       target.received.push(this.received(id, from, target.phoneNumber, sender.user.jid, message))
-      if (this.network.findUser(to) === target) this.scheduleAutomaticReceipts(target, sender.user, [id])
+      if (this.network.findUser(to) === target) this.scheduleAutomaticReceipts(target, sender.user, [id], to)
     }
   }
 
@@ -156,6 +157,10 @@ export class MessageRouter {
     const group = this.network.findGroup(stanza.attrs.to ?? '')
     if (!group) return
     const from = jidEncode(sender.user.phoneNumber, USER_SERVER, sender.deviceId)
+    // The sender key is named after the address the client signs group messages as: its
+    // LID device in LID-addressed groups, its phone device otherwise.
+    const author =
+      stanza.attrs.addressing_mode === 'pn' ? from : jidEncode(sender.user.lid, LID_SERVER, sender.deviceId)
     const id = stanza.attrs.id ?? ''
     // Sender-key distribution arrives per member device, Signal-encrypted, before the skmsg.
     for (const { deviceJid, enc } of this.encryptedParts(stanza)) {
@@ -167,7 +172,7 @@ export class MessageRouter {
         enc.content as Uint8Array,
       )
       const distribution = message.senderKeyDistributionMessage?.axolotlSenderKeyDistributionMessage
-      if (distribution) await member.phone.acceptSenderKey(group.jid, from, distribution)
+      if (distribution) await member.phone.acceptSenderKey(group.jid, author, distribution)
     }
     const groupCipher = getBinaryNodeChildren(stanza, 'enc').find((e) => e.attrs.type === 'skmsg')
     if (!groupCipher) return
@@ -176,7 +181,7 @@ export class MessageRouter {
     for (const phoneNumber of group.participants.keys()) {
       const member = this.network.findUser(phoneNumber)
       if (!member || member === sender.user) continue
-      const message = await member.phone.decryptGroup(group.jid, from, groupCipher.content as Uint8Array)
+      const message = await member.phone.decryptGroup(group.jid, author, groupCipher.content as Uint8Array)
       decoded ??= message
       member.received.push(this.received(id, from, member.phoneNumber, group.jid, message))
       readers.push(member)
@@ -184,7 +189,7 @@ export class MessageRouter {
     if (decoded && hasUserContent(decoded)) {
       group.received.push(this.received(id, from, group.jid, group.jid, decoded))
     }
-    for (const reader of readers) this.scheduleAutomaticReceipts(reader, sender.user, [id], group)
+    for (const reader of readers) this.scheduleAutomaticReceipts(reader, sender.user, [id], group.jid, group)
   }
 
   private encryptedParts(stanza: BinaryNode): { deviceJid: string; enc: BinaryNode }[] {
@@ -284,13 +289,16 @@ export class MessageRouter {
       }
       return id
     }
+    const addressing: Record<string, string> =
+      sender.addressing === 'lid'
+        ? { from: sender.lidJid, sender_pn: sender.jid }
+        : { from: sender.jid, sender_lid: sender.lidJid }
     const attrs = {
-      from: sender.jid,
+      ...addressing,
       id,
       type: stanzaType(message),
       t: String(nowSeconds()),
       notify: sender.pushName,
-      sender_lid: sender.lidJid,
     }
     for (const deviceId of to.devices.keys()) {
       this.deliverToDevice(to, deviceId, async (connection) => {
@@ -310,19 +318,22 @@ export class MessageRouter {
     message: proto.IMessage,
     id: string,
   ) {
+    const author: { participant: string } & Record<string, string> =
+      group.addressing === 'lid'
+        ? { participant: sender.lidJid, participant_pn: sender.jid, addressing_mode: 'lid' }
+        : { participant: sender.jid, participant_lid: sender.lidJid, addressing_mode: 'pn' }
     const { ciphertext, senderKeyDistributionMessage } = await sender.phone.encryptForGroup(
       group.jid,
+      author.participant,
       message,
     )
     const attrs = {
       from: group.jid,
-      participant: sender.jid,
-      participant_lid: sender.lidJid,
+      ...author,
       id,
       type: stanzaType(message),
       t: String(nowSeconds()),
       notify: sender.pushName,
-      addressing_mode: 'pn',
     }
     for (const deviceId of member.devices.keys()) {
       this.deliverToDevice(member, deviceId, async (connection) => {
@@ -413,16 +424,15 @@ export class MessageRouter {
     account: SimUser,
     messageIds: string[],
     type: ReceiptType,
-    group?: SimGroup,
+    options: { chatJid?: string; group?: SimGroup } = {},
   ): void {
     const [first, ...rest] = messageIds
     if (!first) return
-    const attrs: Record<string, string> = {
-      from: group ? group.jid : from.jid,
-      id: first,
-      t: String(nowSeconds()),
-    }
-    if (group) attrs.participant = from.jid
+    const { group } = options
+    // A receipt names the chat as the client addressed it, or Baileys files it elsewhere.
+    const chat = group?.jid ?? options.chatJid ?? (from.addressing === 'lid' ? from.lidJid : from.jid)
+    const attrs: Record<string, string> = { from: chat, id: first, t: String(nowSeconds()) }
+    if (group) attrs.participant = group.addressing === 'lid' ? from.lidJid : from.jid
     if (type !== 'delivery') attrs.type = type
     const content: BinaryNode[] | undefined = rest.length
       ? [{ tag: 'list', attrs: {}, content: rest.map((id) => ({ tag: 'item', attrs: { id } })) }]
@@ -430,12 +440,20 @@ export class MessageRouter {
     this.toAccountDevices(account, { tag: 'receipt', attrs, content })
   }
 
-  private scheduleAutomaticReceipts(reader: SimUser, author: SimUser, ids: string[], group?: SimGroup): void {
+  private scheduleAutomaticReceipts(
+    reader: SimUser,
+    author: SimUser,
+    ids: string[],
+    chatJid: string,
+    group?: SimGroup,
+  ): void {
     const { deliveryDelayMs, readDelayMs } = this.receipts
-    if (deliveryDelayMs !== null)
-      this.later(deliveryDelayMs, () => this.sendReceipt(reader, author, ids, 'delivery', group))
+    const options = { chatJid, group }
+    if (deliveryDelayMs !== null) {
+      this.later(deliveryDelayMs, () => this.sendReceipt(reader, author, ids, 'delivery', options))
+    }
     if (readDelayMs !== null)
-      this.later(readDelayMs, () => this.sendReceipt(reader, author, ids, 'read', group))
+      this.later(readDelayMs, () => this.sendReceipt(reader, author, ids, 'read', options))
   }
 
   /** A contact's phone comes online: it takes what was held for it, and receipts flow. */
@@ -460,8 +478,8 @@ export class MessageRouter {
     const child: BinaryNode =
       state === 'recording' ? { tag: 'composing', attrs: { media: 'audio' } } : { tag: state, attrs: {} }
     const attrs: Record<string, string> = group
-      ? { from: group.jid, participant: from.jid }
-      : { from: from.jid }
+      ? { from: group.jid, participant: group.addressing === 'lid' ? from.lidJid : from.jid }
+      : { from: from.addressing === 'lid' ? from.lidJid : from.jid }
     this.toAccountDevices(account, { tag: 'chatstate', attrs, content: [child] })
   }
 

@@ -43,6 +43,11 @@ export class SimUser {
   readonly phone: SignalDevice
   /** whether the person's phone is reachable: receipts only flow while it is */
   online = true
+  /**
+   * How this person's 1:1 messages are addressed. Today's WhatsApp sends `from=<lid>@lid`
+   * with `sender_pn`; older chats still arrive as `from=<phone>` with `sender_lid`.
+   */
+  addressing: 'lid' | 'pn' = 'lid'
   private lastDeviceId = 0
 
   readonly phoneNumber: string
@@ -84,6 +89,8 @@ export class SimGroup {
   readonly participants = new Map<string, ParticipantRole>()
   readonly received: ReceivedMessage[] = []
   description = ''
+  /** today's groups address members by LID; `pn` reproduces older groups */
+  addressing: 'lid' | 'pn' = 'lid'
   announce = false
   restrict = false
 

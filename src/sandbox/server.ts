@@ -6,17 +6,24 @@ import {
   binaryNodeToString,
   Curve,
   decodeBinaryNode,
+  isJidGroup,
   type proto,
 } from '@whiskeysockets/baileys'
 import { type WebSocket, WebSocketServer } from 'ws'
 import { silenceLibsignal } from '../engine/libsignal-silencer.ts'
 import { ClientConnection } from './connection.ts'
+import {
+  buildContactMessage,
+  type ContactContent,
+  type KnownMessage,
+  knownFromReceived,
+} from './contact-messages.ts'
 import { registerCoreIqs } from './core-iqs.ts'
 import { SandboxError } from './errors.ts'
 import { IqRouter } from './iq-router.ts'
 import { Linker, type QrSchedule, WHATSAPP_QR_SCHEDULE } from './linking.ts'
 import { MessageRouter, type ReceiptSettings } from './message-router.ts'
-import { SandboxNetwork, type SimUser } from './network.ts'
+import { nowSeconds, SandboxNetwork, type SimGroup, type SimUser } from './network.ts'
 import { SandboxCertificateAuthority } from './noise.ts'
 import {
   awaitCompanionFinish,
@@ -62,6 +69,7 @@ export class SandboxServer {
   private readonly http: Server
   private readonly wss = new WebSocketServer({ noServer: true })
   private address?: AddressInfo
+  private readonly sentByPeople = new Map<string, KnownMessage>()
 
   private readonly options: SandboxServerOptions
 
@@ -159,6 +167,57 @@ export class SandboxServer {
     await finished
     const deviceId = connection.link?.linkedTo?.deviceId
     return { phoneNumber: digits, deviceId: deviceId ?? 0 }
+  }
+
+  /**
+   * Simulated person `from` (created as a contact if new) sends `content` to account or
+   * group `to`. Replies, reactions, edits, deletes and votes point at any message the
+   * sandbox has seen in that chat.
+   */
+  async sendAs(input: {
+    from: string
+    to: string
+    content: ContactContent
+    replyTo?: string
+    pushName?: string
+  }): Promise<{ id: string; timestamp: number }> {
+    const sender = this.network.findOrCreateUser(input.from.replace(/[^\d]/g, ''), 'contact', input.pushName)
+    const chat = this.resolveChat(input.to)
+    const lookup = (id: string) => this.findKnownMessage(id)
+    const replyTo = input.replyTo ? lookup(input.replyTo) : undefined
+    if (input.replyTo && !replyTo)
+      throw new SandboxError('not_found', `no message ${input.replyTo} to reply to`)
+    const message = buildContactMessage(sender, chat, input.content, { replyTo, lookup })
+    return this.sendMessage(sender, chat, message)
+  }
+
+  /** Sends a ready-made message (e.g. media built by media.ts) from `sender` to `chat`. */
+  async sendMessage(sender: SimUser, chat: SimUser | SimGroup, message: proto.IMessage) {
+    const id = await this.router.send(sender, chat, message)
+    this.sentByPeople.set(id, { id, authorJid: sender.jid, fromAccount: false, message })
+    return { id, timestamp: nowSeconds() }
+  }
+
+  /** An account (by phone number or JID) or a group (by JID) that people can message. */
+  resolveChat(address: string): SimUser | SimGroup {
+    if (isJidGroup(address)) return this.network.getGroup(address)
+    const user = this.network.getUser(address.includes('@') ? address : address.replace(/[^\d]/g, ''))
+    if (user.devices.size === 0) {
+      throw new SandboxError('not_linked', `${user.phoneNumber} has no linked device to receive messages`)
+    }
+    return user
+  }
+
+  findKnownMessage(id: string): KnownMessage | undefined {
+    const sent = this.sentByPeople.get(id)
+    if (sent) return sent
+    for (const holder of [...this.network.users(), ...this.network.allGroups()]) {
+      const received = holder.received.find((m) => m.id === id)
+      if (!received) continue
+      const author = this.network.findUser(received.from)
+      return { ...knownFromReceived(received, author?.jid ?? ''), fromAccount: author?.kind === 'account' }
+    }
+    return undefined
   }
 
   /** Live, logged-in connections of an account. */

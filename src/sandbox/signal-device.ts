@@ -147,11 +147,13 @@ export class SignalDevice {
   /** Encrypts for a group with this device's sender key; returns the key's distribution message too. */
   async encryptForGroup(
     groupJid: string,
+    authorJid: string,
     message: proto.IMessage,
   ): Promise<{ ciphertext: Uint8Array; senderKeyDistributionMessage: Uint8Array }> {
+    // The author address names the sender key; receivers must see the same one in `participant`.
     return this.repository.encryptGroupMessage({
       group: groupJid,
-      meId: this.jid,
+      meId: authorJid,
       data: encodeWAMessage(message),
     })
   }
