@@ -89,6 +89,8 @@ export class SimGroup {
   readonly participants = new Map<string, ParticipantRole>()
   readonly received: ReceivedMessage[] = []
   description = ''
+  descriptionId = ''
+  subjectTime: number
   /** today's groups address members by LID; `pn` reproduces older groups */
   addressing: 'lid' | 'pn' = 'lid'
   announce = false
@@ -103,6 +105,7 @@ export class SimGroup {
   constructor(id: string, subject: string, creator: string, createdAt: number, inviteCode: string) {
     this.id = id
     this.subject = subject
+    this.subjectTime = createdAt
     this.creator = creator
     this.createdAt = createdAt
     this.inviteCode = inviteCode
@@ -211,6 +214,12 @@ export class SandboxNetwork {
 
   groupsOf(user: SimUser): SimGroup[] {
     return this.allGroups().filter((g) => g.participants.has(user.phoneNumber))
+  }
+
+  clear(): void {
+    this.usersByPhone.clear()
+    this.usersByLid.clear()
+    this.groups.clear()
   }
 
   messageId(): string {

@@ -20,6 +20,8 @@ import {
 } from './contact-messages.ts'
 import { registerCoreIqs } from './core-iqs.ts'
 import { SandboxError } from './errors.ts'
+import { applyConnectionFault, type SandboxFault } from './faults.ts'
+import { registerGroupIqs } from './group-iqs.ts'
 import { IqRouter } from './iq-router.ts'
 import { Linker, type QrSchedule, WHATSAPP_QR_SCHEDULE } from './linking.ts'
 import { MessageRouter, type ReceiptSettings } from './message-router.ts'
@@ -70,6 +72,10 @@ export class SandboxServer {
   private readonly wss = new WebSocketServer({ noServer: true })
   private address?: AddressInfo
   private readonly sentByPeople = new Map<string, KnownMessage>()
+  /** accounts under the `slow` fault: their new connections are slowed too */
+  private readonly slowAccounts = new Map<string, number>()
+  /** upgrades refused under the `refuse-upgrade` fault, for tests to observe */
+  refusedUpgrades = 0
 
   private readonly options: SandboxServerOptions
 
@@ -86,6 +92,7 @@ export class SandboxServer {
       (error) => this.reportError(error),
     )
     registerCoreIqs(this.iqs, this.network)
+    registerGroupIqs(this.iqs, this.network, this.router)
     registerPairingCodeIqs(this.iqs, (connection, { advSecret }) => {
       const user = connection.codeLink && this.network.findUser(connection.codeLink.hello.phoneNumber)
       if (user) this.linker.acceptCompanion(connection, user, advSecret)
@@ -220,6 +227,46 @@ export class SandboxServer {
     return undefined
   }
 
+  /** Injects a fault (see faults.ts); returns how many live connections it hit. */
+  injectFault(fault: SandboxFault): { affectedConnections: number } {
+    if (fault.kind === 'refuse-upgrade') {
+      this.refuseUpgradesWith = fault.status ?? undefined
+      return { affectedConnections: 0 }
+    }
+    const user = this.network.getUser(fault.phoneNumber.replace(/[^\d]/g, ''))
+    const connections = this.connectionsOf(user)
+    if (fault.kind === 'slow') {
+      if (fault.delayMs > 0) this.slowAccounts.set(user.phoneNumber, fault.delayMs)
+      else this.slowAccounts.delete(user.phoneNumber)
+      for (const connection of connections) connection.faults.delayMs = fault.delayMs
+      return { affectedConnections: connections.length }
+    }
+    return { affectedConnections: applyConnectionFault(fault, user, connections) }
+  }
+
+  /** People `from` the sandbox creates as members if new; the creator is a superadmin. */
+  createGroup(input: { subject: string; creator: string; participants: string[] }): SimGroup {
+    const person = (address: string) =>
+      this.network.findOrCreateUser(address.replace(/[^\d]/g, ''), 'contact')
+    const group = this.network.createGroup({
+      subject: input.subject,
+      creator: person(input.creator),
+      participants: input.participants.map(person),
+    })
+    return group
+  }
+
+  /** Forgets every person, group and connection; settings and keys of the server stay. */
+  reset(): void {
+    for (const connection of this.connections) connection.terminate()
+    this.connections.clear()
+    this.router.stop()
+    this.network.clear()
+    this.sentByPeople.clear()
+    this.slowAccounts.clear()
+    this.refuseUpgradesWith = undefined
+  }
+
   /** Live, logged-in connections of an account. */
   connectionsOf(user: SimUser): ClientConnection[] {
     return [...this.connections].filter((c) => c.isLoggedIn && c.login?.user === user)
@@ -228,6 +275,7 @@ export class SandboxServer {
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (request.url ?? '').split('?')[0]
     if (this.refuseUpgradesWith !== undefined || path !== WEBSOCKET_PATH) {
+      if (this.refuseUpgradesWith !== undefined) this.refusedUpgrades += 1
       const status = this.refuseUpgradesWith ?? 404
       socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
       return
@@ -279,6 +327,7 @@ export class SandboxServer {
       return
     }
     const user = this.linker.login(connection, String(payload.username ?? ''), payload.device ?? 0)
+    if (user) connection.faults.delayMs = this.slowAccounts.get(user.phoneNumber) ?? 0
     if (user) void this.router.flushOffline(connection).catch((error) => this.reportError(error))
   }
 
