@@ -393,6 +393,26 @@ export class MessageRouter {
     })
   }
 
+  /** The account's own phone sends `message` to one of its linked devices (history, key shares). */
+  async sendFromOwnPhone(connection: ClientConnection, message: proto.IMessage): Promise<void> {
+    const login = connection.login
+    if (!login) return
+    const target = jidEncode(login.user.phoneNumber, USER_SERVER, login.deviceId)
+    const enc = await this.encryptFor(login.user, target, message)
+    connection.send({
+      tag: 'message',
+      // WhatsApp drops "peer" messages that do not come from the account's own number.
+      attrs: {
+        from: login.user.jid,
+        id: this.network.messageId(),
+        type: 'text',
+        category: 'peer',
+        t: String(nowSeconds()),
+      },
+      content: [enc],
+    })
+  }
+
   pendingCount(user: SimUser, deviceId: number): number {
     return this.pendingForDevice.get(`${user.phoneNumber}:${deviceId}`)?.length ?? 0
   }

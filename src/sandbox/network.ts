@@ -16,6 +16,8 @@ export interface LinkedDevice {
   bundle?: PreKeyBundle
   platform: string
   linkedAt: number
+  /** the first-link history sync has been sent to it */
+  historySent?: boolean
 }
 
 /** A message as a simulated person's phone decrypted it. */

@@ -22,8 +22,10 @@ import { registerCoreIqs } from './core-iqs.ts'
 import { SandboxError } from './errors.ts'
 import { applyConnectionFault, type SandboxFault } from './faults.ts'
 import { registerGroupIqs } from './group-iqs.ts'
+import { type HistorySettings, initialHistorySync } from './history.ts'
 import { IqRouter } from './iq-router.ts'
 import { Linker, type QrSchedule, WHATSAPP_QR_SCHEDULE } from './linking.ts'
+import { MediaServer, registerMediaIqs } from './media-server.ts'
 import { MessageRouter, type ReceiptSettings } from './message-router.ts'
 import { nowSeconds, SandboxNetwork, type SimGroup, type SimUser } from './network.ts'
 import { SandboxCertificateAuthority } from './noise.ts'
@@ -43,6 +45,8 @@ export interface SandboxServerOptions {
   seed?: number
   qrSchedule?: Partial<QrSchedule>
   receipts?: Partial<ReceiptSettings>
+  /** what the first-link history sync holds; by default it is empty */
+  history?: Partial<HistorySettings>
   /** receives one line per stanza in each direction (never key material) */
   trace?: (line: string) => void
   onError?: (error: unknown) => void
@@ -51,6 +55,7 @@ export interface SandboxServerOptions {
 export const WEBSOCKET_PATH = '/ws/chat'
 const PAIRING_FINISH_TIMEOUT_MS = 10_000
 const CODE_REQUEST_GRACE_MS = 1_000
+const PREKEY_UPLOAD_WAIT_MS = 10_000
 
 /**
  * A fake WhatsApp server on loopback that the real Baileys client links to, logs in to and
@@ -64,6 +69,8 @@ export class SandboxServer {
   readonly linker: Linker
   readonly router: MessageRouter
   readonly connections = new Set<ClientConnection>()
+  /** the TLS media host clients upload to and download from */
+  readonly media = new MediaServer()
   /** when set, WebSocket upgrades are refused with this HTTP status (the upgrade-hang fault) */
   refuseUpgradesWith: number | undefined
   private readonly staticKey = Curve.generateKeyPair()
@@ -76,11 +83,14 @@ export class SandboxServer {
   private readonly slowAccounts = new Map<string, number>()
   /** upgrades refused under the `refuse-upgrade` fault, for tests to observe */
   refusedUpgrades = 0
+  /** the first-link history sync; mutable so a test or the control API can change it */
+  readonly history: HistorySettings
 
   private readonly options: SandboxServerOptions
 
   constructor(options: SandboxServerOptions = {}) {
     this.options = options
+    this.history = { chats: 0, messagesPerChat: 0, ...options.history }
     silenceLibsignal()
     this.network = new SandboxNetwork(options.seed ?? 1)
     this.certificateChain = this.certificateAuthority.certificateChainFor(this.staticKey.public)
@@ -93,6 +103,7 @@ export class SandboxServer {
     )
     registerCoreIqs(this.iqs, this.network)
     registerGroupIqs(this.iqs, this.network, this.router)
+    registerMediaIqs(this.iqs, this.media)
     registerPairingCodeIqs(this.iqs, (connection, { advSecret }) => {
       const user = connection.codeLink && this.network.findUser(connection.codeLink.hello.phoneNumber)
       if (user) this.linker.acceptCompanion(connection, user, advSecret)
@@ -117,6 +128,7 @@ export class SandboxServer {
       this.http.listen(port, host, () => resolve())
     })
     this.address = this.http.address() as AddressInfo
+    await this.media.start()
     return this
   }
 
@@ -127,6 +139,7 @@ export class SandboxServer {
     this.wss.close()
     this.http.closeAllConnections()
     await new Promise<void>((resolve) => this.http.close(() => resolve()))
+    await this.media.close()
   }
 
   /**
@@ -328,7 +341,23 @@ export class SandboxServer {
     }
     const user = this.linker.login(connection, String(payload.username ?? ''), payload.device ?? 0)
     if (user) connection.faults.delayMs = this.slowAccounts.get(user.phoneNumber) ?? 0
-    if (user) void this.router.flushOffline(connection).catch((error) => this.reportError(error))
+    if (user) void this.afterLogin(connection).catch((error) => this.reportError(error))
+  }
+
+  /** What a phone and the server push right after a login: offline replay, then first-link history. */
+  private async afterLogin(connection: ClientConnection): Promise<void> {
+    await this.router.flushOffline(connection)
+    const login = connection.login
+    const device = login?.user.devices.get(login.deviceId)
+    if (!login || !device || device.historySent) return
+    // The phone can only encrypt for the new device once it has uploaded its prekeys.
+    for (let waited = 0; !device.bundle && waited < PREKEY_UPLOAD_WAIT_MS; waited += 25) {
+      if (connection.closed) return
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+    if (!device.bundle || connection.closed) return
+    device.historySent = true
+    await this.router.sendFromOwnPhone(connection, initialHistorySync(this.network, login.user, this.history))
   }
 
   private async onStanza(connection: ClientConnection, node: BinaryNode): Promise<void> {
@@ -360,7 +389,8 @@ export class SandboxServer {
   }
 
   private reportError(error: unknown): void {
-    this.options.onError?.(error)
+    if (this.options.onError) this.options.onError(error)
+    else console.error(`sandbox: ${error instanceof Error ? error.message : String(error)}`)
   }
 }
 

@@ -4,6 +4,7 @@ import makeWASocket, {
   type BaileysEventMap,
   Browsers,
   BufferJSON,
+  downloadMediaMessage,
   initAuthCreds,
   makeCacheableSignalKeyStore,
   proto,
@@ -11,10 +12,12 @@ import makeWASocket, {
   type SignalDataTypeMap,
   type SignalKeyStore,
   type UserFacingSocketConfig,
+  type WAMessage,
   type WASocket,
 } from '@whiskeysockets/baileys'
 import pino from 'pino'
 import { withSandboxTrust } from '../../src/engine/sandbox-trust.ts'
+import { sandboxMediaTrust } from '../../src/sandbox/media.ts'
 import type { SandboxServer } from '../../src/sandbox/server.ts'
 
 /** Credentials and Signal keys of one test client, kept across its sockets like a real store. */
@@ -67,6 +70,8 @@ export class TestClient {
   readonly sent = new Map<string, proto.IMessage>()
   private readonly sandbox: SandboxServer
   private readonly config: Partial<UserFacingSocketConfig>
+  /** made once: an undici Agent cannot be reused after close, and connect() runs many times */
+  private trust?: ReturnType<typeof sandboxMediaTrust>
 
   constructor(sandbox: SandboxServer, config: Partial<UserFacingSocketConfig> = {}) {
     this.sandbox = sandbox
@@ -75,6 +80,8 @@ export class TestClient {
 
   /** Opens a socket. Resolves once it exists; use the wait helpers for what follows. */
   connect(): WASocket {
+    this.trust ??= sandboxMediaTrust(this.sandbox.media.caPem)
+    const trust = this.trust
     this.socket = withSandboxTrust(this.sandbox.rootPublicKey, () =>
       makeWASocket({
         auth: { creds: this.auth.creds, keys: makeCacheableSignalKeyStore(this.auth.keys, logger) },
@@ -84,6 +91,9 @@ export class TestClient {
         markOnlineOnConnect: false,
         defaultQueryTimeoutMs: 10_000,
         getMessage: async (key) => (key.id ? this.sent.get(key.id) : undefined),
+        // uploads go through node:https, history and app-state blobs through fetch
+        fetchAgent: trust.fetchAgent,
+        options: trust.options,
         ...this.config,
       }),
     )
@@ -151,6 +161,19 @@ export class TestClient {
     const message = await this.socket.sendMessage(jid, content, options)
     if (message?.key.id && message.message) this.sent.set(message.key.id, message.message)
     return message
+  }
+
+  /** Baileys ignores the socket config for media downloads, so the trust is passed here. */
+  download(message: WAMessage): Promise<Buffer> {
+    return downloadMediaMessage(
+      message,
+      'buffer',
+      { options: this.trust?.options },
+      {
+        logger,
+        reuploadRequest: this.socket.updateMediaMessage,
+      },
+    ) as Promise<Buffer>
   }
 
   async end(): Promise<void> {
