@@ -99,3 +99,30 @@ describe('sandbox pairing-code linking', () => {
     await assert.rejects(sandbox.enterPairingCode('15550002999', 'ABC'), { code: 'invalid_request' })
   })
 })
+
+describe('sandbox first-link history sync', () => {
+  it('sends the configured chats and messages once, on the first login of a new device', async () => {
+    const sandbox = await new SandboxServer({ seed: 9, history: { chats: 2, messagesPerChat: 3 } }).listen()
+    const c = new TestClient(sandbox)
+    try {
+      sandbox.network.createUser({ kind: 'contact', phoneNumber: '15550002101', pushName: 'Erin' })
+      sandbox.network.createUser({ kind: 'contact', phoneNumber: '15550002102', pushName: 'Femi' })
+      const qr = await c.connectForQr()
+      const closed = c.waitForClose()
+      sandbox.scan(qr, '15550002100')
+      await closed
+      c.connect()
+      const history = await c.waitFor('messaging-history.set')
+      assert.deepEqual(history.chats.map((chat) => chat.id).sort(), [
+        '15550002101@s.whatsapp.net',
+        '15550002102@s.whatsapp.net',
+      ])
+      assert.equal(history.messages.length, 6)
+      assert.ok(history.messages.some((m) => m.message?.conversation === 'history 1.1'))
+      assert.equal(sandbox.network.getUser('15550002100').devices.get(1)?.historySent, true)
+    } finally {
+      await c.end()
+      await sandbox.close()
+    }
+  })
+})
