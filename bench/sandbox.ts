@@ -16,7 +16,10 @@ const LINK_RUNS = 5
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
 const rate = (count: number, ms: number) => Math.round((count / ms) * 1000)
 
-const sandbox = await new SandboxServer({ seed: 99, receipts: { deliveryDelayMs: null, readDelayMs: null } }).listen()
+const sandbox = await new SandboxServer({
+  seed: 99,
+  receipts: { deliveryDelayMs: null, readDelayMs: null },
+}).listen()
 const contact = sandbox.network.createUser({ kind: 'contact', phoneNumber: '15550009999', pushName: 'Bench' })
 const clients: TestClient[] = []
 
@@ -36,13 +39,18 @@ async function linkOne(phoneNumber: string): Promise<{ client: TestClient; linkM
 }
 
 /** Sends `count` texts to each account and resolves when every client has received all of them. */
-async function pushInto(targets: { client: TestClient; phoneNumber: string }[], count: number): Promise<number> {
+async function pushInto(
+  targets: { client: TestClient; phoneNumber: string }[],
+  count: number,
+): Promise<number> {
   const done = targets.map(
     ({ client }) =>
       new Promise<void>((resolve) => {
         let received = 0
         client.socket.ev.on('messages.upsert', ({ messages }) => {
-          received += messages.filter((m) => !m.key.fromMe && m.message?.conversation?.startsWith('bench')).length
+          received += messages.filter(
+            (m) => !m.key.fromMe && m.message?.conversation?.startsWith('bench'),
+          ).length
           if (received >= count) resolve()
         })
       }),
@@ -88,12 +96,20 @@ const tenMs = await pushInto(linked, perClient)
 
 const rows = [
   ['time to link (scan → 515 restart), median of 5', `${median(links.map((l) => l.linkMs)).toFixed(1)} ms`],
-  ['time to open (reconnect after 515 → open), median of 5', `${median(links.map((l) => l.openMs)).toFixed(1)} ms`],
+  [
+    'time to open (reconnect after 515 → open), median of 5',
+    `${median(links.map((l) => l.openMs)).toFixed(1)} ms`,
+  ],
   [`sandbox alone: Signal-encrypt ${MESSAGES} texts for one device`, `${rate(MESSAGES, encryptMs)} msg/s`],
   [`inbound texts into 1 client (${MESSAGES}, until all upserted)`, `${rate(MESSAGES, oneMs)} msg/s`],
-  [`inbound texts into 10 clients (${perClient} each, until all upserted)`, `${rate(perClient * 10, tenMs)} msg/s`],
+  [
+    `inbound texts into 10 clients (${perClient} each, until all upserted)`,
+    `${rate(perClient * 10, tenMs)} msg/s`,
+  ],
 ]
-console.log(`Sandbox benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`)
+console.log(
+  `Sandbox benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`,
+)
 console.log('| measure | result |\n|---|---|')
 for (const [measure, result] of rows) console.log(`| ${measure} | ${result} |`)
 console.log(

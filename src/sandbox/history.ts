@@ -1,6 +1,6 @@
 import { deflateSync } from 'node:zlib'
 import { proto } from '@whiskeysockets/baileys'
-import type { SandboxNetwork, SimUser } from './network.ts'
+import type { SandboxNetwork } from './network.ts'
 
 export interface HistorySettings {
   /** conversations in the first-link history sync, taken from the account's contacts first */
@@ -14,11 +14,7 @@ export interface HistorySettings {
  * as WhatsApp does for small histories. Baileys holds back every event after a first
  * link until this arrives (or 20 s pass), so the sandbox always sends one, possibly empty.
  */
-export function initialHistorySync(
-  network: SandboxNetwork,
-  account: SimUser,
-  settings: HistorySettings,
-): proto.IMessage {
+export function initialHistorySync(network: SandboxNetwork, settings: HistorySettings): proto.IMessage {
   const contacts = network.users('contact').slice(0, settings.chats)
   const now = Math.floor(Date.now() / 1000)
   const conversations = contacts.map((contact, chatIndex): proto.IConversation => {

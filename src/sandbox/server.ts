@@ -357,7 +357,7 @@ export class SandboxServer {
     }
     if (!device.bundle || connection.closed) return
     device.historySent = true
-    await this.router.sendFromOwnPhone(connection, initialHistorySync(this.network, login.user, this.history))
+    await this.router.sendFromOwnPhone(connection, initialHistorySync(this.network, this.history))
   }
 
   private async onStanza(connection: ClientConnection, node: BinaryNode): Promise<void> {
