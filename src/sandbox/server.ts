@@ -201,8 +201,9 @@ export class SandboxServer {
     replyTo?: string
     pushName?: string
   }): Promise<{ id: string; timestamp: number }> {
-    const sender = this.network.findOrCreateUser(input.from.replace(/[^\d]/g, ''), 'contact', input.pushName)
+    // The chat first: a send to nobody must not leave a new contact behind.
     const chat = this.resolveChat(input.to)
+    const sender = this.network.findOrCreateUser(input.from.replace(/[^\d]/g, ''), 'contact', input.pushName)
     const lookup = (id: string) => this.findKnownMessage(id)
     const replyTo = input.replyTo ? lookup(input.replyTo) : undefined
     if (input.replyTo && !replyTo)

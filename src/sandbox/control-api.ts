@@ -1,0 +1,248 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { type FastifyPluginAsyncZod, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
+import type { ContactContent } from './contact-messages.ts'
+import * as s from './control-schemas.ts'
+import { toAccount, toActivity, toContact, toGroup, toInboxMessage, toInfo } from './control-views.ts'
+import { SandboxError } from './errors.ts'
+import type { SimUser } from './network.ts'
+import type { SandboxServer } from './server.ts'
+
+export interface SandboxControlRoutesOptions {
+  sandbox: SandboxServer
+}
+
+/**
+ * The sandbox control API: create phones and contacts, scan a QR, type a pairing code,
+ * send as a contact, read what linked clients sent, inject faults. JSON in and out; every
+ * error is `{ error: { code, message, requestId, details? } }` (see `sendControlError`).
+ *
+ * The plugin is self-contained: it sets the zod validator and serializer compilers, an
+ * error handler and the 404 handler on its own encapsulated instance (it is deliberately
+ * not wrapped in fastify-plugin), so it mounts unchanged at `/` in the standalone runner
+ * and at `/api/v1/sandbox` in the gateway, without touching the parent's settings. Its
+ * error handler answers only what it owns (SandboxError, failed validation) and passes
+ * everything else — a parent's auth hook failing, bad JSON, bugs — to the parent's error
+ * handler; the standalone runner installs `sendControlError` as that parent.
+ *
+ * The sandbox has no authentication: mount it only on loopback or behind the gateway's.
+ */
+export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOptions> = async (
+  app,
+  { sandbox },
+) => {
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof SandboxError || error.validation) return sendControlError(error, request, reply)
+    // rethrown, it reaches the parent's error handler (the gateway's envelope, or ours standalone)
+    throw error
+  })
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send(envelope('not_found', `no route ${request.method} ${request.url.split('?')[0]}`, request.id)),
+  )
+
+  const { network, router } = sandbox
+  const person = (phoneNumber: string): SimUser => network.getUser(phoneNumber)
+  const ofKind = (phoneNumber: string, kind: 'account' | 'contact'): SimUser => {
+    const user = person(phoneNumber)
+    if (user.kind !== kind) throw new SandboxError('not_found', `${phoneNumber} is not a ${kind}`)
+    return user
+  }
+  const groupOf = (jid: string | undefined) => (jid ? network.getGroup(jid) : undefined)
+
+  app.get('/', { schema: { response: { 200: s.infoView } } }, async () => toInfo(sandbox))
+
+  // ---- accounts: the numbers clients link to ----------------------------------------------
+
+  app.post(
+    '/accounts',
+    { schema: { body: s.createAccountBody, response: { 201: s.accountView } } },
+    async (request, reply) => {
+      const user = network.createUser({ ...request.body, kind: 'account' })
+      return reply.code(201).send(toAccount(sandbox, user))
+    },
+  )
+  app.get('/accounts', { schema: { response: { 200: s.accountListView } } }, async () => ({
+    accounts: network.users('account').map((user) => toAccount(sandbox, user)),
+  }))
+  app.get(
+    '/accounts/:phoneNumber',
+    { schema: { params: s.phoneNumberParams, response: { 200: s.accountView } } },
+    async (request) => toAccount(sandbox, ofKind(request.params.phoneNumber, 'account')),
+  )
+
+  // ---- contacts: the simulated people who talk to accounts --------------------------------
+
+  app.post(
+    '/contacts',
+    { schema: { body: s.createContactBody, response: { 201: s.contactView } } },
+    async (request, reply) => {
+      const { addressing, ...identity } = request.body
+      const user = network.createUser({ ...identity, kind: 'contact' })
+      if (addressing) user.addressing = addressing
+      return reply.code(201).send(toContact(user))
+    },
+  )
+  app.get('/contacts', { schema: { response: { 200: s.contactListView } } }, async () => ({
+    contacts: network.users('contact').map(toContact),
+  }))
+  app.get(
+    '/contacts/:phoneNumber',
+    { schema: { params: s.phoneNumberParams, response: { 200: s.contactView } } },
+    async (request) => toContact(ofKind(request.params.phoneNumber, 'contact')),
+  )
+  app.patch(
+    '/contacts/:phoneNumber',
+    { schema: { params: s.phoneNumberParams, body: s.updateContactBody, response: { 200: s.contactView } } },
+    async (request) => {
+      const user = ofKind(request.params.phoneNumber, 'contact')
+      const { online, pushName, addressing } = request.body
+      if (pushName !== undefined) user.pushName = pushName
+      if (addressing !== undefined) user.addressing = addressing
+      // through the router: accounts see the presence change and held messages are taken
+      if (online !== undefined) await router.setOnline(user, online)
+      return toContact(user)
+    },
+  )
+
+  // ---- groups -----------------------------------------------------------------------------
+
+  app.post(
+    '/groups',
+    { schema: { body: s.createGroupBody, response: { 201: s.groupView } } },
+    async (request, reply) => reply.code(201).send(toGroup(sandbox, sandbox.createGroup(request.body))),
+  )
+  app.get('/groups', { schema: { response: { 200: s.groupListView } } }, async () => ({
+    groups: network.allGroups().map((group) => toGroup(sandbox, group)),
+  }))
+  app.get(
+    '/groups/:jid',
+    { schema: { params: s.groupParams, response: { 200: s.groupView } } },
+    async (request) => toGroup(sandbox, network.getGroup(request.params.jid)),
+  )
+  app.get(
+    '/groups/:jid/inbox',
+    { schema: { params: s.groupParams, response: { 200: s.inboxView } } },
+    async (request) => ({ messages: network.getGroup(request.params.jid).received.map(toInboxMessage) }),
+  )
+
+  // ---- the four fixed paths every tool relies on ------------------------------------------
+
+  app.post('/scan', { schema: { body: s.scanBody, response: { 200: s.linkedView } } }, async (request) =>
+    sandbox.scan(request.body.qr, request.body.phoneNumber),
+  )
+  app.post(
+    '/pairing-code',
+    { schema: { body: s.pairingCodeBody, response: { 200: s.linkedView } } },
+    async (request) => sandbox.enterPairingCode(request.body.phoneNumber, request.body.code),
+  )
+  app.post(
+    '/messages',
+    { schema: { body: s.sendMessageBody, response: { 201: s.sentView } } },
+    async (request, reply) => {
+      const { from, to, replyTo, pushName } = request.body
+      const sent = await sandbox.sendAs({ from, to, content: contentOf(request.body), replyTo, pushName })
+      return reply.code(201).send(sent)
+    },
+  )
+  app.get(
+    '/inbox/:phoneNumber',
+    { schema: { params: s.phoneNumberParams, response: { 200: s.inboxView } } },
+    async (request) => ({ messages: person(request.params.phoneNumber).received.map(toInboxMessage) }),
+  )
+
+  // ---- what clients did, and what people do back -------------------------------------------
+
+  app.get(
+    '/activity/:phoneNumber',
+    { schema: { params: s.phoneNumberParams, response: { 200: s.activityListView } } },
+    async (request) => {
+      const user = person(request.params.phoneNumber)
+      return { activity: (router.activity.get(user.phoneNumber) ?? []).map(toActivity) }
+    },
+  )
+  app.post('/receipts', { schema: { body: s.receiptBody } }, async (request, reply) => {
+    const { from, to, messageIds, type, group } = request.body
+    router.sendReceipt(person(from), ofKind(to, 'account'), messageIds, type, { group: groupOf(group) })
+    return reply.code(204).send()
+  })
+  app.post('/presence', { schema: { body: s.presenceBody } }, async (request, reply) => {
+    const { from, to, state, group } = request.body
+    if (state === 'available' || state === 'unavailable') {
+      router.sendPresence(person(from), ofKind(to, 'account'), state)
+    } else {
+      router.sendChatState(person(from), ofKind(to, 'account'), state, groupOf(group))
+    }
+    return reply.code(204).send()
+  })
+
+  // ---- faults, settings, reset ------------------------------------------------------------
+
+  app.post(
+    '/faults',
+    { schema: { body: s.faultBody, response: { 200: s.faultResultView } } },
+    async (request) => sandbox.injectFault(request.body),
+  )
+  app.get('/settings', { schema: { response: { 200: s.settingsView } } }, async () => ({
+    receipts: { ...router.receipts },
+  }))
+  app.put(
+    '/settings',
+    { schema: { body: s.settingsBody, response: { 200: s.settingsView } } },
+    async (request) => {
+      Object.assign(router.receipts, request.body.receipts)
+      return { receipts: { ...router.receipts } }
+    },
+  )
+  app.post('/reset', async (_request, reply) => {
+    sandbox.reset()
+    return reply.code(204).send()
+  })
+}
+
+/** The one content field of a validated message body, as the facade takes it. */
+function contentOf(body: Partial<Record<(typeof s.CONTENT_FIELDS)[number], unknown>>): ContactContent {
+  const field = s.CONTENT_FIELDS.find((name) => body[name] !== undefined)
+  if (!field) throw new SandboxError('invalid_request', 'a message needs one content field')
+  // the schema gives each field exactly the shape ContactContent has for it
+  return { [field]: body[field] } as ContactContent
+}
+
+const envelope = (
+  code: string,
+  message: string,
+  requestId: string,
+  details?: { path: string; message: string }[],
+) => ({ error: { code, message, requestId, ...(details ? { details } : {}) } })
+
+/**
+ * The one place the control API's errors become answers: a SandboxError keeps its code and
+ * status; a failed validation is 400 naming each field (`body.from`, `params.phoneNumber`)
+ * and why; other client errors (bad JSON, wrong content type) keep their 4xx; everything
+ * else is a 500 that is logged and never echoed. The plugin uses it for what it owns; the
+ * standalone runner installs it at the root for the rest.
+ */
+export function sendControlError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const { id } = request
+  if (error instanceof SandboxError)
+    return reply.code(error.status).send(envelope(error.code, error.message, id))
+  if (error.validation) {
+    const where = error.validationContext ?? 'body'
+    const details = error.validation.map((issue) => ({
+      path: [where, ...issue.instancePath.split('/').filter(Boolean)].join('.'),
+      message: issue.message ?? 'is invalid',
+    }))
+    const message = details.map((d) => `${d.path}: ${d.message}`).join('; ')
+    return reply.code(400).send(envelope('invalid_request', message, id, details))
+  }
+  const status = error.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    return reply
+      .code(status)
+      .send(envelope(status === 404 ? 'not_found' : 'invalid_request', error.message, id))
+  }
+  request.log.error({ err: error }, 'sandbox control request failed')
+  return reply.code(500).send(envelope('internal', 'the sandbox failed to handle this request', id))
+}

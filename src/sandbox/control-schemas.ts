@@ -1,0 +1,285 @@
+import { z } from 'zod'
+
+/**
+ * The sandbox control API's request and response schemas. The routes (control-api.ts)
+ * validate and serialize with them; the typed client (control-client.ts) shares the
+ * inferred types, so both sides change together.
+ */
+
+// ---- building blocks ----------------------------------------------------------------------
+
+/** Digits with an optional `+`, spaces and dashes; normalized to 6–15 bare digits. */
+export const phoneNumberSchema = z
+  .string()
+  .regex(/^\+?[\d\s-]+$/, 'must be digits, optionally with a leading +, spaces and dashes')
+  .transform((value) => value.replace(/\D/g, ''))
+  .refine((digits) => digits.length >= 6 && digits.length <= 15, 'must have 6 to 15 digits')
+
+/** A group JID (`120363…@g.us`) or its bare id; normalized to the JID. */
+export const groupJidSchema = z
+  .string()
+  .regex(/^\d+(-\d+)?(@g\.us)?$/, 'must be a group JID such as 120363000000000000@g.us')
+  .transform((value) => (value.endsWith('@g.us') ? value : `${value}@g.us`))
+
+const USER_JID = /^\d+(:\d+)?@(s\.whatsapp\.net|lid)$/
+
+/** Where a simulated person sends: an account (phone number or user JID) or a group JID. */
+export const chatAddressSchema = z.string().transform((value, ctx) => {
+  if (/@g\.us$/.test(value)) {
+    const group = groupJidSchema.safeParse(value)
+    if (group.success) return group.data
+  } else if (value.includes('@')) {
+    if (USER_JID.test(value)) return value
+  } else {
+    const phone = phoneNumberSchema.safeParse(value)
+    if (phone.success) return phone.data
+  }
+  ctx.addIssue({ code: 'custom', message: 'must be a phone number (6–15 digits), a user JID or a group JID' })
+  return z.NEVER
+})
+
+const pushNameSchema = z.string().trim().min(1).max(100)
+const addressingSchema = z.enum(['lid', 'pn'])
+const messageIdSchema = z.string().min(1).max(128)
+const delayMsSchema = z.number().int().min(0).max(600_000).nullable()
+
+// ---- requests -------------------------------------------------------------------------------
+
+export const phoneNumberParams = z.strictObject({ phoneNumber: phoneNumberSchema })
+export const groupParams = z.strictObject({ jid: groupJidSchema })
+
+export const createAccountBody = z.strictObject({
+  phoneNumber: phoneNumberSchema.optional(),
+  pushName: pushNameSchema.optional(),
+})
+
+export const createContactBody = z.strictObject({
+  phoneNumber: phoneNumberSchema.optional(),
+  pushName: pushNameSchema.optional(),
+  addressing: addressingSchema.optional(),
+})
+
+export const updateContactBody = z.strictObject({
+  online: z.boolean().optional(),
+  pushName: pushNameSchema.optional(),
+  addressing: addressingSchema.optional(),
+})
+
+export const createGroupBody = z.strictObject({
+  subject: z.string().trim().min(1).max(100),
+  creator: phoneNumberSchema,
+  participants: z.array(phoneNumberSchema).max(1024),
+})
+
+export const scanBody = z.strictObject({
+  qr: z.string().min(1).max(4096),
+  phoneNumber: phoneNumberSchema.optional(),
+})
+
+export const pairingCodeBody = z.strictObject({
+  phoneNumber: phoneNumberSchema,
+  code: z.string().min(1).max(32),
+})
+
+/** What a simulated person can send; exactly one per message (see `sendMessageBody`). */
+const contentFields = {
+  text: z.string().min(1).max(65_536),
+  location: z.strictObject({
+    latitude: z.number().min(-90).max(90),
+    longitude: z.number().min(-180).max(180),
+    name: z.string().max(256).optional(),
+    address: z.string().max(1024).optional(),
+  }),
+  contact: z.strictObject({ displayName: z.string().min(1).max(256), vcard: z.string().min(1).max(65_536) }),
+  reaction: z.strictObject({ messageId: messageIdSchema, emoji: z.string().max(32) }),
+  poll: z.strictObject({
+    name: z.string().min(1).max(256),
+    options: z.array(z.string().min(1).max(100)).min(2).max(12),
+    selectableCount: z.number().int().min(0).max(12).optional(),
+  }),
+  pollVote: z.strictObject({ pollId: messageIdSchema, options: z.array(z.string().min(1)).max(12) }),
+  edit: z.strictObject({ messageId: messageIdSchema, text: z.string().min(1).max(65_536) }),
+  delete: z.strictObject({ messageId: messageIdSchema }),
+}
+
+export const CONTENT_FIELDS = Object.keys(contentFields) as (keyof typeof contentFields)[]
+
+export const sendMessageBody = z
+  .strictObject({
+    from: phoneNumberSchema,
+    to: chatAddressSchema,
+    text: contentFields.text.optional(),
+    location: contentFields.location.optional(),
+    contact: contentFields.contact.optional(),
+    reaction: contentFields.reaction.optional(),
+    poll: contentFields.poll.optional(),
+    pollVote: contentFields.pollVote.optional(),
+    edit: contentFields.edit.optional(),
+    delete: contentFields.delete.optional(),
+    replyTo: messageIdSchema.optional(),
+    pushName: pushNameSchema.optional(),
+  })
+  .superRefine((body, ctx) => {
+    const given = CONTENT_FIELDS.filter((field) => body[field] !== undefined)
+    if (given.length === 1) return
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        `exactly one content field is required (one of ${CONTENT_FIELDS.join(', ')}); ` +
+        (given.length ? `got ${given.join(' and ')}` : 'got none'),
+    })
+  })
+
+export const receiptBody = z.strictObject({
+  from: phoneNumberSchema,
+  to: phoneNumberSchema,
+  messageIds: z.array(messageIdSchema).min(1).max(1000),
+  type: z.enum(['delivery', 'read', 'played']),
+  group: groupJidSchema.optional(),
+})
+
+export const presenceBody = z
+  .strictObject({
+    from: phoneNumberSchema,
+    to: phoneNumberSchema,
+    state: z.enum(['available', 'unavailable', 'composing', 'recording', 'paused']),
+    group: groupJidSchema.optional(),
+  })
+  .refine((body) => !body.group || !['available', 'unavailable'].includes(body.state), {
+    message: 'group applies only to the chat states composing, recording and paused',
+    path: ['group'],
+  })
+
+/** Mirrors `SandboxFault` (faults.ts); see there what each kind reproduces. */
+export const faultBody = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.enum(['drop', 'silence', 'conflict', 'logout', 'restart-required']),
+    phoneNumber: phoneNumberSchema,
+  }),
+  z.strictObject({
+    kind: z.literal('slow'),
+    phoneNumber: phoneNumberSchema,
+    delayMs: z.number().int().min(0).max(600_000),
+  }),
+  z.strictObject({
+    kind: z.literal('refuse-upgrade'),
+    status: z.number().int().min(400).max(599).nullable(),
+  }),
+])
+
+export const settingsBody = z.strictObject({
+  receipts: z.strictObject({ deliveryDelayMs: delayMsSchema, readDelayMs: delayMsSchema }),
+})
+
+// ---- responses ------------------------------------------------------------------------------
+
+export const infoView = z.object({
+  websocketUrl: z.string(),
+  /** the Noise root public key clients must trust, base64 */
+  noiseRootPublicKey: z.string(),
+  seed: z.number(),
+  accounts: z.number(),
+  contacts: z.number(),
+  groups: z.number(),
+})
+
+export const accountView = z.object({
+  phoneNumber: z.string(),
+  jid: z.string(),
+  lid: z.string(),
+  lidJid: z.string(),
+  pushName: z.string(),
+  linkedDevices: z.array(
+    z.object({
+      deviceId: z.number(),
+      /** seconds since the epoch */
+      linkedAt: z.number(),
+      connected: z.boolean(),
+    }),
+  ),
+})
+
+export const contactView = z.object({
+  phoneNumber: z.string(),
+  jid: z.string(),
+  lid: z.string(),
+  lidJid: z.string(),
+  pushName: z.string(),
+  online: z.boolean(),
+  addressing: addressingSchema,
+})
+
+export const groupView = z.object({
+  jid: z.string(),
+  subject: z.string(),
+  creator: z.string(),
+  createdAt: z.number(),
+  addressing: addressingSchema,
+  participants: z.array(
+    z.object({ phoneNumber: z.string(), lid: z.string(), role: z.enum(['member', 'admin', 'superadmin']) }),
+  ),
+})
+
+export const inboxMessageView = z.object({
+  id: z.string(),
+  /** the sender's device JID */
+  from: z.string(),
+  /** the receiving person's phone number, or the group JID */
+  to: z.string(),
+  chat: z.string(),
+  timestamp: z.number(),
+  /** the first content key of the message, e.g. `conversation` */
+  kind: z.string(),
+  text: z.string().nullable(),
+  /** the decrypted `proto.Message` as JSON (bytes base64, enums by name) */
+  message: z.record(z.string(), z.unknown()),
+})
+
+export const activityView = z.object({
+  /** milliseconds since the epoch */
+  at: z.number(),
+  kind: z.enum(['receipt', 'chatstate', 'presence']),
+  value: z.string(),
+  messageIds: z.array(z.string()).optional(),
+  to: z.string().optional(),
+})
+
+export const linkedView = z.object({ phoneNumber: z.string(), deviceId: z.number() })
+export const sentView = z.object({ id: z.string(), timestamp: z.number() })
+export const faultResultView = z.object({ affectedConnections: z.number() })
+export const settingsView = settingsBody
+
+export const accountListView = z.object({ accounts: z.array(accountView) })
+export const contactListView = z.object({ contacts: z.array(contactView) })
+export const groupListView = z.object({ groups: z.array(groupView) })
+export const inboxView = z.object({ messages: z.array(inboxMessageView) })
+export const activityListView = z.object({ activity: z.array(activityView) })
+
+// ---- shared types ---------------------------------------------------------------------------
+
+export type CreateAccountInput = z.input<typeof createAccountBody>
+export type CreateContactInput = z.input<typeof createContactBody>
+export type UpdateContactInput = z.input<typeof updateContactBody>
+export type CreateGroupInput = z.input<typeof createGroupBody>
+export type ScanInput = z.input<typeof scanBody>
+export type PairingCodeInput = z.input<typeof pairingCodeBody>
+export type SendMessageInput = z.input<typeof sendMessageBody>
+export type ReceiptInput = z.input<typeof receiptBody>
+export type PresenceInput = z.input<typeof presenceBody>
+export type FaultInput = z.input<typeof faultBody>
+export type Settings = z.output<typeof settingsView>
+
+export type SandboxInfo = z.output<typeof infoView>
+export type Account = z.output<typeof accountView>
+export type Contact = z.output<typeof contactView>
+export type Group = z.output<typeof groupView>
+export type InboxMessage = z.output<typeof inboxMessageView>
+export type Activity = z.output<typeof activityView>
+export type Linked = z.output<typeof linkedView>
+export type Sent = z.output<typeof sentView>
+export type FaultResult = z.output<typeof faultResultView>
+
+/** The error envelope of every non-2xx answer. */
+export interface ControlErrorBody {
+  error: { code: string; message: string; requestId: string; details?: { path: string; message: string }[] }
+}
