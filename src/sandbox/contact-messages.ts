@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { aesEncryptGCM, hmacSign, jidNormalizedUser, proto, sha256 } from '@whiskeysockets/baileys'
 import { SandboxError } from './errors.ts'
+import type { MediaKind } from './media.ts'
 import type { ReceivedMessage, SimGroup, SimUser } from './network.ts'
 
 /** What a simulated person can send, one content kind at a time (media is built in media.ts). */
@@ -13,6 +14,18 @@ export type ContactContent =
   | { pollVote: { pollId: string; options: string[] } }
   | { edit: { messageId: string; text: string } }
   | { delete: { messageId: string } }
+  | { media: ContactMediaInput }
+
+/** Media a simulated person sends, as the control API takes it (base64). */
+export interface ContactMediaInput {
+  kind: MediaKind
+  data: string
+  mimetype: string
+  caption?: string
+  fileName?: string
+  ptt?: boolean
+  seconds?: number
+}
 
 /** A message as known to the sandbox: sent by a simulated person, or received by one. */
 export interface KnownMessage {
@@ -32,7 +45,7 @@ export interface KnownMessage {
 export function buildContactMessage(
   sender: SimUser,
   chat: SimUser | SimGroup,
-  content: ContactContent,
+  content: Exclude<ContactContent, { media: ContactMediaInput }>,
   options: { replyTo?: KnownMessage; lookup: (id: string) => KnownMessage | undefined },
 ): proto.IMessage {
   const target = (id: string): KnownMessage => {

@@ -140,7 +140,8 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
   )
   app.post(
     '/messages',
-    { schema: { body: s.sendMessageBody, response: { 201: s.sentView } } },
+    // media arrives as base64 in the body
+    { bodyLimit: 24 * 1024 * 1024, schema: { body: s.sendMessageBody, response: { 201: s.sentView } } },
     async (request, reply) => {
       const { from, to, replyTo, pushName } = request.body
       const sent = await sandbox.sendAs({ from, to, content: contentOf(request.body), replyTo, pushName })
@@ -185,15 +186,15 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
     { schema: { body: s.faultBody, response: { 200: s.faultResultView } } },
     async (request) => sandbox.injectFault(request.body),
   )
-  app.get('/settings', { schema: { response: { 200: s.settingsView } } }, async () => ({
-    receipts: { ...router.receipts },
-  }))
+  const settings = () => ({ receipts: { ...router.receipts }, history: { ...sandbox.history } })
+  app.get('/settings', { schema: { response: { 200: s.settingsView } } }, async () => settings())
   app.put(
     '/settings',
     { schema: { body: s.settingsBody, response: { 200: s.settingsView } } },
     async (request) => {
       Object.assign(router.receipts, request.body.receipts)
-      return { receipts: { ...router.receipts } }
+      if (request.body.history) Object.assign(sandbox.history, request.body.history)
+      return settings()
     },
   )
   app.post('/reset', async (_request, reply) => {

@@ -17,6 +17,7 @@ import type {
   SendMessageInput,
   Sent,
   Settings,
+  SettingsUpdate,
   UpdateContactInput,
 } from './control-schemas.ts'
 
@@ -152,7 +153,7 @@ export class SandboxControlClient {
     return this.request('GET', '/settings')
   }
 
-  updateSettings(settings: Settings): Promise<Settings> {
+  updateSettings(settings: SettingsUpdate): Promise<Settings> {
     return this.request('PUT', '/settings', settings)
   }
 

@@ -81,6 +81,9 @@ export const pairingCodeBody = z.strictObject({
   code: z.string().min(1).max(32),
 })
 
+/** 16 MiB of media as base64. */
+export const MAX_MEDIA_BASE64 = Math.ceil((16 * 1024 * 1024) / 3) * 4
+
 /** What a simulated person can send; exactly one per message (see `sendMessageBody`). */
 const contentFields = {
   text: z.string().min(1).max(65_536),
@@ -100,6 +103,19 @@ const contentFields = {
   pollVote: z.strictObject({ pollId: messageIdSchema, options: z.array(z.string().min(1)).max(12) }),
   edit: z.strictObject({ messageId: messageIdSchema, text: z.string().min(1).max(65_536) }),
   delete: z.strictObject({ messageId: messageIdSchema }),
+  media: z.strictObject({
+    kind: z.enum(['image', 'video', 'audio', 'document', 'sticker']),
+    data: z
+      .string()
+      .min(1)
+      .max(MAX_MEDIA_BASE64)
+      .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64 without a data: prefix'),
+    mimetype: z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'a MIME type such as image/jpeg'),
+    caption: z.string().max(4096).optional(),
+    fileName: z.string().min(1).max(255).optional(),
+    ptt: z.boolean().optional(),
+    seconds: z.number().int().min(0).max(86_400).optional(),
+  }),
 }
 
 export const CONTENT_FIELDS = Object.keys(contentFields) as (keyof typeof contentFields)[]
@@ -116,6 +132,7 @@ export const sendMessageBody = z
     pollVote: contentFields.pollVote.optional(),
     edit: contentFields.edit.optional(),
     delete: contentFields.delete.optional(),
+    media: contentFields.media.optional(),
     replyTo: messageIdSchema.optional(),
     pushName: pushNameSchema.optional(),
   })
@@ -169,6 +186,18 @@ export const faultBody = z.discriminatedUnion('kind', [
 
 export const settingsBody = z.strictObject({
   receipts: z.strictObject({ deliveryDelayMs: delayMsSchema, readDelayMs: delayMsSchema }),
+  /** what a newly linked device gets as its first history sync */
+  history: z
+    .strictObject({
+      chats: z.number().int().min(0).max(1000),
+      messagesPerChat: z.number().int().min(0).max(1000),
+    })
+    .optional(),
+})
+
+export const settingsView = z.object({
+  receipts: z.object({ deliveryDelayMs: delayMsSchema, readDelayMs: delayMsSchema }),
+  history: z.object({ chats: z.number(), messagesPerChat: z.number() }),
 })
 
 // ---- responses ------------------------------------------------------------------------------
@@ -247,7 +276,6 @@ export const activityView = z.object({
 export const linkedView = z.object({ phoneNumber: z.string(), deviceId: z.number() })
 export const sentView = z.object({ id: z.string(), timestamp: z.number() })
 export const faultResultView = z.object({ affectedConnections: z.number() })
-export const settingsView = settingsBody
 
 export const accountListView = z.object({ accounts: z.array(accountView) })
 export const contactListView = z.object({ contacts: z.array(contactView) })
@@ -268,6 +296,7 @@ export type ReceiptInput = z.input<typeof receiptBody>
 export type PresenceInput = z.input<typeof presenceBody>
 export type FaultInput = z.input<typeof faultBody>
 export type Settings = z.output<typeof settingsView>
+export type SettingsUpdate = z.input<typeof settingsBody>
 
 export type SandboxInfo = z.output<typeof infoView>
 export type Account = z.output<typeof accountView>

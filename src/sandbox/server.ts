@@ -25,6 +25,7 @@ import { registerGroupIqs } from './group-iqs.ts'
 import { type HistorySettings, initialHistorySync } from './history.ts'
 import { IqRouter } from './iq-router.ts'
 import { Linker, type QrSchedule, WHATSAPP_QR_SCHEDULE } from './linking.ts'
+import { encryptMediaForContact } from './media.ts'
 import { MediaServer, registerMediaIqs } from './media-server.ts'
 import { MessageRouter, type ReceiptSettings } from './message-router.ts'
 import { nowSeconds, SandboxNetwork, type SimGroup, type SimUser } from './network.ts'
@@ -208,7 +209,14 @@ export class SandboxServer {
     const replyTo = input.replyTo ? lookup(input.replyTo) : undefined
     if (input.replyTo && !replyTo)
       throw new SandboxError('not_found', `no message ${input.replyTo} to reply to`)
-    const message = buildContactMessage(sender, chat, input.content, { replyTo, lookup })
+    const { content } = input
+    const message =
+      'media' in content
+        ? await encryptMediaForContact(this.media, {
+            ...content.media,
+            bytes: Buffer.from(content.media.data, 'base64'),
+          })
+        : buildContactMessage(sender, chat, content, { replyTo, lookup })
     return this.sendMessage(sender, chat, message)
   }
 

@@ -124,6 +124,27 @@ describe('sandbox control API', () => {
         assert.equal((await api.getContact(NIA)).pushName, 'Nia')
       })
 
+      it('delivers a POST /messages image that the client downloads byte for byte', async () => {
+        const bytes = Buffer.from('not really a jpeg, but bytes all the same: 0123456789')
+        const upsert = client.waitFor('messages.upsert', (u) =>
+          u.messages.some((m) => m.message?.imageMessage),
+        )
+        const sent = await api.sendMessage({
+          from: NIA,
+          to: ACCOUNT,
+          media: {
+            kind: 'image',
+            data: bytes.toString('base64'),
+            mimetype: 'image/jpeg',
+            caption: 'a picture',
+          },
+        })
+        const message = (await upsert).messages.find((m) => m.key.id === sent.id)
+        assert.equal(message?.message?.imageMessage?.caption, 'a picture')
+        assert.ok(message)
+        assert.deepEqual(await client.download(message), bytes)
+      })
+
       it("shows what the client sent in the contact's GET /inbox, decrypted", async () => {
         const sent = await client.sendAndRemember(NIA_JID, { text: 'pong' })
         const received = await eventually(
@@ -217,12 +238,19 @@ describe('sandbox control API', () => {
       assert.equal(client.socket.user?.id, `15550007004:${linked.deviceId}@s.whatsapp.net`)
     })
 
-    it('reads and replaces the receipt delays through /settings', async () => {
-      assert.deepEqual(await api.getSettings(), { receipts: { deliveryDelayMs: 50, readDelayMs: null } })
-      const settings = { receipts: { deliveryDelayMs: null, readDelayMs: 250 } }
+    it('reads and replaces the receipt delays and the first-link history through /settings', async () => {
+      assert.deepEqual(await api.getSettings(), {
+        receipts: { deliveryDelayMs: 50, readDelayMs: null },
+        history: { chats: 0, messagesPerChat: 0 },
+      })
+      const settings = {
+        receipts: { deliveryDelayMs: null, readDelayMs: 250 },
+        history: { chats: 3, messagesPerChat: 5 },
+      }
       assert.deepEqual(await api.updateSettings(settings), settings)
       assert.deepEqual(await api.getSettings(), settings)
       assert.deepEqual(standalone.sandbox.router.receipts, settings.receipts)
+      assert.deepEqual(standalone.sandbox.history, settings.history)
     })
 
     it('forgets every person and group on POST /reset', async () => {

@@ -70,6 +70,84 @@ describe('sandbox groups with a plain Baileys client', () => {
     assert.equal(message?.key.participantAlt, carol.jid)
   })
 
+  it('has every member decrypt each kind the client sends to the group', async () => {
+    const first = await client.sendAndRemember(group.jid, { text: 'base' })
+    const key = { remoteJid: group.jid, id: first?.key.id, fromMe: true, participant: client.socket.user?.id }
+    const image = Buffer.from('group picture bytes')
+    const kinds: [string, Parameters<TestClient['sendAndRemember']>[1], object?][] = [
+      ['extendedTextMessage', { text: 'replying in the group' }, { quoted: first }],
+      ['locationMessage', { location: { degreesLatitude: 1.5, degreesLongitude: 2.5 } }],
+      [
+        'contactMessage',
+        {
+          contacts: {
+            displayName: 'Zed',
+            contacts: [{ vcard: 'BEGIN:VCARD\nVERSION:3.0\nFN:Zed\nEND:VCARD' }],
+          },
+        },
+      ],
+      ['reactionMessage', { react: { text: '🎉', key } }],
+      ['pollCreationMessageV3', { poll: { name: 'Pizza?', values: ['yes', 'no'], selectableCount: 1 } }],
+      // a thumbnail given up front: no image library needed to make one
+      [
+        'imageMessage',
+        { image, mimetype: 'image/jpeg', jpegThumbnail: Buffer.from('thumb').toString('base64') },
+      ],
+      ['protocolMessage', { edit: key, text: 'base (edited)' }],
+      ['protocolMessage', { delete: key }],
+    ]
+    for (const [kind, content, options] of kinds) {
+      const sent = await client.sendAndRemember(group.jid, content, options)
+      for (const member of [bob, carol]) {
+        const got = await eventually(
+          () => member.received.find((m) => m.id === sent?.key.id),
+          `${member.pushName} to get ${kind}`,
+        )
+        assert.ok(got.message[kind as keyof typeof got.message], `${member.pushName} decrypted a ${kind}`)
+      }
+    }
+  })
+
+  it('delivers each kind a member sends to the group to the client', async () => {
+    const base = await sandbox.sendAs({ from: bob.phoneNumber, to: group.jid, content: { text: 'from bob' } })
+    const contents: [string, Parameters<SandboxServer['sendAs']>[0]['content'], string?][] = [
+      ['extendedTextMessage', { text: 'bob replies' }, base.id],
+      ['locationMessage', { location: { latitude: 3, longitude: 4 } }],
+      [
+        'contactMessage',
+        { contact: { displayName: 'Yan', vcard: 'BEGIN:VCARD\nVERSION:3.0\nFN:Yan\nEND:VCARD' } },
+      ],
+      ['reactionMessage', { reaction: { messageId: base.id, emoji: '👀' } }],
+      ['pollCreationMessageV3', { poll: { name: 'Tea?', options: ['a', 'b'] } }],
+      [
+        'imageMessage',
+        {
+          media: { kind: 'image', data: Buffer.from('bob image').toString('base64'), mimetype: 'image/png' },
+        },
+      ],
+      ['protocolMessage', { edit: { messageId: base.id, text: 'from bob (edited)' } }],
+      ['protocolMessage', { delete: { messageId: base.id } }],
+    ]
+    for (const [kind, content, replyTo] of contents) {
+      const seen = new Promise<boolean>((resolve) => {
+        const listener = ({
+          messages,
+        }: {
+          messages: { key: { remoteJid?: string | null }; message?: object | null }[]
+        }) => {
+          const match = messages.find((m) => m.key.remoteJid === group.jid && m.message && kind in m.message)
+          if (match) {
+            client.socket.ev.off('messages.upsert', listener)
+            resolve(true)
+          }
+        }
+        client.socket.ev.on('messages.upsert', listener)
+      })
+      await sandbox.sendAs({ from: bob.phoneNumber, to: group.jid, content, replyTo })
+      assert.equal(await seen, true, `the client received the ${kind}`)
+    }
+  })
+
   it('creates a group, renames it and manages participants, reflected in the sandbox', async () => {
     const created = await client.socket.groupCreate('Project', [bob.jid])
     const made = sandbox.network.getGroup(created.id)
