@@ -69,6 +69,8 @@ export const createGroupBody = z.strictObject({
   subject: z.string().trim().min(1).max(100),
   creator: phoneNumberSchema,
   participants: z.array(phoneNumberSchema).max(1024),
+  /** the name a member goes by in this group, by phone number */
+  names: z.record(z.string().max(32), z.string().trim().min(1).max(25)).optional(),
 })
 
 export const scanBody = z.strictObject({
@@ -245,7 +247,12 @@ export const groupView = z.object({
   createdAt: z.number(),
   addressing: addressingSchema,
   participants: z.array(
-    z.object({ phoneNumber: z.string(), lid: z.string(), role: z.enum(['member', 'admin', 'superadmin']) }),
+    z.object({
+      phoneNumber: z.string(),
+      lid: z.string(),
+      role: z.enum(['member', 'admin', 'superadmin']),
+      name: z.string().optional(),
+    }),
   ),
 })
 

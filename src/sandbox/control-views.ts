@@ -59,6 +59,7 @@ export function toGroup(sandbox: SandboxServer, group: SimGroup): Group {
       phoneNumber,
       lid: sandbox.network.findUser(phoneNumber)?.lid ?? '',
       role,
+      ...(group.memberNames.has(phoneNumber) ? { name: group.memberNames.get(phoneNumber) } : {}),
     })),
   }
 }

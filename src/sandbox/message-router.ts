@@ -333,7 +333,7 @@ export class MessageRouter {
       id,
       type: stanzaType(message),
       t: String(nowSeconds()),
-      notify: sender.pushName,
+      notify: group.memberNames.get(sender.phoneNumber) ?? sender.pushName,
     }
     for (const deviceId of member.devices.keys()) {
       this.deliverToDevice(member, deviceId, async (connection) => {

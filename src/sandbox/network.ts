@@ -89,6 +89,8 @@ export class SimUser {
 
 export class SimGroup {
   readonly participants = new Map<string, ParticipantRole>()
+  /** the name a member goes by in this group, where it differs from their push name */
+  readonly memberNames = new Map<string, string>()
   readonly received: ReceivedMessage[] = []
   description = ''
   descriptionId = ''

@@ -267,14 +267,26 @@ export class SandboxServer {
   }
 
   /** People `from` the sandbox creates as members if new; the creator is a superadmin. */
-  createGroup(input: { subject: string; creator: string; participants: string[] }): SimGroup {
-    const person = (address: string) =>
-      this.network.findOrCreateUser(address.replace(/[^\d]/g, ''), 'contact')
+  createGroup(input: {
+    subject: string
+    creator: string
+    participants: string[]
+    /** the name a member uses in this group, by phone number */
+    names?: Record<string, string>
+  }): SimGroup {
+    const digits = (address: string) => address.replace(/[^\d]/g, '')
+    const person = (address: string) => this.network.findOrCreateUser(digits(address), 'contact')
     const group = this.network.createGroup({
       subject: input.subject,
       creator: person(input.creator),
       participants: input.participants.map(person),
     })
+    for (const [phoneNumber, name] of Object.entries(input.names ?? {})) {
+      if (!group.participants.has(digits(phoneNumber))) {
+        throw new SandboxError('invalid_request', `${phoneNumber} has a group name but is not a member`)
+      }
+      group.memberNames.set(digits(phoneNumber), name)
+    }
     return group
   }
 

@@ -24,6 +24,7 @@ describe('sandbox groups with a plain Baileys client', () => {
       subject: 'Team',
       creator: bob.phoneNumber,
       participants: [ACCOUNT, carol.phoneNumber],
+      names: { [carol.phoneNumber]: 'Carol (ops)' },
     })
   })
   after(async () => {
@@ -68,6 +69,7 @@ describe('sandbox groups with a plain Baileys client', () => {
     assert.equal(message?.message?.conversation, 'hi from carol')
     assert.equal(message?.key.participant, carol.lidJid)
     assert.equal(message?.key.participantAlt, carol.jid)
+    assert.equal(message?.pushName, 'Carol (ops)', 'the name Carol uses in this group')
   })
 
   it('has every member decrypt each kind the client sends to the group', async () => {
