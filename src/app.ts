@@ -1,0 +1,140 @@
+import { mkdir } from 'node:fs/promises'
+import type { FastifyInstance } from 'fastify'
+import pino, { type Logger } from 'pino'
+import { ApiKeysService } from './accounts/api-keys.service.ts'
+import { type BootstrapResult, bootstrap } from './accounts/bootstrap.ts'
+import type { Config } from './config.ts'
+import { newId } from './domain/ids.ts'
+import { BaileysEngine } from './engine/baileys.engine.ts'
+import type { SandboxTarget } from './engine/engine.ts'
+import { EventBus } from './events/event-bus.ts'
+import { buildHttpServer } from './http/server.ts'
+import { Metrics } from './observability/metrics.ts'
+import { SandboxServer } from './sandbox/server.ts'
+import { loadOrCreateEncryptionKey, SecretBox } from './security/secret-box.ts'
+import { SessionManager } from './sessions/session-manager.ts'
+import { RepositorySessionStore } from './sessions/session-store.ts'
+import { SessionsService } from './sessions/sessions.service.ts'
+import { migrateToLatest, openDatabase } from './store/db.ts'
+import { createRepositories } from './store/index.ts'
+
+export const VERSION = '0.1.0'
+
+export interface AppOptions {
+  config: Config
+  logger?: Logger
+  /** an already running sandbox to use instead of starting one (tests share one across restarts) */
+  sandbox?: SandboxServer
+  /** timings tests shorten */
+  tuning?: { keepAliveIntervalMs?: number; backoff?: { initialMs: number; maxMs: number } }
+}
+
+export interface App {
+  http: FastifyInstance
+  sessions: SessionsService
+  manager: SessionManager
+  apiKeys: ApiKeysService
+  sandbox?: SandboxServer
+  bootstrap: BootstrapResult
+  /** starts listening; resolves with the base URL */
+  listen(): Promise<string>
+  /** starts every session that should run, from stored credentials */
+  restoreSessions(): Promise<number>
+  close(): Promise<void>
+}
+
+/** The composition root: everything is built here and nowhere else. */
+export async function createApp(options: AppOptions): Promise<App> {
+  const { config } = options
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'wagate' } })
+  await mkdir(config.dataDir, { recursive: true })
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+  await migrateToLatest(database)
+  const repositories = createRepositories(database)
+  const secretBox = new SecretBox(await loadOrCreateEncryptionKey(config.dataDir, config.encryptionKey))
+  const bus = new EventBus((err) => logger.error({ err }, 'event listener failed'))
+
+  const ownSandbox = !options.sandbox && config.sandbox
+  const sandbox =
+    options.sandbox ?? (config.sandbox ? await new SandboxServer({ seed: 1 }).listen() : undefined)
+  const sandboxTarget = (): SandboxTarget | undefined =>
+    sandbox && {
+      websocketUrl: sandbox.websocketUrl,
+      noiseRootPublicKey: sandbox.rootPublicKey,
+      mediaCaPem: sandbox.media.caPem,
+    }
+
+  const engine = new BaileysEngine({
+    authStore: repositories.authState,
+    secretBox,
+    logger,
+    baileysLogLevel: config.baileysLogLevel,
+  })
+  const sessionStore = new RepositorySessionStore({
+    database,
+    sessions: repositories.sessions,
+    events: repositories.events,
+    bus,
+    newId,
+  })
+  let metrics: Metrics | undefined
+  const manager = new SessionManager({
+    store: sessionStore,
+    engine,
+    secretBox,
+    logger,
+    sandboxTarget,
+    keepAliveIntervalMs: options.tuning?.keepAliveIntervalMs,
+    backoff: options.tuning?.backoff,
+    onReconnect: () => metrics?.reconnects.inc(),
+  })
+  metrics = new Metrics(() => repositories.sessions.countByStatus())
+  const apiKeys = new ApiKeysService(repositories.apiKeys, newId)
+  const sessions = new SessionsService({ repository: sessionStore, manager, secretBox, newId })
+  const bootstrapped = await bootstrap({
+    organizations: repositories.organizations,
+    apiKeys,
+    newId,
+    dataDir: config.dataDir,
+  })
+
+  let restored = false
+  const http = await buildHttpServer({
+    logger,
+    version: VERSION,
+    corsOrigins: config.corsOrigins,
+    apiKeys,
+    sessions,
+    metrics,
+    sandbox,
+    readiness: async () => {
+      const store = await repositories.organizations
+        .getFirst()
+        .then(() => true)
+        .catch(() => false)
+      return { ready: store && restored, checks: { store, sessionsLoaded: restored } }
+    },
+  })
+
+  return {
+    http,
+    sessions,
+    manager,
+    apiKeys,
+    sandbox,
+    bootstrap: bootstrapped,
+    listen: () => http.listen({ host: config.host, port: config.port }),
+    restoreSessions: async () => {
+      const count = await manager.restoreAll()
+      restored = true
+      return count
+    },
+    close: async () => {
+      await http.close()
+      await manager.shutdown()
+      await apiKeys.close()
+      if (ownSandbox) await sandbox?.close()
+      await database.close()
+    },
+  }
+}

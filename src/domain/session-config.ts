@@ -1,0 +1,72 @@
+import { z } from 'zod'
+
+export const WEBHOOK_RETRY_POLICIES = ['constant', 'linear', 'exponential'] as const
+
+const headerName = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'letters, digits and hyphens, at most 64')
+
+export const sessionWebhookSchema = z.object({
+  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+  events: z.array(z.string().min(1).max(64)).max(64).default(['*']),
+  hmac: z.object({ key: z.string().min(8, 'at least 8 characters').max(256) }).optional(),
+  customHeaders: z
+    .array(z.object({ name: headerName, value: z.string().max(1024) }))
+    .max(20)
+    .default([]),
+  retries: z
+    .object({
+      policy: z.enum(WEBHOOK_RETRY_POLICIES).default('exponential'),
+      delaySeconds: z.number().int().min(1).max(3600).default(2),
+      attempts: z.number().int().min(1).max(50).default(15),
+    })
+    .default({ policy: 'exponential', delaySeconds: 2, attempts: 15 }),
+})
+
+/** A session's configuration, in the shape of the WAHA-style seed; every field optional. */
+export const sessionConfigSchema = z.object({
+  metadata: z
+    .record(z.string().max(100), z.string().max(1000))
+    .refine((m) => Object.keys(m).length <= 50, 'at most 50 keys')
+    .default({}),
+  proxy: z
+    .object({
+      server: z
+        .string()
+        .regex(
+          /^((https?|socks[45]?):\/\/)?[A-Za-z0-9.-]+:\d{1,5}$/,
+          'host:port, optionally with http://, https:// or socks5://',
+        ),
+      username: z.string().max(256).optional(),
+      password: z.string().max(256).optional(),
+    })
+    .optional(),
+  client: z
+    .object({
+      deviceName: z.string().min(1).max(50).optional(),
+      browserName: z.string().min(1).max(50).optional(),
+    })
+    .default({}),
+  ignore: z
+    .object({
+      status: z.boolean().default(false),
+      groups: z.boolean().default(false),
+      channels: z.boolean().default(false),
+      broadcast: z.boolean().default(false),
+    })
+    .default({ status: false, groups: false, channels: false, broadcast: false }),
+  store: z
+    .object({ enabled: z.boolean().default(true), fullSync: z.boolean().default(false) })
+    .default({ enabled: true, fullSync: false }),
+  webhooks: z.array(sessionWebhookSchema).max(10).default([]),
+})
+
+export type SessionConfig = z.output<typeof sessionConfigSchema>
+export type SessionConfigInput = z.input<typeof sessionConfigSchema>
+
+/** Config fields a running session cannot change without reconnecting. */
+export function fieldsNeedingRestart(before: SessionConfig, after: SessionConfig): string[] {
+  const changed: string[] = []
+  if (JSON.stringify(before.proxy) !== JSON.stringify(after.proxy)) changed.push('proxy')
+  if (JSON.stringify(before.client) !== JSON.stringify(after.client)) changed.push('client')
+  if (before.store.fullSync !== after.store.fullSync) changed.push('store.fullSync')
+  return changed
+}

@@ -1,0 +1,38 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { type ApiKeyRole, type Principal, roleAtLeast } from '../accounts/api-key.types.ts'
+import type { ApiKeysService } from '../accounts/api-keys.service.ts'
+import { AppError } from '../domain/errors.ts'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal
+  }
+}
+
+/** The key from `X-API-Key` or `Authorization: Bearer`; never from the query string (it would end up in logs). */
+export function apiKeyFrom(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-api-key']
+  if (typeof header === 'string' && header.trim()) return header.trim()
+  const authorization = request.headers.authorization
+  const match = authorization?.match(/^Bearer\s+(\S+)$/i)
+  return match?.[1]
+}
+
+/** Every route under `prefix` requires a valid key; the principal is set on the request. */
+export function registerApiKeyAuth(app: FastifyInstance, apiKeys: ApiKeysService, prefix: string): void {
+  app.addHook('onRequest', async (request) => {
+    if (!request.url.startsWith(prefix)) return
+    request.principal = await apiKeys.authenticate(apiKeyFrom(request))
+  })
+}
+
+/** The caller, which must hold at least `role`. */
+export function requireRole(request: FastifyRequest, role: ApiKeyRole): Principal {
+  const principal = request.principal
+  if (!principal)
+    throw new AppError('unauthorized', 'missing API key: send it in X-API-Key or Authorization: Bearer')
+  if (!roleAtLeast(principal.role, role)) {
+    throw new AppError('forbidden', `this needs the ${role} role; the key has ${principal.role}`)
+  }
+  return principal
+}

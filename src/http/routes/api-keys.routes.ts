@@ -1,0 +1,65 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import type { ApiKeysService } from '../../accounts/api-keys.service.ts'
+import { requireRole } from '../auth.ts'
+import * as s from '../schemas.ts'
+import { apiKeyView } from '../views.ts'
+
+const tags = ['api keys']
+const errors = { 400: s.errorEnvelope, 401: s.errorEnvelope, 403: s.errorEnvelope, 404: s.errorEnvelope }
+
+export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> = async (app, { apiKeys }) => {
+  app.post(
+    '/api-keys',
+    {
+      schema: {
+        tags,
+        summary: 'Create an API key; the key itself is shown only in this response',
+        body: s.createApiKeyBody,
+        response: { 201: s.apiKeyView.extend({ key: z.string() }), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = requireRole(request, 'admin')
+      const { expiresAt, ...rest } = request.body
+      const { record, key } = await apiKeys.create(principal.organizationId, {
+        ...rest,
+        expiresAt: expiresAt ? Date.parse(expiresAt) : null,
+      })
+      return reply.status(201).send({ ...apiKeyView(record), key })
+    },
+  )
+
+  app.get(
+    '/api-keys',
+    {
+      schema: {
+        tags,
+        summary: 'List API keys',
+        response: { 200: z.object({ items: z.array(s.apiKeyView) }), ...errors },
+      },
+    },
+    async (request) => {
+      const principal = requireRole(request, 'admin')
+      const keys = await apiKeys.list(principal.organizationId)
+      return { items: keys.filter((k) => k.revokedAt === null).map(apiKeyView) }
+    },
+  )
+
+  app.delete(
+    '/api-keys/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Revoke an API key',
+        params: s.idParam,
+        response: { 204: z.null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = requireRole(request, 'admin')
+      await apiKeys.revoke(principal.organizationId, request.params.id)
+      return reply.status(204).send(null)
+    },
+  )
+}

@@ -1,0 +1,40 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import type { Metrics } from '../../observability/metrics.ts'
+
+export const healthRoutes: FastifyPluginAsyncZod<{
+  metrics: Metrics
+  readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>
+}> = async (app, { metrics, readiness }) => {
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Alive',
+        response: { 200: z.object({ status: z.literal('ok') }) },
+      },
+    },
+    async () => ({ status: 'ok' as const }),
+  )
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Ready: the store answers and sessions are loaded',
+        response: {
+          200: z.object({ ready: z.boolean(), checks: z.record(z.string(), z.boolean()) }),
+          503: z.object({ ready: z.boolean(), checks: z.record(z.string(), z.boolean()) }),
+        },
+      },
+    },
+    async (_request, reply) => {
+      const result = await readiness()
+      return reply.status(result.ready ? 200 : 503).send(result)
+    },
+  )
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+  })
+}

@@ -1,0 +1,185 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import QRCode from 'qrcode'
+import { z } from 'zod'
+import type { SessionsService } from '../../sessions/sessions.service.ts'
+import { requireRole } from '../auth.ts'
+import * as s from '../schemas.ts'
+import { iso, sessionView } from '../views.ts'
+
+const tags = ['sessions']
+const errors = {
+  400: s.errorEnvelope,
+  401: s.errorEnvelope,
+  403: s.errorEnvelope,
+  404: s.errorEnvelope,
+  409: s.errorEnvelope,
+}
+
+export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }> = async (
+  app,
+  { sessions },
+) => {
+  app.post(
+    '/sessions',
+    {
+      schema: {
+        tags,
+        summary: 'Create a session (and start it, unless start is false)',
+        body: s.createSessionBody,
+        response: { 201: s.sessionView, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const session = await sessions.create(requireRole(request, 'operator'), request.body)
+      return reply.status(201).send(sessionView(session))
+    },
+  )
+
+  app.get(
+    '/sessions',
+    {
+      schema: {
+        tags,
+        summary: 'List sessions',
+        querystring: s.listSessionsQuery,
+        response: {
+          200: z.object({
+            items: z.array(s.sessionView),
+            nextCursor: z.string().nullable(),
+            total: z.number(),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const page = await sessions.list(requireRole(request, 'viewer'), request.query)
+      return { ...page, items: page.items.map(sessionView) }
+    },
+  )
+
+  app.get(
+    '/sessions/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Get a session',
+        params: s.sessionIdParam,
+        response: { 200: s.sessionView, ...errors },
+      },
+    },
+    async (request) => sessionView(await sessions.get(requireRole(request, 'viewer'), request.params.id)),
+  )
+
+  app.patch(
+    '/sessions/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Rename or reconfigure a session',
+        params: s.sessionIdParam,
+        body: s.updateSessionBody,
+        response: {
+          200: z.object({ session: s.sessionView, restartRequired: z.array(z.string()) }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const result = await sessions.update(requireRole(request, 'operator'), request.params.id, request.body)
+      return { session: sessionView(result.session), restartRequired: result.restartRequired }
+    },
+  )
+
+  app.delete(
+    '/sessions/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Delete a session: stop it, log it out when linked, remove its credentials and data',
+        params: s.sessionIdParam,
+        response: { 204: z.null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      await sessions.delete(requireRole(request, 'operator'), request.params.id)
+      return reply.status(204).send(null)
+    },
+  )
+
+  for (const action of ['start', 'stop', 'restart', 'logout'] as const) {
+    app.post(
+      `/sessions/:id/${action}`,
+      {
+        schema: {
+          tags,
+          summary: `${action[0]?.toUpperCase()}${action.slice(1)} a session`,
+          params: s.sessionIdParam,
+          response: { 200: s.sessionView, ...errors },
+        },
+      },
+      async (request) =>
+        sessionView(await sessions[action](requireRole(request, 'operator'), request.params.id)),
+    )
+  }
+
+  app.get(
+    '/sessions/:id/qr',
+    {
+      schema: {
+        tags,
+        summary: 'The QR to scan: JSON with a PNG data URL, or ?format=png / ?format=raw',
+        params: s.sessionIdParam,
+        querystring: s.qrQuery,
+        response: { 200: s.qrView.or(z.string()).or(z.instanceof(Buffer)), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const qr = await sessions.qr(requireRole(request, 'operator'), request.params.id)
+      if (request.query.format === 'raw') return reply.type('text/plain').send(qr.value)
+      if (request.query.format === 'png') {
+        return reply.type('image/png').send(await QRCode.toBuffer(qr.value, { margin: 2, width: 320 }))
+      }
+      return {
+        value: qr.value,
+        image: await QRCode.toDataURL(qr.value, { margin: 2, width: 320 }),
+        expiresAt: iso(qr.expiresAt),
+        status: qr.status,
+      }
+    },
+  )
+
+  app.post(
+    '/sessions/:id/pairing-code',
+    {
+      schema: {
+        tags,
+        summary: 'Link by phone number: an 8-character code to type on the phone',
+        params: s.sessionIdParam,
+        body: s.pairingCodeBody,
+        response: { 200: s.pairingCodeView, ...errors },
+      },
+    },
+    async (request) => {
+      const result = await sessions.pairingCode(
+        requireRole(request, 'operator'),
+        request.params.id,
+        request.body.phoneNumber,
+      )
+      return { code: result.code, expiresAt: iso(result.expiresAt) }
+    },
+  )
+
+  app.get(
+    '/sessions/:id/me',
+    {
+      schema: {
+        tags,
+        summary: 'The linked account and device',
+        params: s.sessionIdParam,
+        response: { 200: s.meView, ...errors },
+      },
+    },
+    async (request) => sessions.me(requireRole(request, 'viewer'), request.params.id),
+  )
+}

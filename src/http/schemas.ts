@@ -1,0 +1,114 @@
+import { z } from 'zod'
+import { API_KEY_ROLES } from '../accounts/api-key.types.ts'
+import { sessionConfigSchema } from '../domain/session-config.ts'
+import { SESSION_STATUSES } from '../domain/session-status.ts'
+
+/** Request and response shapes of the native API; they produce validation, types and the OpenAPI document. */
+
+export const errorEnvelope = z
+  .object({
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      requestId: z.string(),
+      details: z.array(z.object({ path: z.string().optional(), message: z.string() })).optional(),
+    }),
+  })
+  .meta({ id: 'Error' })
+
+export const sessionName = z.string().regex(/^[A-Za-z0-9-]{3,50}$/, '3–50 letters, digits and hyphens')
+
+export const sessionIdParam = z.object({
+  id: z.string().min(1).max(100).describe('session id (ses_…) or name'),
+})
+
+const statusChange = z.object({
+  status: z.enum(SESSION_STATUSES),
+  at: z.number(),
+  reason: z.string().optional(),
+})
+
+export const sessionView = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    status: z.enum(SESSION_STATUSES),
+    statusHistory: z.array(statusChange),
+    lastError: z.string().nullable(),
+    phone: z.string().nullable(),
+    pushName: z.string().nullable(),
+    jid: z.string().nullable(),
+    lid: z.string().nullable(),
+    config: z.record(z.string(), z.unknown()),
+    metadata: z.record(z.string(), z.string()),
+    sandbox: z.boolean(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    connectedAt: z.string().nullable(),
+    lastActiveAt: z.string().nullable(),
+    reconnectCount: z.number(),
+  })
+  .meta({ id: 'Session' })
+
+export const createSessionBody = z.object({
+  name: sessionName,
+  config: sessionConfigSchema.optional(),
+  start: z.boolean().default(true),
+  sandbox: z.boolean().default(false),
+})
+
+export const updateSessionBody = z
+  .object({ name: sessionName.optional(), config: sessionConfigSchema.optional() })
+  .refine((body) => body.name !== undefined || body.config !== undefined, 'give name and/or config')
+
+export const listSessionsQuery = z.object({
+  status: z.enum(SESSION_STATUSES).optional(),
+  cursor: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+})
+
+export const qrQuery = z.object({ format: z.enum(['json', 'png', 'raw']).default('json') })
+
+export const qrView = z.object({
+  value: z.string(),
+  image: z.string().describe('PNG as a data URL'),
+  expiresAt: z.string(),
+  status: z.enum(SESSION_STATUSES),
+})
+
+export const pairingCodeBody = z.object({
+  phoneNumber: z.string().min(1).max(32).describe('digits with country code; + and spaces are tolerated'),
+})
+
+export const pairingCodeView = z.object({ code: z.string(), expiresAt: z.string() })
+
+export const meView = z.object({
+  jid: z.string(),
+  lid: z.string().nullable(),
+  phone: z.string(),
+  pushName: z.string().nullable(),
+  platform: z.string().nullable(),
+  deviceId: z.number().nullable(),
+})
+
+export const apiKeyView = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    prefix: z.string(),
+    role: z.enum(API_KEY_ROLES),
+    sessionIds: z.array(z.string()).nullable(),
+    expiresAt: z.string().nullable(),
+    lastUsedAt: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .meta({ id: 'ApiKey' })
+
+export const createApiKeyBody = z.object({
+  name: z.string().min(1).max(100),
+  role: z.enum(API_KEY_ROLES),
+  sessionIds: z.array(z.string().min(1)).max(100).optional(),
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+})
+
+export const idParam = z.object({ id: z.string().min(1).max(100) })

@@ -1,0 +1,122 @@
+import cors from '@fastify/cors'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod'
+import type { Logger } from 'pino'
+import type { ApiKeysService } from '../accounts/api-keys.service.ts'
+import { newId } from '../domain/ids.ts'
+import type { Metrics } from '../observability/metrics.ts'
+import { sandboxControlRoutes } from '../sandbox/control-api.ts'
+import type { SandboxServer } from '../sandbox/server.ts'
+import type { SessionsService } from '../sessions/sessions.service.ts'
+import { registerApiKeyAuth, requireRole } from './auth.ts'
+import { envelope, handleError } from './errors.ts'
+import { apiKeysRoutes } from './routes/api-keys.routes.ts'
+import { healthRoutes } from './routes/health.routes.ts'
+import { sessionsRoutes } from './routes/sessions.routes.ts'
+
+export const API_PREFIX = '/api/v1'
+
+export interface HttpDependencies {
+  logger: Logger
+  version: string
+  corsOrigins: string[]
+  apiKeys: ApiKeysService
+  sessions: SessionsService
+  metrics: Metrics
+  readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>
+  sandbox?: SandboxServer
+}
+
+/**
+ * The HTTP server: plugins in order (external, app-wide hooks, routes), one error handler,
+ * a request id on every response and log line, explicit timeouts.
+ */
+export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyInstance> {
+  const app = Fastify({
+    // pino's Logger and Fastify's base logger differ only in generics
+    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
+    genReqId: () => newId('request'),
+    // Request lines would put URLs with names and phone numbers in the log; we log what matters ourselves.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestTimeout: 30_000,
+    connectionTimeout: 10_000,
+    keepAliveTimeout: 72_000,
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>()
+
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  app.setErrorHandler(handleError)
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .status(404)
+      .send(envelope('not_found', `no route ${request.method} ${request.url.split('?')[0]}`, request.id)),
+  )
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched'
+    deps.metrics.httpDuration.observe(
+      { method: request.method, route, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    )
+    if (reply.statusCode >= 500) request.log.warn({ route, status: reply.statusCode }, 'request failed')
+  })
+
+  if (deps.corsOrigins.length) await app.register(cors, { origin: deps.corsOrigins })
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'wagate API',
+        version: deps.version,
+        description: 'Self-hosted WhatsApp HTTP API gateway',
+      },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+          bearer: { type: 'http', scheme: 'bearer' },
+        },
+      },
+      security: [{ apiKey: [] }, { bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  })
+  await app.register(swaggerUi, { routePrefix: '/api/docs' })
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  await app.register(healthRoutes, { metrics: deps.metrics, readiness: deps.readiness })
+  registerApiKeyAuth(app, deps.apiKeys, API_PREFIX)
+  await app.register(
+    async (api) => {
+      await api.register(sessionsRoutes, { sessions: deps.sessions })
+      await api.register(apiKeysRoutes, { apiKeys: deps.apiKeys })
+      const sandbox = deps.sandbox
+      if (sandbox) {
+        await api.register(
+          async (scope) => {
+            // The sandbox can link numbers and impersonate people: admins only.
+            scope.addHook('preHandler', async (request) => {
+              requireRole(request, 'admin')
+            })
+            await scope.register(sandboxControlRoutes, { sandbox })
+          },
+          { prefix: '/sandbox' },
+        )
+      }
+    },
+    { prefix: API_PREFIX },
+  )
+  return app
+}

@@ -1,0 +1,41 @@
+import { createApp } from './app.ts'
+import { ConfigError, loadConfig } from './config.ts'
+
+/** Boot: parse the config (listing every problem), build the app, listen, restore sessions. */
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>
+  try {
+    config = loadConfig()
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message)
+      process.exit(1)
+    }
+    throw error
+  }
+  const app = await createApp({ config })
+  const url = await app.listen()
+  const { adminKey, adminKeyFile } = app.bootstrap
+  console.log(`wagate listening on ${url} (API ${url}/api/v1, docs ${url}/api/docs)`)
+  if (app.sandbox)
+    console.log(`sandbox: create sessions with "sandbox": true; control API at ${url}/api/v1/sandbox`)
+  if (adminKey) {
+    // Printed once, on the start that created it; never logged.
+    console.log(`\nadmin API key (shown once, also saved to ${adminKeyFile}):\n\n  ${adminKey}\n`)
+  }
+  const restored = await app.restoreSessions()
+  if (restored) app.http.log.info({ restored }, 'sessions restored')
+
+  let closing = false
+  const shutdown = async (signal: string) => {
+    if (closing) process.exit(1)
+    closing = true
+    app.http.log.info({ signal }, 'shutting down')
+    await app.close()
+    process.exit(0)
+  }
+  process.on('SIGINT', () => void shutdown('SIGINT'))
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+}
+
+await main()

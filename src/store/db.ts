@@ -1,0 +1,62 @@
+import { join } from 'node:path'
+import { Kysely, type Migration, type MigrationResultSet, Migrator, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import { isPostgresUrl, PG_INT8_OID } from './dialect-sql.ts'
+import * as initial from './migrations/0001-initial.ts'
+import { NodeSqliteDialect, openSqliteFile } from './node-sqlite-dialect.ts'
+import type { Tables } from './schema.ts'
+
+/** An open store: the query builder, which dialect it speaks, and how to close it. */
+export interface Database {
+  db: Kysely<Tables>
+  dialect: 'sqlite' | 'postgres'
+  close(): Promise<void>
+}
+
+export interface OpenDatabaseOptions {
+  /** a `postgres://` URL selects Postgres; anything else (or nothing) the embedded SQLite file */
+  databaseUrl?: string
+  /** where the SQLite file lives: `${dataDir}/wagate.db` */
+  dataDir: string
+}
+
+/**
+ * Every migration, in order. Listed in code rather than read from a folder so the set is
+ * fixed at build time and works the same from any working directory. Never edit an entry
+ * that has shipped: add the next one.
+ */
+const MIGRATIONS: Record<string, Migration> = {
+  '0001-initial': initial,
+}
+
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
+  if (isPostgresUrl(options.databaseUrl)) {
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      // Timestamps are bigint columns; as epoch milliseconds they fit a JS number exactly.
+      // Set per pool rather than on pg's global type registry.
+      types: {
+        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+          oid === PG_INT8_OID
+            ? Number
+            : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+      },
+    })
+    const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) })
+    return { db, dialect: 'postgres', close: () => db.destroy() }
+  }
+  const file = openSqliteFile(join(options.dataDir, 'wagate.db'))
+  const db = new Kysely<Tables>({ dialect: new NodeSqliteDialect({ database: file }) })
+  return { db, dialect: 'sqlite', close: () => db.destroy() }
+}
+
+/** Applies every migration not yet applied; safe to run on each start and from several nodes. */
+export async function migrateToLatest(database: Database): Promise<MigrationResultSet> {
+  const migrator = new Migrator({
+    db: database.db,
+    provider: { getMigrations: async () => MIGRATIONS },
+  })
+  const result = await migrator.migrateToLatest()
+  if (result.error) throw result.error
+  return result
+}

@@ -1,0 +1,67 @@
+import type { Kysely, Selectable } from 'kysely'
+import type { EventsTable, Executor, Tables } from './schema.ts'
+
+/** A stored domain event; `payload` is whatever the events service serialises (JSON). */
+export interface EventRecord {
+  id: string
+  organizationId: string
+  sessionId: string | null
+  type: string
+  payload: unknown
+  createdAt: number
+}
+
+export interface EventListQuery {
+  sessionId?: string
+  types?: string[]
+  /** only events at or after this time (epoch ms) */
+  since?: number
+  limit: number
+}
+
+const toRecord = (row: Selectable<EventsTable>): EventRecord => ({
+  id: row.id,
+  organizationId: row.organization_id,
+  sessionId: row.session_id,
+  type: row.type,
+  payload: JSON.parse(row.payload),
+  createdAt: row.created_at,
+})
+
+/** The event log: written before publishing, so webhooks and streams can read what they missed. */
+export class EventsRepository {
+  private readonly db: Kysely<Tables>
+
+  constructor(db: Kysely<Tables>) {
+    this.db = db
+  }
+
+  /** Pass the transaction that made the change, so the change and its event commit together. */
+  async append(records: EventRecord[], trx: Executor = this.db): Promise<void> {
+    if (records.length === 0) return
+    await trx
+      .insertInto('events')
+      .values(
+        records.map((record) => ({
+          id: record.id,
+          organization_id: record.organizationId,
+          session_id: record.sessionId,
+          type: record.type,
+          payload: JSON.stringify(record.payload),
+          created_at: record.createdAt,
+        })),
+      )
+      .execute()
+  }
+
+  /** Newest first. */
+  async list(organizationId: string, query: EventListQuery, trx: Executor = this.db): Promise<EventRecord[]> {
+    if (query.types?.length === 0) return []
+    let select = trx.selectFrom('events').selectAll().where('organization_id', '=', organizationId)
+    if (query.sessionId !== undefined) select = select.where('session_id', '=', query.sessionId)
+    if (query.types) select = select.where('type', 'in', query.types)
+    if (query.since !== undefined) select = select.where('created_at', '>=', query.since)
+    const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit).execute()
+    return rows.map(toRecord)
+  }
+}

@@ -1,0 +1,96 @@
+import type { Generated, Kysely, Transaction } from 'kysely'
+
+/*
+ * Row shapes of every table, as both dialects return them. Conventions that keep one
+ * migration set portable: ids are prefixed text (`ses_…`), timestamps are epoch
+ * milliseconds (bigint in Postgres, parsed to number by the pool), booleans are 0/1
+ * integers, and JSON is text.
+ */
+
+/** The roles an API key can carry, lowest first. */
+export type ApiKeyRoleColumn = 'viewer' | 'operator' | 'admin'
+
+export interface OrganizationsTable {
+  id: string
+  name: string
+  created_at: number
+}
+
+export interface ApiKeysTable {
+  id: string
+  organization_id: string
+  name: string
+  /** the visible start of the key; unique so a key can be named without revealing it */
+  prefix: string
+  /** sha-256 hex of the full key */
+  hash: string
+  role: ApiKeyRoleColumn
+  /** JSON array of session ids; null means every session of the organization */
+  session_ids: string | null
+  expires_at: number | null
+  last_used_at: number | null
+  created_at: number
+  revoked_at: number | null
+}
+
+export interface SessionsTable {
+  id: string
+  organization_id: string
+  name: string
+  status: string
+  desired_state: 'running' | 'stopped'
+  sandbox: 0 | 1
+  /** JSON; secrets inside are already sealed by the service */
+  config: string
+  /** JSON array of recent status changes */
+  status_history: string
+  last_error: string | null
+  phone: string | null
+  push_name: string | null
+  jid: string | null
+  lid: string | null
+  platform: string | null
+  device_id: number | null
+  connected_at: number | null
+  last_active_at: number | null
+  reconnect_count: Generated<number>
+  created_at: number
+  updated_at: number
+}
+
+export interface AuthCredsTable {
+  session_id: string
+  /** ciphertext: encrypted before it reaches the store */
+  creds: string
+  updated_at: number
+}
+
+export interface AuthKeysTable {
+  session_id: string
+  type: string
+  key_id: string
+  /** ciphertext */
+  value: string
+}
+
+export interface EventsTable {
+  id: string
+  organization_id: string
+  session_id: string | null
+  type: string
+  /** JSON */
+  payload: string
+  created_at: number
+}
+
+export interface Tables {
+  organizations: OrganizationsTable
+  api_keys: ApiKeysTable
+  sessions: SessionsTable
+  auth_creds: AuthCredsTable
+  auth_keys: AuthKeysTable
+  events: EventsTable
+}
+
+/** What a repository method runs on: the database, or a transaction the caller opened. */
+export type Executor = Kysely<Tables> | Transaction<Tables>
