@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import pino, { type Logger } from 'pino'
 import { ApiKeysService } from './accounts/api-keys.service.ts'
@@ -47,7 +48,8 @@ export interface App {
 export async function createApp(options: AppOptions): Promise<App> {
   const { config } = options
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'wagate' } })
-  await mkdir(config.dataDir, { recursive: true })
+  // Owner only: the data directory holds the database, the encryption key and the admin key.
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
   await migrateToLatest(database)
   const repositories = createRepositories(database)
@@ -55,8 +57,12 @@ export async function createApp(options: AppOptions): Promise<App> {
   const bus = new EventBus((err) => logger.error({ err }, 'event listener failed'))
 
   const ownSandbox = !options.sandbox && config.sandbox
+  // The embedded sandbox keeps its world in the data directory: linked sessions survive a restart.
   const sandbox =
-    options.sandbox ?? (config.sandbox ? await new SandboxServer({ seed: 1 }).listen() : undefined)
+    options.sandbox ??
+    (config.sandbox
+      ? await new SandboxServer({ seed: 1, statePath: join(config.dataDir, 'sandbox-state.json') }).listen()
+      : undefined)
   const sandboxTarget = (): SandboxTarget | undefined =>
     sandbox && {
       websocketUrl: sandbox.websocketUrl,

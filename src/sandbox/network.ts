@@ -1,7 +1,7 @@
 import { Curve, jidEncode, type KeyPair, type proto } from '@whiskeysockets/baileys'
 import { SandboxError } from './errors.ts'
 import { SeededRandom } from './random.ts'
-import { type PreKeyBundle, SignalDevice } from './signal-device.ts'
+import { type PreKeyBundle, SignalDevice, type SignalDeviceSnapshot } from './signal-device.ts'
 
 export const USER_SERVER = 's.whatsapp.net'
 export const LID_SERVER = 'lid'
@@ -50,21 +50,28 @@ export class SimUser {
    * with `sender_pn`; older chats still arrive as `from=<phone>` with `sender_lid`.
    */
   addressing: 'lid' | 'pn' = 'lid'
-  private lastDeviceId = 0
+  lastDeviceId = 0
 
   readonly phoneNumber: string
   readonly lid: string
   pushName: string
   kind: 'account' | 'contact'
   /** the ADV account key: signs linked devices' identities and is the phone's Signal identity */
-  readonly accountKey: KeyPair = Curve.generateKeyPair()
+  readonly accountKey: KeyPair
 
-  constructor(phoneNumber: string, lid: string, pushName: string, kind: 'account' | 'contact') {
+  constructor(
+    phoneNumber: string,
+    lid: string,
+    pushName: string,
+    kind: 'account' | 'contact',
+    restored?: { accountKey: KeyPair; phone: SignalDeviceSnapshot },
+  ) {
     this.phoneNumber = phoneNumber
     this.lid = lid
     this.pushName = pushName
     this.kind = kind
-    this.phone = new SignalDevice(jidEncode(phoneNumber, USER_SERVER), this.accountKey)
+    this.accountKey = restored?.accountKey ?? Curve.generateKeyPair()
+    this.phone = new SignalDevice(jidEncode(phoneNumber, USER_SERVER), this.accountKey, restored?.phone)
   }
 
   get jid(): string {
@@ -129,9 +136,9 @@ const FIRST_NAMES = ['Alice', 'Bruno', 'Chen', 'Dara', 'Emeka', 'Fatima', 'Gus',
  */
 export class SandboxNetwork {
   readonly random: SeededRandom
-  private readonly usersByPhone = new Map<string, SimUser>()
-  private readonly usersByLid = new Map<string, SimUser>()
-  private readonly groups = new Map<string, SimGroup>()
+  readonly usersByPhone = new Map<string, SimUser>()
+  readonly usersByLid = new Map<string, SimUser>()
+  readonly groups = new Map<string, SimGroup>()
 
   readonly seed: number
 
@@ -218,6 +225,15 @@ export class SandboxNetwork {
 
   groupsOf(user: SimUser): SimGroup[] {
     return this.allGroups().filter((g) => g.participants.has(user.phoneNumber))
+  }
+
+  /** Takes over another network's people and groups (a restored sandbox keeps its own components). */
+  replaceWith(other: SandboxNetwork): void {
+    this.clear()
+    for (const [key, user] of other.usersByPhone) this.usersByPhone.set(key, user)
+    for (const [key, user] of other.usersByLid) this.usersByLid.set(key, user)
+    for (const [key, group] of other.groups) this.groups.set(key, group)
+    this.random.state = other.random.state
   }
 
   clear(): void {

@@ -4,7 +4,8 @@
  * never drawn from it: Signal and Noise keys always come from the crypto RNG.
  */
 export class SeededRandom {
-  private state: number
+  /** the generator position; saved with the sandbox so a restored world continues the sequence */
+  state: number
 
   constructor(seed: number) {
     this.state = seed >>> 0

@@ -36,6 +36,7 @@ import {
   normalizeTypedCode,
   registerPairingCodeIqs,
 } from './pairing-code.ts'
+import { loadNetwork, saveNetwork } from './persistence.ts'
 
 export interface SandboxServerOptions {
   /** loopback by default: the sandbox is never meant to face a network */
@@ -49,6 +50,11 @@ export interface SandboxServerOptions {
   /** what the first-link history sync holds; by default it is empty */
   history?: Partial<HistorySettings>
   /** receives one line per stanza in each direction (never key material) */
+  /**
+   * where to keep the world across restarts (an embedded sandbox uses the data directory);
+   * loaded at listen, saved every few seconds and at close
+   */
+  statePath?: string
   trace?: (line: string) => void
   onError?: (error: unknown) => void
 }
@@ -57,6 +63,7 @@ export const WEBSOCKET_PATH = '/ws/chat'
 const PAIRING_FINISH_TIMEOUT_MS = 10_000
 const CODE_REQUEST_GRACE_MS = 1_000
 const PREKEY_UPLOAD_WAIT_MS = 10_000
+const AUTOSAVE_MS = 5_000
 
 /**
  * A fake WhatsApp server on loopback that the real Baileys client links to, logs in to and
@@ -80,6 +87,8 @@ export class SandboxServer {
   private readonly wss = new WebSocketServer({ noServer: true })
   private address?: AddressInfo
   private readonly sentByPeople = new Map<string, KnownMessage>()
+  private autosave?: NodeJS.Timeout
+  private saving: Promise<void> = Promise.resolve()
   /** accounts under the `slow` fault: their new connections are slowed too */
   private readonly slowAccounts = new Map<string, number>()
   /** upgrades refused under the `refuse-upgrade` fault, for tests to observe */
@@ -123,6 +132,12 @@ export class SandboxServer {
   }
 
   async listen(): Promise<this> {
+    if (this.options.statePath) {
+      const saved = await loadNetwork(this.options.statePath)
+      if (saved) this.network.replaceWith(saved)
+      this.autosave = setInterval(() => void this.save(), AUTOSAVE_MS)
+      this.autosave.unref()
+    }
     const { host = '127.0.0.1', port = 0 } = this.options
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject)
@@ -134,6 +149,8 @@ export class SandboxServer {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.autosave)
+    await this.save()
     this.router.stop()
     for (const connection of this.connections) connection.terminate()
     this.connections.clear()
@@ -299,6 +316,16 @@ export class SandboxServer {
     this.sentByPeople.clear()
     this.slowAccounts.clear()
     this.refuseUpgradesWith = undefined
+  }
+
+  /** Saves the world to `statePath` (when set); failures are reported, never thrown. */
+  async save(): Promise<void> {
+    const path = this.options.statePath
+    if (!path) return
+    this.saving = this.saving
+      .then(() => saveNetwork(path, this.network))
+      .catch((error) => this.reportError(error))
+    await this.saving
   }
 
   /** Live, logged-in connections of an account. */

@@ -35,26 +35,35 @@ const makeSignalRepository = DEFAULT_CONNECTION_CONFIG.makeSignalRepository
 const ONE_TIME_PREKEYS = 30
 
 /** A Signal key store in memory: the simulated devices' keys live as long as the sandbox. */
-function memoryKeyStore(): SignalKeyStore {
-  const table = new Map<string, unknown>()
-  return {
-    async get<T extends keyof SignalDataTypeMap>(type: T, ids: string[]) {
-      const found: { [id: string]: SignalDataTypeMap[T] } = {}
-      for (const id of ids) {
-        const value = table.get(`${type}:${id}`)
-        if (value !== undefined) found[id] = value as SignalDataTypeMap[T]
-      }
-      return found
-    },
-    async set(data: SignalDataSet) {
-      for (const [type, byId] of Object.entries(data)) {
-        for (const [id, value] of Object.entries(byId ?? {})) {
-          if (value === null || value === undefined) table.delete(`${type}:${id}`)
-          else table.set(`${type}:${id}`, value)
-        }
-      }
-    },
+class MemoryKeyStore implements SignalKeyStore {
+  readonly table = new Map<string, unknown>()
+
+  async get<T extends keyof SignalDataTypeMap>(type: T, ids: string[]) {
+    const found: { [id: string]: SignalDataTypeMap[T] } = {}
+    for (const id of ids) {
+      const value = this.table.get(`${type}:${id}`)
+      if (value !== undefined) found[id] = value as SignalDataTypeMap[T]
+    }
+    return found
   }
+
+  async set(data: SignalDataSet) {
+    for (const [type, byId] of Object.entries(data)) {
+      for (const [id, value] of Object.entries(byId ?? {})) {
+        if (value === null || value === undefined) this.table.delete(`${type}:${id}`)
+        else this.table.set(`${type}:${id}`, value)
+      }
+    }
+  }
+}
+
+/** Everything a device needs to pick up where it left off (Buffers inside: serialize with BufferJSON). */
+export interface SignalDeviceSnapshot {
+  jid: string
+  creds: AuthenticationCreds
+  keys: [string, unknown][]
+  oneTimePreKeys: { keyId: number; pair: KeyPair }[]
+  nextPreKeyId: number
 }
 
 /**
@@ -69,24 +78,43 @@ export class SignalDevice {
   private readonly oneTimePreKeys: { keyId: number; pair: KeyPair }[] = []
   private nextPreKeyId = 1
   private readonly keys: SignalKeyStore
+  private readonly store = new MemoryKeyStore()
+  readonly jid: string
 
   /**
    * @param jid the device's address, e.g. `15550001111@s.whatsapp.net` (device 0)
    * @param identity an identity key pair to use; a primary phone uses its account key so
    *   the device identities it signs and its Signal identity agree
+   * @param snapshot a saved state to continue from (sessions, prekeys, sender keys)
    */
-  readonly jid: string
-
-  constructor(jid: string, identity?: KeyPair) {
+  constructor(jid: string, identity?: KeyPair, snapshot?: SignalDeviceSnapshot) {
     this.jid = jid
-    if (identity) {
+    if (snapshot) {
+      Object.assign(this.creds, snapshot.creds)
+      for (const [key, value] of snapshot.keys) this.store.table.set(key, value)
+      this.oneTimePreKeys.push(...snapshot.oneTimePreKeys)
+      this.nextPreKeyId = snapshot.nextPreKeyId
+    } else if (identity) {
       this.creds.signedIdentityKey = identity
       this.creds.signedPreKey = signedKeyPair(identity, 1)
     }
-    const store = memoryKeyStore()
-    this.keys = addTransactionCapability(store, silentLogger, { maxCommitRetries: 1, delayBetweenTriesMs: 0 })
+    this.keys = addTransactionCapability(this.store, silentLogger, {
+      maxCommitRetries: 1,
+      delayBetweenTriesMs: 0,
+    })
     this.repository = makeSignalRepository({ creds: this.creds, keys: this.keys }, silentLogger)
-    this.replenishPreKeys()
+    if (!snapshot) this.replenishPreKeys()
+  }
+
+  /** The device's whole state, for a sandbox that keeps its world across restarts. */
+  snapshot(): SignalDeviceSnapshot {
+    return {
+      jid: this.jid,
+      creds: this.creds,
+      keys: [...this.store.table],
+      oneTimePreKeys: this.oneTimePreKeys,
+      nextPreKeyId: this.nextPreKeyId,
+    }
   }
 
   get identityPublic(): Uint8Array {

@@ -68,7 +68,7 @@ export class TestClient {
   readonly auth = new MemoryAuth()
   socket!: WASocket
   readonly sent = new Map<string, proto.IMessage>()
-  private readonly sandbox: SandboxServer
+  private sandbox: SandboxServer
   private readonly config: Partial<UserFacingSocketConfig>
   /** made once: an undici Agent cannot be reused after close, and connect() runs many times */
   private trust?: ReturnType<typeof sandboxMediaTrust>
@@ -76,6 +76,12 @@ export class TestClient {
   constructor(sandbox: SandboxServer, config: Partial<UserFacingSocketConfig> = {}) {
     this.sandbox = sandbox
     this.config = config
+  }
+
+  /** Points later connects at another sandbox (e.g. the same world restarted on a new port). */
+  moveTo(sandbox: SandboxServer): void {
+    this.sandbox = sandbox
+    this.trust = undefined
   }
 
   /** Opens a socket. Resolves once it exists; use the wait helpers for what follows. */
