@@ -21,10 +21,23 @@ const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz'
  * `ses_4k2v9x0q1m7c8d3e5f6g`. Sortable ids are not needed: lists sort by timestamps.
  */
 export function newId(kind: IdKind): string {
-  const bytes = randomBytes(20)
   let body = ''
-  for (const byte of bytes) body += ALPHABET[byte % 36]
+  for (let i = 0; i < ID_LENGTH; i++) body += ALPHABET[nextRandomByte() % 36]
   return `${ID_PREFIXES[kind]}_${body}`
+}
+
+const ID_LENGTH = 20
+// Ids are made per request (request ids): draw randomness in blocks, not 20 bytes a call.
+const POOL_SIZE = 4096
+let pool = randomBytes(POOL_SIZE)
+let offset = 0
+
+function nextRandomByte(): number {
+  if (offset >= POOL_SIZE) {
+    pool = randomBytes(POOL_SIZE)
+    offset = 0
+  }
+  return pool[offset++] ?? 0
 }
 
 export function hasPrefix(value: string, kind: IdKind): boolean {

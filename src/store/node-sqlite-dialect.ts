@@ -112,17 +112,16 @@ class NodeSqliteDriver implements Driver {
 
 class NodeSqliteConnection implements DatabaseConnection {
   private readonly database: DatabaseSync
-  private readonly statements = new Map<string, StatementSync>()
+  private readonly statements = new Map<string, { statement: StatementSync; returnsRows: boolean }>()
 
   constructor(database: DatabaseSync) {
     this.database = database
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    const statement = this.prepare(query.sql)
+    const { statement, returnsRows } = this.prepare(query.sql)
     const parameters = query.parameters as SQLInputValue[]
-    // columns() rather than "is it a SELECT": `insert … returning` also yields rows.
-    if (statement.columns().length > 0) {
+    if (returnsRows) {
       return { rows: statement.all(...parameters).map(plain) as R[] }
     }
     const { changes, lastInsertRowid } = statement.run(...parameters)
@@ -130,7 +129,7 @@ class NodeSqliteConnection implements DatabaseConnection {
   }
 
   async *streamQuery<R>(query: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
-    const statement = this.prepare(query.sql)
+    const { statement } = this.prepare(query.sql)
     for (const row of statement.iterate(...(query.parameters as SQLInputValue[]))) {
       yield { rows: [plain(row) as R] }
     }
@@ -141,20 +140,22 @@ class NodeSqliteConnection implements DatabaseConnection {
     if (this.database.isOpen) this.database.close()
   }
 
-  private prepare(sql: string): StatementSync {
-    let statement = this.statements.get(sql)
-    if (statement) {
+  private prepare(sql: string): { statement: StatementSync; returnsRows: boolean } {
+    let prepared = this.statements.get(sql)
+    if (prepared) {
       // Re-insert so the Map's insertion order doubles as least-recently-used order.
       this.statements.delete(sql)
     } else {
-      statement = this.database.prepare(sql)
+      const statement = this.database.prepare(sql)
+      // columns() rather than "is it a SELECT": `insert … returning` also yields rows.
+      prepared = { statement, returnsRows: statement.columns().length > 0 }
       if (this.statements.size >= STATEMENT_CACHE_SIZE) {
         const oldest = this.statements.keys().next().value
         if (oldest !== undefined) this.statements.delete(oldest)
       }
     }
-    this.statements.set(sql, statement)
-    return statement
+    this.statements.set(sql, prepared)
+    return prepared
   }
 }
 
