@@ -9,6 +9,7 @@ import { newId } from './domain/ids.ts'
 import { BaileysEngine } from './engine/baileys.engine.ts'
 import type { SandboxTarget } from './engine/engine.ts'
 import { EventBus } from './events/event-bus.ts'
+import { EventRecorder } from './events/event-recorder.ts'
 import { buildHttpServer } from './http/server.ts'
 import { Metrics } from './observability/metrics.ts'
 import { SandboxServer } from './sandbox/server.ts'
@@ -76,13 +77,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     logger,
     baileysLogLevel: config.baileysLogLevel,
   })
-  const sessionStore = new RepositorySessionStore({
-    database,
-    sessions: repositories.sessions,
-    events: repositories.events,
-    bus,
-    newId,
-  })
+  const recorder = new EventRecorder({ events: repositories.events, bus, newId })
+  const sessionStore = new RepositorySessionStore({ database, sessions: repositories.sessions, recorder })
   let metrics: Metrics | undefined
   const manager = new SessionManager({
     store: sessionStore,

@@ -2,20 +2,25 @@ import { EventEmitter } from 'node:events'
 import type { Agent } from 'node:https'
 import type { Boom } from '@hapi/boom'
 import makeWASocket, {
+  type AnyMessageContent,
   Browsers,
   type ConnectionState,
   DisconnectReason,
+  downloadMediaMessage,
   makeCacheableSignalKeyStore,
   type proto,
+  type WAMessage,
   type WAMessageKey,
   type WASocket,
 } from '@whiskeysockets/baileys'
 import { HttpsProxyAgent } from 'https-proxy-agent'
 import type { Logger } from 'pino'
 import { SocksProxyAgent } from 'socks-proxy-agent'
+import type { Dispatcher } from 'undici'
 import { sandboxMediaTrust } from '../sandbox/media.ts'
 import type { SecretBox } from '../security/secret-box.ts'
 import { type AuthStateStore, isLinked, loadAuthState } from './auth-state.ts'
+import { forwardMessagingEvents } from './baileys-events.ts'
 import type {
   CloseInfo,
   ConnectOptions,
@@ -87,6 +92,8 @@ class BaileysConnection implements EngineConnection {
   private lastFrameAt = Date.now()
   private readonly timers: NodeJS.Timeout[] = []
   private saving: Promise<void> = Promise.resolve()
+  /** the sandbox's TLS trust for media downloads (Baileys ignores the socket config there) */
+  private readonly mediaDispatcher?: Dispatcher
 
   constructor(
     options: ConnectOptions,
@@ -105,6 +112,7 @@ class BaileysConnection implements EngineConnection {
     const agent = options.proxy ? proxyAgent(options.proxy) : undefined
     const sandbox = options.sandbox
     const trust = sandbox ? sandboxMediaTrust(sandbox.mediaCaPem) : undefined
+    this.mediaDispatcher = trust?.options.dispatcher
     const create = () =>
       makeWASocket({
         auth: { creds: auth.state.creds, keys: makeCacheableSignalKeyStore(auth.state.keys, baileysLogger) },
@@ -138,6 +146,7 @@ class BaileysConnection implements EngineConnection {
     this.socket.ev.on('connection.update', (update) =>
       this.onConnectionUpdate(update, auth.state.creds.platform),
     )
+    forwardMessagingEvents(this.socket, this.events)
     ;(this.socket.ws as unknown as EventEmitter).on('message', () => {
       this.lastFrameAt = Date.now()
     })
@@ -212,6 +221,44 @@ class BaileysConnection implements EngineConnection {
     } finally {
       this.emitClose({ code: DisconnectReason.loggedOut, message: 'logged out' })
     }
+  }
+
+  async sendMessage(
+    jid: string,
+    content: AnyMessageContent,
+    options: { messageId: string; quoted?: WAMessage },
+  ): Promise<WAMessage> {
+    const sent = await this.socket.sendMessage(jid, content, {
+      messageId: options.messageId,
+      ...(options.quoted ? { quoted: options.quoted } : {}),
+    })
+    if (!sent) throw new Error('WhatsApp did not accept the message')
+    return sent
+  }
+
+  async downloadMedia(message: WAMessage): Promise<Buffer> {
+    return (await downloadMediaMessage(
+      message,
+      'buffer',
+      { options: this.mediaDispatcher ? { dispatcher: this.mediaDispatcher } : {} },
+      { logger: this.logger, reuploadRequest: this.socket.updateMediaMessage },
+    )) as Buffer
+  }
+
+  markRead(keys: WAMessageKey[]): Promise<void> {
+    return this.socket.readMessages(keys)
+  }
+
+  sendPresence(presence: 'available' | 'unavailable' | 'composing' | 'recording' | 'paused', jid?: string) {
+    return this.socket.sendPresenceUpdate(presence, jid)
+  }
+
+  async onWhatsApp(jids: string[]): Promise<{ jid: string; exists: boolean }[]> {
+    const found = (await this.socket.onWhatsApp(...jids)) ?? []
+    return jids.map((jid) => {
+      const match = found.find((f) => f.jid === jid)
+      return { jid, exists: Boolean(match?.exists) }
+    })
   }
 
   end(): void {

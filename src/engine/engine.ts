@@ -1,4 +1,41 @@
 import type { EventEmitter } from 'node:events'
+import type { AnyMessageContent, WAMessage, WAMessageKey } from '@whiskeysockets/baileys'
+
+/** WhatsApp's own message record (the protocol's WebMessageInfo), as the engine hands it over. */
+export type EngineMessage = WAMessage
+
+/** What WhatsApp reported for one of our messages: 2 server ack, 3 delivered, 4 read, 5 played, 0 error. */
+export interface StatusReport {
+  key: WAMessageKey
+  status: 'sent' | 'delivered' | 'read' | 'played' | 'failed'
+  /** for group receipts: the member who received or read it */
+  participant?: string
+}
+
+export interface ContactReport {
+  jid: string
+  lid?: string
+  phone?: string
+  name?: string
+  pushName?: string
+  verifiedName?: string
+}
+
+export interface HistoryBatch {
+  messages: EngineMessage[]
+  chats: {
+    jid: string
+    name?: string
+    unreadCount?: number
+    lastMessageAt?: number
+    archived?: boolean
+    pinned?: boolean
+  }[]
+  contacts: ContactReport[]
+  lidMappings: { lid: string; pn: string }[]
+  progress: number | null
+  syncType: string
+}
 
 /** Who the linked device is, once logged in. */
 export interface DeviceInfo {
@@ -30,6 +67,13 @@ export interface EngineEventMap {
   close: [CloseInfo]
   /** the session's stored credentials changed (persisted before this is emitted) */
   'credentials-saved': []
+  /** new messages: `notify` live, `append` received while offline (replayed at login) */
+  messages: [{ kind: 'notify' | 'append'; messages: EngineMessage[] }]
+  /** a batch of history sync (first link, or on demand) */
+  history: [HistoryBatch]
+  'message-status': [StatusReport[]]
+  contacts: [ContactReport[]]
+  'lid-mapping': [{ lid: string; pn: string }[]]
 }
 
 export interface ProxySettings {
@@ -66,6 +110,21 @@ export interface EngineConnection {
   logout(): Promise<void>
   /** closes the socket without unlinking; emits `close` */
   end(): void
+  /** sends with the id we chose (so a retry after a crash cannot send twice); resolves when WhatsApp has it */
+  sendMessage(
+    jid: string,
+    content: AnyMessageContent,
+    options: { messageId: string; quoted?: EngineMessage },
+  ): Promise<EngineMessage>
+  /** downloads and decrypts a message's media */
+  downloadMedia(message: EngineMessage): Promise<Buffer>
+  markRead(keys: WAMessageKey[]): Promise<void>
+  sendPresence(
+    presence: 'available' | 'unavailable' | 'composing' | 'recording' | 'paused',
+    jid?: string,
+  ): Promise<void>
+  /** which of these phone JIDs are on WhatsApp */
+  onWhatsApp(jids: string[]): Promise<{ jid: string; exists: boolean }[]>
 }
 
 /**

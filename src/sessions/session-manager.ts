@@ -49,6 +49,8 @@ const QR_WAIT_MS = 20_000
  */
 export class SessionManager {
   private readonly runtimes = new Map<string, Runtime>()
+  private readonly connectionListeners: ((session: SessionRecord, connection: EngineConnection) => void)[] =
+    []
   private readonly locks = new Map<string, Promise<unknown>>()
   private readonly options: SessionManagerOptions
   private readonly now: () => number
@@ -202,6 +204,16 @@ export class SessionManager {
     return Boolean(this.runtimes.get(id)?.connection)
   }
 
+  /** The session's current connection, if it has one (callers check the status before sending). */
+  connectionOf(id: string): EngineConnection | undefined {
+    return this.runtimes.get(id)?.connection
+  }
+
+  /** Called with every new connection, before it can emit anything (messaging subscribes here). */
+  onConnection(listener: (session: SessionRecord, connection: EngineConnection) => void): void {
+    this.connectionListeners.push(listener)
+  }
+
   // ---- internals (called under the session's lock) -------------------------------------
 
   private async connect(
@@ -234,6 +246,7 @@ export class SessionManager {
       connectTimeoutMs: this.options.connectTimeoutMs,
     })
     runtime.connection = connection
+    for (const listener of this.connectionListeners) listener(record, connection)
     const current = () => runtime.generation === generation
     connection.events.on('qr', (qr) => {
       if (!current()) return

@@ -1,9 +1,7 @@
-import type { IdGenerator } from '../domain/ids.ts'
 import { appendStatus, type SessionStatus } from '../domain/session-status.ts'
 import type { DomainEvent, DomainEventMap, DomainEventType } from '../events/catalogue.ts'
-import type { EventBus } from '../events/event-bus.ts'
+import type { EventRecorder, EventSession } from '../events/event-recorder.ts'
 import type { Database } from '../store/db.ts'
-import type { EventsRepository } from '../store/events.repository.ts'
 import type { Executor } from '../store/schema.ts'
 import type { SessionsRepository } from '../store/sessions.repository.ts'
 import type { SessionPatch, SessionRecord, SessionStore } from './session.types.ts'
@@ -17,24 +15,18 @@ import type { SessionRepositoryPort } from './sessions.service.ts'
 export class RepositorySessionStore implements SessionStore, SessionRepositoryPort {
   private readonly database: Database
   private readonly sessions: SessionsRepository
-  private readonly events: EventsRepository
-  private readonly bus: EventBus
-  private readonly newId: IdGenerator
+  private readonly recorder: EventRecorder
   private readonly now: () => number
 
   constructor(deps: {
     database: Database
     sessions: SessionsRepository
-    events: EventsRepository
-    bus: EventBus
-    newId: IdGenerator
+    recorder: EventRecorder
     now?: () => number
   }) {
     this.database = deps.database
     this.sessions = deps.sessions
-    this.events = deps.events
-    this.bus = deps.bus
-    this.newId = deps.newId
+    this.recorder = deps.recorder
     this.now = deps.now ?? Date.now
   }
 
@@ -66,7 +58,7 @@ export class RepositorySessionStore implements SessionStore, SessionRepositoryPo
       )
       return { session, event }
     })
-    this.bus.publish(event)
+    this.recorder.publish([event])
     return session
   }
 
@@ -83,7 +75,7 @@ export class RepositorySessionStore implements SessionStore, SessionRepositoryPo
     type: T,
     data: DomainEventMap[T],
   ): Promise<void> {
-    this.bus.publish(await this.record(session, type, data, this.database.db))
+    this.recorder.publish([await this.record(session, type, data, this.database.db)])
   }
 
   // ---- the service's view: tenant-scoped ----------------------------------------------
@@ -114,27 +106,16 @@ export class RepositorySessionStore implements SessionStore, SessionRepositoryPo
     data: DomainEventMap[T],
     trx: Executor,
   ): Promise<DomainEvent<T>> {
-    const event: DomainEvent<T> = {
-      id: this.newId('event'),
-      type,
-      organizationId: session.organizationId,
-      session: { id: session.id, name: session.name, metadata: session.config.metadata },
-      timestamp: this.now(),
-      data,
-    }
-    await this.events.append(
-      [
-        {
-          id: event.id,
-          organizationId: event.organizationId,
-          sessionId: session.id,
-          type,
-          payload: { session: event.session, data },
-          createdAt: event.timestamp,
-        },
-      ],
-      trx,
-    )
+    const [event] = await this.recorder.store(eventSession(session), [{ type, data }], trx)
+    if (!event) throw new Error('an event was not stored')
     return event
   }
 }
+
+/** How events name a session. */
+export const eventSession = (session: SessionRecord): EventSession => ({
+  id: session.id,
+  organizationId: session.organizationId,
+  name: session.name,
+  metadata: session.config.metadata,
+})

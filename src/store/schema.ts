@@ -1,4 +1,5 @@
 import type { Generated, Kysely, Transaction } from 'kysely'
+import type { MessagingTables } from './schema-messages.ts'
 
 /*
  * Row shapes of every table, as both dialects return them. Conventions that keep one
@@ -83,7 +84,7 @@ export interface EventsTable {
   created_at: number
 }
 
-export interface Tables {
+export interface Tables extends MessagingTables {
   organizations: OrganizationsTable
   api_keys: ApiKeysTable
   sessions: SessionsTable

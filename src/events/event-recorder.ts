@@ -1,0 +1,77 @@
+import type { IdGenerator } from '../domain/ids.ts'
+import type { EventsRepository } from '../store/events.repository.ts'
+import type { Executor } from '../store/schema.ts'
+import type { DomainEvent, DomainEventMap, DomainEventType } from './catalogue.ts'
+import type { EventBus } from './event-bus.ts'
+
+/** The session an event is about, as every envelope names it. */
+export interface EventSession {
+  id: string
+  organizationId: string
+  name: string
+  metadata: Record<string, string>
+}
+
+/**
+ * Writes domain events to the store — inside the caller's transaction when there is one —
+ * and publishes them once stored. Publishing is a separate step so a caller can publish
+ * only after its transaction committed.
+ */
+export class EventRecorder {
+  private readonly events: EventsRepository
+  private readonly bus: EventBus
+  private readonly newId: IdGenerator
+  private readonly now: () => number
+
+  constructor(deps: { events: EventsRepository; bus: EventBus; newId: IdGenerator; now?: () => number }) {
+    this.events = deps.events
+    this.bus = deps.bus
+    this.newId = deps.newId
+    this.now = deps.now ?? Date.now
+  }
+
+  /** Stores the events (one statement) and returns them, unpublished. */
+  async store<T extends DomainEventType>(
+    session: EventSession,
+    items: { type: T; data: DomainEventMap[T] }[],
+    trx?: Executor,
+  ): Promise<DomainEvent<T>[]> {
+    const envelopes = items.map(
+      ({ type, data }): DomainEvent<T> => ({
+        id: this.newId('event'),
+        type,
+        organizationId: session.organizationId,
+        session: { id: session.id, name: session.name, metadata: session.metadata },
+        timestamp: this.now(),
+        data,
+      }),
+    )
+    if (envelopes.length === 0) return envelopes
+    await this.events.append(
+      envelopes.map((event) => ({
+        id: event.id,
+        organizationId: event.organizationId,
+        sessionId: session.id,
+        type: event.type,
+        payload: { session: event.session, data: event.data },
+        createdAt: event.timestamp,
+      })),
+      trx,
+    )
+    return envelopes
+  }
+
+  publish(events: DomainEvent[]): void {
+    for (const event of events) this.bus.publish(event)
+  }
+
+  /** Store then publish, for callers without a transaction of their own. */
+  async record<T extends DomainEventType>(
+    session: EventSession,
+    items: { type: T; data: DomainEventMap[T] }[],
+  ) {
+    const stored = await this.store(session, items)
+    this.publish(stored)
+    return stored
+  }
+}
