@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { proto } from '@whiskeysockets/baileys'
 import type { FastifyInstance } from 'fastify'
 import pino, { type Logger } from 'pino'
 import { ApiKeysService } from './accounts/api-keys.service.ts'
@@ -11,6 +12,14 @@ import type { SandboxTarget } from './engine/engine.ts'
 import { EventBus } from './events/event-bus.ts'
 import { EventRecorder } from './events/event-recorder.ts'
 import { buildHttpServer } from './http/server.ts'
+import { ConversationsService } from './messages/conversations.service.ts'
+import { GroupsService } from './messages/groups.service.ts'
+import { MessageIngest } from './messages/ingest.service.ts'
+import { MediaDownloader } from './messages/media-downloader.ts'
+import { MediaFetcher } from './messages/media-fetcher.ts'
+import { MessagesService } from './messages/messages.service.ts'
+import { OutboundQueue } from './messages/outbound-queue.ts'
+import { Pacer } from './messages/pacer.ts'
 import { Metrics } from './observability/metrics.ts'
 import { SandboxServer } from './sandbox/server.ts'
 import { loadOrCreateEncryptionKey, SecretBox } from './security/secret-box.ts'
@@ -28,7 +37,11 @@ export interface AppOptions {
   /** an already running sandbox to use instead of starting one (tests share one across restarts) */
   sandbox?: SandboxServer
   /** timings tests shorten */
-  tuning?: { keepAliveIntervalMs?: number; backoff?: { initialMs: number; maxMs: number } }
+  tuning?: {
+    keepAliveIntervalMs?: number
+    connectTimeoutMs?: number
+    backoff?: { initialMs: number; maxMs: number }
+  }
 }
 
 export interface App {
@@ -76,6 +89,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     secretBox,
     logger,
     baileysLogLevel: config.baileysLogLevel,
+    // Baileys asks for what we sent when a recipient retries decryption, and for poll votes.
+    getMessage: async (sessionId, key) => {
+      if (!key.id) return undefined
+      const stored = await repositories.messages.getByWaId(sessionId, key.id, key.remoteJid ?? undefined)
+      return stored?.raw ? proto.Message.decode(Buffer.from(stored.raw, 'base64')) : undefined
+    },
   })
   const recorder = new EventRecorder({ events: repositories.events, bus, newId })
   const sessionStore = new RepositorySessionStore({ database, sessions: repositories.sessions, recorder })
@@ -87,10 +106,73 @@ export async function createApp(options: AppOptions): Promise<App> {
     logger,
     sandboxTarget,
     keepAliveIntervalMs: options.tuning?.keepAliveIntervalMs,
+    connectTimeoutMs: options.tuning?.connectTimeoutMs,
     backoff: options.tuning?.backoff,
     onReconnect: () => metrics?.reconnects.inc(),
   })
   metrics = new Metrics(() => repositories.sessions.countByStatus())
+
+  // Messaging: what sessions receive is ingested per connection; what they send goes
+  // through the paced, durable outbound queue, woken whenever a session becomes ready.
+  const sessionById = (id: string) => repositories.sessions.getByIdUnscoped(id)
+  const mediaDownloader = new MediaDownloader({
+    dataDir: config.dataDir,
+    mediaFiles: repositories.mediaFiles,
+    messages: repositories.messages,
+    newId,
+    logger,
+  })
+  const groups = new GroupsService({
+    groups: repositories.groups,
+    connection: (id) => manager.connectionOf(id),
+  })
+  const ingest = new MessageIngest({
+    groups,
+    database,
+    messages: repositories.messages,
+    chats: repositories.chats,
+    contacts: repositories.contacts,
+    recorder,
+    media: mediaDownloader,
+    newId,
+    logger,
+    session: sessionById,
+  })
+  manager.onConnection((session, connection) => ingest.attach(session.id, connection))
+  const outbound = new OutboundQueue({
+    messages: repositories.messages,
+    chats: repositories.chats,
+    recorder,
+    logger,
+    session: sessionById,
+    connection: (id) => manager.connectionOf(id),
+  })
+  bus.subscribe((event) => {
+    if (
+      event.type === 'session.status' &&
+      event.session &&
+      (event.data as { status: string }).status === 'ready'
+    ) {
+      outbound.wake(event.session.id)
+    }
+  })
+  const messages = new MessagesService({
+    messages: repositories.messages,
+    idempotency: repositories.idempotency,
+    queue: outbound,
+    pacer: new Pacer(),
+    media: new MediaFetcher(),
+    dataDir: config.dataDir,
+    newId,
+  })
+  const conversations = new ConversationsService({
+    messages: repositories.messages,
+    chats: repositories.chats,
+    contacts: repositories.contacts,
+    groups: repositories.groups,
+    mediaFiles: repositories.mediaFiles,
+    connection: (id) => manager.connectionOf(id),
+  })
   const apiKeys = new ApiKeysService(repositories.apiKeys, newId)
   const sessions = new SessionsService({ repository: sessionStore, manager, secretBox, newId })
   const bootstrapped = await bootstrap({
@@ -107,6 +189,9 @@ export async function createApp(options: AppOptions): Promise<App> {
     corsOrigins: config.corsOrigins,
     apiKeys,
     sessions,
+    messages,
+    conversations,
+    groups,
     metrics,
     sandbox,
     readiness: async () => {
@@ -133,7 +218,9 @@ export async function createApp(options: AppOptions): Promise<App> {
     },
     close: async () => {
       await http.close()
+      outbound.stop()
       await manager.shutdown()
+      await mediaDownloader.idle()
       await apiKeys.close()
       if (ownSandbox) await sandbox?.close()
       await database.close()

@@ -6,6 +6,7 @@ export const ID_PREFIXES = {
   apiKey: 'key',
   session: 'ses',
   message: 'msg',
+  media: 'med',
   webhook: 'whk',
   delivery: 'dlv',
   event: 'evt',

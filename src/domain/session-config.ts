@@ -57,6 +57,15 @@ export const sessionConfigSchema = z.object({
     .object({ enabled: z.boolean().default(true), fullSync: z.boolean().default(false) })
     .default({ enabled: true, fullSync: false }),
   webhooks: z.array(sessionWebhookSchema).max(10).default([]),
+  /** outbound pacing: the defaults protect a number from being flagged for spam */
+  pacing: z
+    .object({
+      enabled: z.boolean().default(true),
+      messagesPerMinute: z.number().min(1).max(600).default(20),
+      burst: z.number().int().min(1).max(100).default(5),
+      jitterMs: z.number().int().min(0).max(60_000).default(1500),
+    })
+    .default({ enabled: true, messagesPerMinute: 20, burst: 5, jitterMs: 1500 }),
 })
 
 export type SessionConfig = z.output<typeof sessionConfigSchema>

@@ -38,6 +38,14 @@ function contactReport(
 export function forwardMessagingEvents(socket: WASocket, events: EventEmitter<EngineEventMap>): void {
   socket.ev.on('messages.upsert', ({ messages, type }) => {
     events.emit('messages', { kind: type === 'notify' ? 'notify' : 'append', messages })
+    // Receipts that arrive while Baileys buffers events are folded into the echo of our own
+    // message instead of a messages.update: report them as statuses all the same.
+    const folded: StatusReport[] = []
+    for (const message of messages) {
+      const status = message.status ? STATUS_BY_CODE[message.status] : undefined
+      if (message.key.fromMe && status && status !== 'sent') folded.push({ key: message.key, status })
+    }
+    if (folded.length) events.emit('message-status', folded)
   })
   socket.ev.on('messaging-history.set', (history) => {
     events.emit('history', {
@@ -89,6 +97,13 @@ export function forwardMessagingEvents(socket: WASocket, events: EventEmitter<En
   }
   socket.ev.on('contacts.upsert', contacts)
   socket.ev.on('contacts.update', contacts)
+  const groupsChanged = (jids: (string | undefined | null)[]) => {
+    const known = jids.filter((jid): jid is string => Boolean(jid))
+    if (known.length) events.emit('groups', { jids: known })
+  }
+  socket.ev.on('groups.upsert', (groups) => groupsChanged(groups.map((g) => g.id)))
+  socket.ev.on('groups.update', (groups) => groupsChanged(groups.map((g) => g.id)))
+  socket.ev.on('group-participants.update', (update) => groupsChanged([update.id]))
   socket.ev.on('lid-mapping.update', (mapping) => {
     events.emit('lid-mapping', [{ lid: mapping.lid, pn: mapping.pn }])
   })

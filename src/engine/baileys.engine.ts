@@ -21,12 +21,14 @@ import { sandboxMediaTrust } from '../sandbox/media.ts'
 import type { SecretBox } from '../security/secret-box.ts'
 import { type AuthStateStore, isLinked, loadAuthState } from './auth-state.ts'
 import { forwardMessagingEvents } from './baileys-events.ts'
+import { baileysGroups } from './baileys-groups.ts'
 import type {
   CloseInfo,
   ConnectOptions,
   DeviceInfo,
   EngineConnection,
   EngineEventMap,
+  EngineGroups,
   ProxySettings,
   WhatsAppEngine,
 } from './engine.ts'
@@ -94,6 +96,7 @@ class BaileysConnection implements EngineConnection {
   private saving: Promise<void> = Promise.resolve()
   /** the sandbox's TLS trust for media downloads (Baileys ignores the socket config there) */
   private readonly mediaDispatcher?: Dispatcher
+  readonly groups: EngineGroups
 
   constructor(
     options: ConnectOptions,
@@ -147,6 +150,7 @@ class BaileysConnection implements EngineConnection {
       this.onConnectionUpdate(update, auth.state.creds.platform),
     )
     forwardMessagingEvents(this.socket, this.events)
+    this.groups = baileysGroups(this.socket)
     ;(this.socket.ws as unknown as EventEmitter).on('message', () => {
       this.lastFrameAt = Date.now()
     })

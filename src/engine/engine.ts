@@ -21,6 +21,42 @@ export interface ContactReport {
   verifiedName?: string
 }
 
+/** A group as WhatsApp describes it, members with both addresses where known. */
+export interface GroupReport {
+  jid: string
+  subject: string
+  description?: string
+  owner?: string
+  createdAt?: number
+  announce: boolean
+  restrict: boolean
+  participants: {
+    jid: string
+    lid: string | null
+    phone: string | null
+    role: 'member' | 'admin' | 'superadmin'
+  }[]
+}
+
+export type ParticipantAction = 'add' | 'remove' | 'promote' | 'demote'
+
+/** Group management on one connection. */
+export interface EngineGroups {
+  metadata(jid: string): Promise<GroupReport>
+  participating(): Promise<GroupReport[]>
+  create(subject: string, participants: string[]): Promise<GroupReport>
+  setSubject(jid: string, subject: string): Promise<void>
+  setDescription(jid: string, description: string): Promise<void>
+  updateParticipants(
+    jid: string,
+    participants: string[],
+    action: ParticipantAction,
+  ): Promise<{ jid: string; status: string }[]>
+  leave(jid: string): Promise<void>
+  inviteCode(jid: string): Promise<string>
+  revokeInvite(jid: string): Promise<string>
+}
+
 export interface HistoryBatch {
   messages: EngineMessage[]
   chats: {
@@ -74,6 +110,8 @@ export interface EngineEventMap {
   'message-status': [StatusReport[]]
   contacts: [ContactReport[]]
   'lid-mapping': [{ lid: string; pn: string }[]]
+  /** groups created, joined or changed (full metadata is fetched when WhatsApp sends only a change) */
+  groups: [{ jids: string[] }]
 }
 
 export interface ProxySettings {
@@ -125,6 +163,7 @@ export interface EngineConnection {
   ): Promise<void>
   /** which of these phone JIDs are on WhatsApp */
   onWhatsApp(jids: string[]): Promise<{ jid: string; exists: boolean }[]>
+  readonly groups: EngineGroups
 }
 
 /**

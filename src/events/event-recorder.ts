@@ -61,6 +61,11 @@ export class EventRecorder {
     return envelopes
   }
 
+  /** Forgets a deleted session's events. */
+  async forgetSession(sessionId: string, trx?: Executor): Promise<void> {
+    await this.events.deleteBySession(sessionId, trx)
+  }
+
   publish(events: DomainEvent[]): void {
     for (const event of events) this.bus.publish(event)
   }

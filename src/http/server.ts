@@ -1,4 +1,5 @@
 import cors from '@fastify/cors'
+import multipart from '@fastify/multipart'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
@@ -12,6 +13,9 @@ import {
 import type { Logger } from 'pino'
 import type { ApiKeysService } from '../accounts/api-keys.service.ts'
 import { newId } from '../domain/ids.ts'
+import type { ConversationsService } from '../messages/conversations.service.ts'
+import type { GroupsService } from '../messages/groups.service.ts'
+import type { MessagesService } from '../messages/messages.service.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { sandboxControlRoutes } from '../sandbox/control-api.ts'
 import type { SandboxServer } from '../sandbox/server.ts'
@@ -19,7 +23,9 @@ import type { SessionsService } from '../sessions/sessions.service.ts'
 import { registerApiKeyAuth, requireRole } from './auth.ts'
 import { envelope, handleError } from './errors.ts'
 import { apiKeysRoutes } from './routes/api-keys.routes.ts'
+import { groupsRoutes } from './routes/groups.routes.ts'
 import { healthRoutes } from './routes/health.routes.ts'
+import { messagesRoutes } from './routes/messages.routes.ts'
 import { sessionsRoutes } from './routes/sessions.routes.ts'
 
 export const API_PREFIX = '/api/v1'
@@ -30,6 +36,9 @@ export interface HttpDependencies {
   corsOrigins: string[]
   apiKeys: ApiKeysService
   sessions: SessionsService
+  messages: MessagesService
+  conversations: ConversationsService
+  groups: GroupsService
   metrics: Metrics
   readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>
   sandbox?: SandboxServer
@@ -74,6 +83,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   })
 
   if (deps.corsOrigins.length) await app.register(cors, { origin: deps.corsOrigins })
+  await app.register(multipart, { limits: { fileSize: 100 * 1024 * 1024, files: 1, fields: 5 } })
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -102,6 +112,12 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
     async (api) => {
       await api.register(sessionsRoutes, { sessions: deps.sessions })
       await api.register(apiKeysRoutes, { apiKeys: deps.apiKeys })
+      await api.register(messagesRoutes, {
+        sessions: deps.sessions,
+        messages: deps.messages,
+        conversations: deps.conversations,
+      })
+      await api.register(groupsRoutes, { sessions: deps.sessions, groups: deps.groups })
       const sandbox = deps.sandbox
       if (sandbox) {
         await api.register(

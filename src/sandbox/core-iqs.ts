@@ -147,6 +147,12 @@ export function registerCoreIqs(router: IqRouter, network: SandboxNetwork): void
       return undefined
     })
     .register('encrypt', 'get', 'digest', () => [{ tag: 'digest', attrs: {} }])
+    .register('md', 'set', 'remove-companion-device', ({ child, user }) => {
+      // "Log out" on a linked device: the server forgets it, as the phone's list shows.
+      const device = jidDecode(child?.attrs.jid ?? '')?.device
+      if (user && device !== undefined && device > 0) user.devices.delete(device)
+      return undefined
+    })
     .register('encrypt', 'get', 'key', ({ child }) => [
       {
         tag: 'list',

@@ -367,7 +367,10 @@ export class MessageRouter {
   private deliverToDevice(user: SimUser, deviceId: number, deliver: PendingForDevice): void {
     const connection = this.liveConnection(user, deviceId)
     if (connection) {
-      deliver(connection).catch(this.onError)
+      deliver(connection).catch((error) => {
+        // A device unlinked meanwhile has no keys left: WhatsApp drops the message too.
+        if (!(error instanceof SandboxError && error.code === 'not_linked')) this.onError(error)
+      })
       return
     }
     const key = `${user.phoneNumber}:${deviceId}`

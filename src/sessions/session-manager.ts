@@ -225,7 +225,11 @@ export class SessionManager {
     const runtime = this.runtime(id)
     clearTimeout(runtime.reconnectTimer)
     const generation = ++runtime.generation
-    const starting = await this.options.store.transition(id, status, { reason, lastError: null })
+    // A reconnect attempt keeps the error that caused it: it is cleared when the session is ready.
+    const starting = await this.options.store.transition(id, status, {
+      reason,
+      ...(status === 'reconnecting' ? {} : { lastError: null }),
+    })
     const sandbox = record.sandbox ? this.options.sandboxTarget?.() : undefined
     if (record.sandbox && !sandbox) {
       return this.fail(
@@ -272,6 +276,9 @@ export class SessionManager {
       runtime.attempt = 0
       runtime.qr = undefined
       runtime.linkingStartedAt = undefined
+      // Logged in with the new credentials: the 515/401 race after a fresh link is over, and
+      // a 401 from now on is a real logout, however soon after linking it comes.
+      runtime.linkedAt = undefined
       const at = this.now()
       void this.guard(id, () =>
         this.options.store.transition(id, 'ready', {
@@ -337,7 +344,7 @@ export class SessionManager {
           void this.withLock(id, async () => {
             const latest = await this.options.store.get(id)
             if (latest?.desiredState === 'running' && !runtime.connection)
-              await this.connect(id, 'reconnecting')
+              await this.connect(id, `reconnect attempt ${runtime.attempt}`, 'reconnecting')
           }).catch((err) => this.options.logger.error({ err, sessionId: id }, 'reconnect failed'))
         }, delay)
         return

@@ -96,8 +96,12 @@ export class RepositorySessionStore implements SessionStore, SessionRepositoryPo
     return this.sessions.listByOrganization(organizationId, query)
   }
 
-  delete(id: string): Promise<void> {
-    return this.sessions.delete(id)
+  /** The session row (credentials, messages, chats… cascade with it) and its events, in one transaction. */
+  async delete(id: string): Promise<void> {
+    await this.database.db.transaction().execute(async (trx) => {
+      await this.recorder.forgetSession(id, trx)
+      await this.sessions.delete(id, trx)
+    })
   }
 
   private async record<T extends DomainEventType>(

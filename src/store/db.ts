@@ -3,6 +3,7 @@ import { Kysely, type Migration, type MigrationResultSet, Migrator, PostgresDial
 import pg from 'pg'
 import { isPostgresUrl, PG_INT8_OID } from './dialect-sql.ts'
 import * as initial from './migrations/0001-initial.ts'
+import * as webhooks from './migrations/0002-webhooks.ts'
 import * as messages from './migrations/0003-messages.ts'
 import { NodeSqliteDialect, openSqliteFile } from './node-sqlite-dialect.ts'
 import type { Tables } from './schema.ts'
@@ -28,6 +29,7 @@ export interface OpenDatabaseOptions {
  */
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
+  '0002-webhooks': webhooks,
   '0003-messages': messages,
 }
 

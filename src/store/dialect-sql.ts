@@ -1,7 +1,10 @@
+import { type RawBuilder, type SqlBool, sql } from 'kysely'
+
 /*
  * Everything that differs between SQLite and Postgres, in one place. The queries
  * themselves are portable (Kysely compiles `on conflict`, `returning` and row counts the
- * same way for both); what differs is how each driver reports errors.
+ * same way for both); what differs is how each driver reports errors, and how LIKE treats
+ * letter case.
  */
 
 /** SQLite extended result codes for constraint failures (https://sqlite.org/rescode.html). */
@@ -25,3 +28,14 @@ export const isPostgresUrl = (url: string | undefined): url is string =>
 
 /** Postgres type id of int8/bigint, which `pg` returns as a string unless told otherwise. */
 export const PG_INT8_OID = 20
+
+/**
+ * A case-insensitive "contains" that means the same on both dialects. Postgres' LIKE is
+ * case-sensitive and SQLite's is not, and SQLite has no ILIKE, so both sides are lowered
+ * instead; SQLite has no default LIKE escape, so the escape character is named. (SQLite's
+ * lower() folds ASCII only: non-ASCII letters match case-sensitively there.)
+ */
+export function containsIgnoringCase(column: string, text: string): RawBuilder<SqlBool> {
+  const pattern = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+  return sql<SqlBool>`lower(${sql.ref(column)}) like lower(${pattern}) escape '\\'`
+}

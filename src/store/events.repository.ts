@@ -55,6 +55,12 @@ export class EventsRepository {
   }
 
   /** Newest first. */
+  /** A deleted session takes its event history with it. */
+  async deleteBySession(sessionId: string, trx: Executor = this.db): Promise<number> {
+    const result = await trx.deleteFrom('events').where('session_id', '=', sessionId).executeTakeFirst()
+    return Number(result.numDeletedRows)
+  }
+
   async list(organizationId: string, query: EventListQuery, trx: Executor = this.db): Promise<EventRecord[]> {
     if (query.types?.length === 0) return []
     let select = trx.selectFrom('events').selectAll().where('organization_id', '=', organizationId)

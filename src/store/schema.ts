@@ -91,6 +91,73 @@ export interface Tables extends MessagingTables {
   auth_creds: AuthCredsTable
   auth_keys: AuthKeysTable
   events: EventsTable
+  webhooks: WebhooksTable
+  webhook_deliveries: WebhookDeliveriesTable
+  webhook_attempts: WebhookAttemptsTable
+}
+
+/** Organization webhooks (migration 0002). */
+export interface WebhooksTable {
+  id: string
+  organization_id: string
+  url: string
+  description: string | null
+  /** JSON array of event patterns */
+  events: string
+  /** JSON array of session ids; empty means every session */
+  session_ids: string
+  /** sealed by the SecretBox */
+  secret: string
+  /** JSON array of { name, value } */
+  custom_headers: string
+  signature_scheme: string
+  retry_policy: string
+  retry_delay_seconds: number
+  retry_attempts: number
+  ordered: 0 | 1
+  enabled: 0 | 1
+  disabled_reason: string | null
+  created_at: number
+  updated_at: number
+}
+
+/** The webhook outbox: one row per (event, endpoint). */
+export interface WebhookDeliveriesTable {
+  id: string
+  organization_id: string
+  /** null for a session webhook (its target is in `target`) */
+  webhook_id: string | null
+  endpoint_key: string
+  session_id: string | null
+  event_id: string
+  event_type: string
+  /** the exact JSON body sent at every attempt */
+  body: string
+  /** JSON WebhookTarget snapshot of a session webhook */
+  target: string | null
+  ordering_key: string | null
+  seq: number
+  status: string
+  attempts: number
+  replay_offset: number
+  next_attempt_at: number
+  locked_until: number | null
+  lease_token: string | null
+  last_status_code: number | null
+  last_error: string | null
+  delivered_at: number | null
+  created_at: number
+  updated_at: number
+}
+
+export interface WebhookAttemptsTable {
+  delivery_id: string
+  number: number
+  started_at: number
+  duration_ms: number
+  status_code: number | null
+  error: string | null
+  response: string | null
 }
 
 /** What a repository method runs on: the database, or a transaction the caller opened. */

@@ -7,6 +7,7 @@ import { freshPostgresDatabase } from '../support/postgres.ts'
 import { authAndEventsSuite } from './auth-events.suite.ts'
 import { useStore } from './fixtures.ts'
 import { keysAndOrganizationsSuite } from './keys-organizations.suite.ts'
+import { messagingSuite } from './messaging.suite.ts'
 import { sessionsSuite } from './sessions.suite.ts'
 
 /** One suite, every dialect: the store must behave the same on SQLite and Postgres. */
@@ -15,6 +16,7 @@ function repositorySuite(open: () => Promise<Database>): void {
   keysAndOrganizationsSuite(context)
   sessionsSuite(context)
   authAndEventsSuite(context)
+  messagingSuite(context)
 }
 
 // Both awaited before any describe: suites registered after a top-level await are not run.

@@ -1,0 +1,182 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import type { GroupsService } from '../../messages/groups.service.ts'
+import type { SessionsService } from '../../sessions/sessions.service.ts'
+import { requireRole } from '../auth.ts'
+import * as s from '../schemas.ts'
+import { groupView } from '../views-messaging.ts'
+
+const tags = ['groups']
+const errors = {
+  400: s.errorEnvelope,
+  401: s.errorEnvelope,
+  403: s.errorEnvelope,
+  404: s.errorEnvelope,
+  409: s.errorEnvelope,
+}
+const groupParam = s.sessionIdParam.extend({
+  groupId: z.string().min(6).max(100).describe('group JID (…@g.us) or its id'),
+})
+const group = z.object({}).passthrough().meta({ id: 'Group' })
+const people = z.array(z.string().min(3).max(100)).min(1).max(256)
+
+export const groupsRoutes: FastifyPluginAsyncZod<{
+  sessions: SessionsService
+  groups: GroupsService
+}> = async (app, { sessions, groups }) => {
+  app.get(
+    '/sessions/:id/groups',
+    {
+      schema: {
+        tags,
+        summary: 'Groups the session is in',
+        params: s.sessionIdParam,
+        querystring: z.object({
+          q: z.string().max(100).optional(),
+          cursor: z.string().max(300).optional(),
+          limit: z.coerce.number().int().min(1).max(100).default(20),
+        }),
+        response: {
+          200: z.object({ items: z.array(group), nextCursor: z.string().nullable() }).passthrough(),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const page = await groups.list(
+        await sessions.get(requireRole(request, 'viewer'), request.params.id),
+        request.query,
+      )
+      return { ...page, items: page.items.map(groupView) }
+    },
+  )
+
+  app.get(
+    '/sessions/:id/groups/:groupId',
+    {
+      schema: {
+        tags,
+        summary: 'A group with its participants, roles and in-group names',
+        params: groupParam,
+        response: { 200: group, ...errors },
+      },
+    },
+    async (request) =>
+      groupView(
+        await groups.get(
+          await sessions.get(requireRole(request, 'viewer'), request.params.id),
+          request.params.groupId,
+        ),
+      ),
+  )
+
+  app.post(
+    '/sessions/:id/groups',
+    {
+      schema: {
+        tags,
+        summary: 'Create a group',
+        params: s.sessionIdParam,
+        body: z.object({ subject: z.string().min(1).max(100), participants: people }),
+        response: { 201: group, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      return reply
+        .status(201)
+        .send(groupView(await groups.create(session, request.body.subject, request.body.participants)))
+    },
+  )
+
+  app.patch(
+    '/sessions/:id/groups/:groupId',
+    {
+      schema: {
+        tags,
+        summary: 'Change the subject and/or description',
+        params: groupParam,
+        body: z
+          .object({
+            subject: z.string().min(1).max(100).optional(),
+            description: z.string().max(2048).optional(),
+          })
+          .refine(
+            (b) => b.subject !== undefined || b.description !== undefined,
+            'give subject and/or description',
+          ),
+        response: { 200: group, ...errors },
+      },
+    },
+    async (request) =>
+      groupView(
+        await groups.update(
+          await sessions.get(requireRole(request, 'operator'), request.params.id),
+          request.params.groupId,
+          request.body,
+        ),
+      ),
+  )
+
+  app.post(
+    '/sessions/:id/groups/:groupId/participants',
+    {
+      schema: {
+        tags,
+        summary: 'Add, remove, promote or demote participants',
+        params: groupParam,
+        body: z.object({ action: z.enum(['add', 'remove', 'promote', 'demote']), participants: people }),
+        response: {
+          200: z.object({ group, results: z.array(z.object({ jid: z.string(), status: z.string() })) }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const result = await groups.participants(
+        await sessions.get(requireRole(request, 'operator'), request.params.id),
+        request.params.groupId,
+        request.body.action,
+        request.body.participants,
+      )
+      return { group: groupView(result.group), results: result.results }
+    },
+  )
+
+  app.post(
+    '/sessions/:id/groups/:groupId/leave',
+    {
+      schema: { tags, summary: 'Leave a group', params: groupParam, response: { 204: z.null(), ...errors } },
+    },
+    async (request, reply) => {
+      await groups.leave(
+        await sessions.get(requireRole(request, 'operator'), request.params.id),
+        request.params.groupId,
+      )
+      return reply.status(204).send(null)
+    },
+  )
+
+  for (const [method, revoke] of [
+    ['get', false],
+    ['delete', true],
+  ] as const) {
+    app[method](
+      '/sessions/:id/groups/:groupId/invite',
+      {
+        schema: {
+          tags,
+          summary: revoke ? 'Revoke the invite link (a new one replaces it)' : 'The invite link',
+          params: groupParam,
+          response: { 200: z.object({ code: z.string(), link: z.string() }), ...errors },
+        },
+      },
+      async (request) =>
+        groups.invite(
+          await sessions.get(requireRole(request, 'operator'), request.params.id),
+          request.params.groupId,
+          revoke,
+        ),
+    )
+  }
+}

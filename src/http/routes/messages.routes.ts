@@ -1,0 +1,304 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { invalidRequest } from '../../domain/errors.ts'
+import type { ConversationsService } from '../../messages/conversations.service.ts'
+import type { MessagesService } from '../../messages/messages.service.ts'
+import { sendMessageBody } from '../../messages/send-request.ts'
+import type { SessionsService } from '../../sessions/sessions.service.ts'
+import type { MessageRecord } from '../../store/messages.repository.ts'
+import { requireRole } from '../auth.ts'
+import * as s from '../schemas.ts'
+import { chatView, contactView } from '../views-messaging.ts'
+
+const tags = ['messages']
+const errors = {
+  400: s.errorEnvelope,
+  401: s.errorEnvelope,
+  403: s.errorEnvelope,
+  404: s.errorEnvelope,
+  409: s.errorEnvelope,
+}
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
+
+/** A message as the API shows it. */
+export function messageView(message: MessageRecord) {
+  return {
+    id: message.id,
+    waId: message.waId,
+    chatId: message.chatJid,
+    chatLid: message.chatLid,
+    fromMe: message.fromMe,
+    sender: { jid: message.senderJid, lid: message.senderLid, pushName: message.pushName },
+    timestamp: new Date(message.timestamp).toISOString(),
+    type: message.type,
+    text: message.text,
+    media: message.media,
+    quotedId: message.quotedId,
+    mentions: message.mentions,
+    targetId: message.targetId,
+    details: message.details,
+    status: message.status,
+    failureReason: message.failureReason,
+    sendAfter: iso(message.sendAfter),
+  }
+}
+
+const messageSchema = z.object({}).passthrough().meta({ id: 'Message' })
+const page = (item: z.ZodType) =>
+  z.object({ items: z.array(item), nextCursor: z.string().nullable() }).passthrough()
+const chatIdParam = s.sessionIdParam.extend({ chatId: z.string().min(3).max(100) })
+
+export const messagesRoutes: FastifyPluginAsyncZod<{
+  sessions: SessionsService
+  messages: MessagesService
+  conversations: ConversationsService
+}> = async (app, { sessions, messages, conversations }) => {
+  app.post(
+    '/sessions/:id/messages',
+    {
+      bodyLimit: 150 * 1024 * 1024,
+      schema: {
+        tags,
+        summary: 'Send a message (any type); accepted for the paced outbound queue',
+        description:
+          'JSON body, or multipart/form-data with a `message` field (this JSON) and a `file` field for the media. ' +
+          'Send an Idempotency-Key header to make retries safe for 24 hours.',
+        params: s.sessionIdParam,
+        body: sendMessageBody,
+        response: {
+          202: z.object({
+            id: z.string(),
+            waId: z.string(),
+            status: z.literal('pending'),
+            sendAfter: z.string(),
+          }),
+          ...errors,
+        },
+      },
+      // multipart bodies become the same JSON before validation
+      preValidation: async (request) => {
+        if (!request.isMultipart()) return
+        let message: Record<string, unknown> | undefined
+        let file: { base64: string; mimetype: string; fileName: string } | undefined
+        for await (const part of request.parts()) {
+          if (part.type === 'file') {
+            file = {
+              base64: (await part.toBuffer()).toString('base64'),
+              mimetype: part.mimetype,
+              fileName: part.filename,
+            }
+          } else if (part.fieldname === 'message') {
+            try {
+              message = JSON.parse(String(part.value))
+            } catch {
+              throw invalidRequest('message: not JSON', [{ path: 'body.message', message: 'not JSON' }])
+            }
+          }
+        }
+        if (!message)
+          throw invalidRequest('multipart sends need a `message` field', [
+            { path: 'body.message', message: 'missing' },
+          ])
+        const type = String(message.type ?? '')
+        if (file && ['image', 'video', 'audio', 'document', 'sticker'].includes(type)) {
+          const media = (message[type] ?? {}) as Record<string, unknown>
+          message[type] = { mimetype: file.mimetype, fileName: file.fileName, ...media, base64: file.base64 }
+        }
+        // validated as the JSON body would be, right after this hook
+        request.body = message as typeof request.body
+      },
+    },
+    async (request, reply) => {
+      const principal = requireRole(request, 'operator')
+      const session = await sessions.get(principal, request.params.id)
+      const key = request.headers['idempotency-key']
+      const accepted = await messages.send(
+        principal,
+        session,
+        request.body,
+        typeof key === 'string' ? key : undefined,
+      )
+      return reply.status(202).send(accepted)
+    },
+  )
+
+  app.get(
+    '/sessions/:id/messages/:messageId',
+    {
+      schema: {
+        tags,
+        summary: 'A message and its status',
+        params: s.sessionIdParam.extend({ messageId: z.string().min(1).max(100) }),
+        response: { 200: messageSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
+      return messageView(await messages.get(session, request.params.messageId))
+    },
+  )
+
+  app.get(
+    '/sessions/:id/chats',
+    {
+      schema: {
+        tags: ['chats'],
+        summary: 'Chats by last activity; search by name or number',
+        params: s.sessionIdParam,
+        querystring: z.object({
+          q: z.string().max(100).optional(),
+          cursor: z.string().max(300).optional(),
+          limit: z.coerce.number().int().min(1).max(100).default(20),
+        }),
+        response: { 200: page(z.object({}).passthrough()), ...errors },
+      },
+    },
+    async (request) => {
+      const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
+      const page = await conversations.listChats(session, request.query)
+      return { ...page, items: page.items.map(chatView) }
+    },
+  )
+
+  app.get(
+    '/sessions/:id/chats/:chatId/messages',
+    {
+      schema: {
+        tags: ['chats'],
+        summary: "A chat's messages, newest first; page back with `before`, forward with `after`",
+        params: chatIdParam,
+        querystring: z.object({
+          before: z.string().max(300).optional(),
+          after: z.string().max(300).optional(),
+          limit: z.coerce.number().int().min(1).max(100).default(50),
+        }),
+        response: { 200: page(messageSchema), ...errors },
+      },
+    },
+    async (request) => {
+      const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
+      const result = await conversations.timeline(session, request.params.chatId, request.query)
+      return { ...result, items: result.items.map(messageView) }
+    },
+  )
+
+  app.post(
+    '/sessions/:id/chats/:chatId/read',
+    {
+      schema: {
+        tags: ['chats'],
+        summary: 'Mark a chat read (sends read receipts)',
+        params: chatIdParam,
+        response: { 204: z.null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      await conversations.markRead(session, request.params.chatId)
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.post(
+    '/sessions/:id/presence',
+    {
+      schema: {
+        tags: ['chats'],
+        summary: 'Set own presence, or show typing / recording / paused in a chat',
+        params: s.sessionIdParam,
+        body: z.object({
+          state: z.enum(['available', 'unavailable', 'composing', 'recording', 'paused']),
+          chatId: z.string().min(3).max(100).optional(),
+        }),
+        response: { 204: z.null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      await conversations.presence(session, request.body.state, request.body.chatId)
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.post(
+    '/sessions/:id/numbers/check',
+    {
+      schema: {
+        tags: ['contacts'],
+        summary: 'Which phone numbers are on WhatsApp',
+        params: s.sessionIdParam,
+        body: z.object({ numbers: z.array(z.string().min(3).max(40)).min(1).max(50) }),
+        response: {
+          200: z.object({
+            results: z.array(z.object({ input: z.string(), jid: z.string(), exists: z.boolean() })),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      return { results: await conversations.checkNumbers(session, request.body.numbers) }
+    },
+  )
+
+  app.get(
+    '/sessions/:id/contacts',
+    {
+      schema: {
+        tags: ['contacts'],
+        summary: 'People the session has seen; search name, push name, phone or LID',
+        params: s.sessionIdParam,
+        querystring: z.object({
+          q: z.string().max(100).optional(),
+          cursor: z.string().max(300).optional(),
+          limit: z.coerce.number().int().min(1).max(100).default(20),
+        }),
+        response: { 200: page(z.object({}).passthrough()), ...errors },
+      },
+    },
+    async (request) => {
+      const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
+      const page = await conversations.searchContacts(session, request.query)
+      return { ...page, items: page.items.map(contactView) }
+    },
+  )
+
+  app.get(
+    '/sessions/:id/contacts/:contactId',
+    {
+      schema: {
+        tags: ['contacts'],
+        summary:
+          'A contact, their direct chat and the groups they share with the session (with their name in each)',
+        params: s.sessionIdParam.extend({ contactId: z.string().min(3).max(100) }),
+        response: { 200: z.object({}).passthrough(), ...errors },
+      },
+    },
+    async (request) => {
+      const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
+      const found = await conversations.contact(session, request.params.contactId)
+      return { ...contactView(found.contact), chat: found.chat && chatView(found.chat), groups: found.groups }
+    },
+  )
+
+  app.get(
+    '/sessions/:id/media/:mediaId',
+    {
+      schema: {
+        tags: ['messages'],
+        summary: 'Downloaded media of a received message',
+        params: s.sessionIdParam.extend({ mediaId: z.string().regex(/^med_[a-z0-9]+$/, 'a med_… id') }),
+      },
+    },
+    async (request, reply) => {
+      const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
+      const file = await conversations.media(session, request.params.mediaId)
+      return reply
+        .type(file.mimetype)
+        .header('content-length', file.size)
+        .header('x-content-type-options', 'nosniff')
+        .send(file.stream)
+    },
+  )
+}

@@ -1,0 +1,198 @@
+import type { FastifyRequest } from 'fastify'
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import type { Principal } from '../../accounts/api-key.types.ts'
+import { AppError } from '../../domain/errors.ts'
+import * as dto from '../../webhooks/webhook.dto.ts'
+import type { WebhooksService } from '../../webhooks/webhooks.service.ts'
+import { requireRole } from '../auth.ts'
+import { errorEnvelope } from '../schemas.ts'
+
+const tags = ['webhooks']
+const errors = {
+  400: errorEnvelope,
+  401: errorEnvelope,
+  403: errorEnvelope,
+  404: errorEnvelope,
+  409: errorEnvelope,
+}
+
+/**
+ * Organization webhooks see every session's events, so they need an admin key that is not
+ * limited to some sessions.
+ */
+function requireOrganizationAdmin(request: FastifyRequest): Principal {
+  const principal = requireRole(request, 'admin')
+  if (principal.sessionIds !== null) {
+    throw new AppError('forbidden', 'organization webhooks need a key that is not limited to sessions')
+  }
+  return principal
+}
+
+export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }> = async (
+  app,
+  { webhooks },
+) => {
+  app.post(
+    '/webhooks',
+    {
+      schema: {
+        tags,
+        summary: 'Create an organization webhook; a generated secret is shown only in this response',
+        body: dto.createWebhookBody,
+        response: { 201: dto.webhookView.extend({ secret: z.string().optional() }), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { organizationId } = requireOrganizationAdmin(request)
+      const { webhook, generatedSecret } = await webhooks.create(organizationId, request.body)
+      const view = dto.toWebhookView(webhook)
+      return reply.status(201).send(generatedSecret ? { ...view, secret: generatedSecret } : view)
+    },
+  )
+
+  app.get(
+    '/webhooks',
+    {
+      schema: {
+        tags,
+        summary: 'List organization webhooks',
+        response: { 200: z.object({ items: z.array(dto.webhookView) }), ...errors },
+      },
+    },
+    async (request) => {
+      const { organizationId } = requireOrganizationAdmin(request)
+      return { items: (await webhooks.list(organizationId)).map(dto.toWebhookView) }
+    },
+  )
+
+  app.get(
+    '/webhooks/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Get a webhook',
+        params: dto.webhookParams,
+        response: { 200: dto.webhookView, ...errors },
+      },
+    },
+    async (request) => {
+      const { organizationId } = requireOrganizationAdmin(request)
+      return dto.toWebhookView(await webhooks.get(organizationId, request.params.id))
+    },
+  )
+
+  app.patch(
+    '/webhooks/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Change a webhook; enabling it again clears why the gateway disabled it',
+        params: dto.webhookParams,
+        body: dto.updateWebhookBody,
+        response: { 200: dto.webhookView, ...errors },
+      },
+    },
+    async (request) => {
+      const { organizationId } = requireOrganizationAdmin(request)
+      return dto.toWebhookView(await webhooks.update(organizationId, request.params.id, request.body))
+    },
+  )
+
+  app.delete(
+    '/webhooks/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Delete a webhook with its deliveries',
+        params: dto.webhookParams,
+        response: { 204: z.null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { organizationId } = requireOrganizationAdmin(request)
+      await webhooks.delete(organizationId, request.params.id)
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.get(
+    '/webhooks/:id/deliveries',
+    {
+      schema: {
+        tags,
+        summary: "List a webhook's deliveries, newest first",
+        params: dto.webhookParams,
+        querystring: dto.listDeliveriesQuery,
+        response: {
+          200: z.object({ items: z.array(dto.deliveryView), nextCursor: z.string().nullable() }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const { organizationId } = requireOrganizationAdmin(request)
+      const page = await webhooks.listDeliveries(organizationId, request.params.id, request.query)
+      return { items: page.items.map(dto.toDeliveryView), nextCursor: page.nextCursor }
+    },
+  )
+
+  app.get(
+    '/webhooks/:id/deliveries/:deliveryId',
+    {
+      schema: {
+        tags,
+        summary: 'Get a delivery with every attempt',
+        params: dto.deliveryParams,
+        response: {
+          200: dto.deliveryView.extend({ payload: z.unknown(), attemptLog: z.array(dto.attemptView) }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const { organizationId } = requireOrganizationAdmin(request)
+      const { id, deliveryId } = request.params
+      const { delivery, attempts } = await webhooks.getDelivery(organizationId, id, deliveryId)
+      return {
+        ...dto.toDeliveryView(delivery),
+        payload: JSON.parse(delivery.body) as unknown,
+        attemptLog: attempts.map(dto.toAttemptView),
+      }
+    },
+  )
+
+  app.post(
+    '/webhooks/:id/deliveries/:deliveryId/retry',
+    {
+      schema: {
+        tags,
+        summary: 'Send a dead delivery again, with a fresh retry budget',
+        params: dto.deliveryParams,
+        response: { 202: dto.deliveryView, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { organizationId } = requireOrganizationAdmin(request)
+      const { id, deliveryId } = request.params
+      const delivery = await webhooks.retryDelivery(organizationId, id, deliveryId)
+      return reply.status(202).send(dto.toDeliveryView(delivery))
+    },
+  )
+
+  app.post(
+    '/webhooks/:id/test',
+    {
+      schema: {
+        tags,
+        summary: 'Send a signed webhook.test event now and report the outcome',
+        params: dto.webhookParams,
+        response: { 200: dto.testResultView, ...errors },
+      },
+    },
+    async (request) => {
+      const { organizationId } = requireOrganizationAdmin(request)
+      return webhooks.test(organizationId, request.params.id)
+    },
+  )
+}

@@ -1,0 +1,310 @@
+import { proto } from '@whiskeysockets/baileys'
+import type { Logger } from 'pino'
+import type { IdGenerator } from '../domain/ids.ts'
+import { chatKind, STATUS_JID } from '../domain/jid.ts'
+import type { SessionConfig } from '../domain/session-config.ts'
+import type { EngineConnection, EngineMessage, HistoryBatch, StatusReport } from '../engine/engine.ts'
+import type { DomainEventMap } from '../events/catalogue.ts'
+import type { EventRecorder } from '../events/event-recorder.ts'
+import type { SessionRecord } from '../sessions/session.types.ts'
+import { eventSession } from '../sessions/session-store.ts'
+import type { ChatsRepository } from '../store/chats.repository.ts'
+import type { ContactsRepository } from '../store/contacts.repository.ts'
+import type { Database } from '../store/db.ts'
+import type { MessageRecord, MessagesRepository } from '../store/messages.repository.ts'
+import type { GroupsService } from './groups.service.ts'
+import type { MediaDownloader } from './media-downloader.ts'
+import type { NormalizedMessage } from './message.types.ts'
+import { normalizeMessage } from './normalize.ts'
+
+/** The event a received (or own-device) message becomes, by type. */
+const EVENT_BY_TYPE: Partial<Record<NormalizedMessage['type'], keyof DomainEventMap>> = {
+  reaction: 'message.reaction',
+  edit: 'message.edited',
+  delete: 'message.deleted',
+  poll_vote: 'poll.vote',
+}
+
+/** Whether the session's `ignore` settings drop this chat at the source. */
+export function ignoredChat(config: SessionConfig, chatJid: string): boolean {
+  const kind = chatJid === STATUS_JID ? 'status' : chatKind(chatJid)
+  const { ignore } = config
+  return (
+    (kind === 'status' && ignore.status) ||
+    (kind === 'group' && ignore.groups) ||
+    (kind === 'newsletter' && ignore.channels) ||
+    (kind === 'broadcast' && ignore.broadcast)
+  )
+}
+
+export const encodeRaw = (message: proto.IMessage | null | undefined): string | null =>
+  message ? Buffer.from(proto.Message.encode(message).finish()).toString('base64') : null
+
+/**
+ * Everything a session receives, from live messages to history sync: normalized, filtered
+ * by the session's ignore settings, deduplicated by WhatsApp id, stored (message, chat,
+ * contact, LID map) before its event is published, media fetched in the background.
+ */
+export class MessageIngest {
+  private readonly deps: {
+    database: Database
+    messages: MessagesRepository
+    chats: ChatsRepository
+    contacts: ContactsRepository
+    recorder: EventRecorder
+    media: MediaDownloader
+    groups: GroupsService
+    newId: IdGenerator
+    logger: Logger
+    now?: () => number
+    /** the session as it is now (config and identity may change while connected) */
+    session: (id: string) => Promise<SessionRecord | undefined>
+  }
+
+  constructor(deps: MessageIngest['deps']) {
+    this.deps = deps
+  }
+
+  /** Subscribes to one connection's events; the connection lives as long as its socket. */
+  attach(sessionId: string, connection: EngineConnection): void {
+    const guard = (what: string, work: () => Promise<void>) =>
+      work().catch((err) => this.deps.logger.error({ err, sessionId }, `ingesting ${what} failed`))
+    // One chain per connection: messages of a session are stored in the order they came.
+    let chain = Promise.resolve()
+    const queue = (what: string, work: () => Promise<void>) => {
+      chain = chain.then(() => guard(what, work))
+    }
+    connection.events.on('messages', ({ kind, messages }) =>
+      queue('messages', () => this.ingestLive(sessionId, connection, kind, messages)),
+    )
+    connection.events.on('history', (batch) => queue('history', () => this.ingestHistory(sessionId, batch)))
+    connection.events.on('message-status', (reports) =>
+      queue('statuses', () => this.applyStatuses(sessionId, reports)),
+    )
+    connection.events.on('contacts', (contacts) =>
+      queue('contacts', () =>
+        this.deps.contacts.upsertMany(sessionId, contacts.map(toContact)).then(() => undefined),
+      ),
+    )
+    connection.events.on('open', () =>
+      queue('groups', async () => {
+        const session = await this.deps.session(sessionId)
+        if (session && !session.config.ignore.groups) await this.deps.groups.syncAll(session, connection)
+      }),
+    )
+    connection.events.on('groups', ({ jids }) =>
+      queue('groups', async () => {
+        const session = await this.deps.session(sessionId)
+        if (!session || session.config.ignore.groups) return
+        for (const jid of jids)
+          await this.deps.groups.remember(session, await connection.groups.metadata(jid))
+      }),
+    )
+    connection.events.on('lid-mapping', (pairs) =>
+      queue('lid mappings', async () => {
+        for (const { lid, pn } of pairs) await this.deps.contacts.mapLid(sessionId, lid, pn)
+      }),
+    )
+  }
+
+  private async ingestLive(
+    sessionId: string,
+    connection: EngineConnection,
+    kind: 'notify' | 'append',
+    messages: EngineMessage[],
+  ): Promise<void> {
+    const session = await this.deps.session(sessionId)
+    if (!session) return
+    const now = this.now()
+    for (const message of messages) {
+      const normalized = normalizeMessage(message, session.jid)
+      if (!normalized || ignoredChat(session.config, normalized.chatJid)) continue
+      // Our own sends are already stored by the outbound queue; only other devices' are new.
+      if (normalized.fromMe && (await this.deps.messages.getByWaId(sessionId, normalized.waId))) continue
+      const record: MessageRecord = {
+        ...normalized,
+        id: this.deps.newId('message'),
+        sessionId,
+        status: normalized.fromMe ? 'sent' : null,
+        failureReason: null,
+        raw: encodeRaw(message.message),
+        sendRequest: null,
+        sendAfter: null,
+        createdAt: now,
+        updatedAt: now,
+      }
+      const events = await this.deps.database.db.transaction().execute(async (trx) => {
+        if (session.config.store.enabled) {
+          if (!(await this.deps.messages.insertIfNew(record, trx))) return []
+          await this.rememberPeople(sessionId, normalized, trx)
+          await this.deps.chats.upsertActivity(
+            sessionId,
+            {
+              jid: normalized.chatJid,
+              ...(normalized.chatLid ? { lid: normalized.chatLid } : {}),
+              messageId: record.id,
+              at: normalized.timestamp,
+              incrementUnread: !normalized.fromMe && kind === 'notify',
+            },
+            trx,
+          )
+        }
+        const type =
+          EVENT_BY_TYPE[normalized.type] ?? (normalized.fromMe ? 'message.sent' : 'message.received')
+        return this.deps.recorder.store(
+          eventSession(session),
+          [{ type, data: { ...normalized, id: record.id, status: record.status } }],
+          trx,
+        )
+      })
+      this.deps.recorder.publish(events)
+      if (
+        events.length &&
+        normalized.pushName &&
+        chatKind(normalized.chatJid) === 'group' &&
+        !normalized.fromMe
+      ) {
+        await this.deps.groups.rememberName(
+          session,
+          normalized.chatJid,
+          { jid: normalized.senderJid, lid: normalized.senderLid },
+          normalized.pushName,
+        )
+      }
+      if (events.length && normalized.media && session.config.store.enabled) {
+        this.deps.media.enqueue({
+          sessionId,
+          messageId: record.id,
+          message,
+          connection,
+          descriptor: normalized.media,
+        })
+      }
+    }
+  }
+
+  /** History arrives in large batches: stored in bulk, announced by one event, never per message. */
+  private async ingestHistory(sessionId: string, batch: HistoryBatch): Promise<void> {
+    const session = await this.deps.session(sessionId)
+    if (!session) return
+    const now = this.now()
+    const records: MessageRecord[] = []
+    for (const message of batch.messages) {
+      const normalized = normalizeMessage(message, session.jid)
+      if (!normalized || ignoredChat(session.config, normalized.chatJid)) continue
+      records.push({
+        ...normalized,
+        id: this.deps.newId('message'),
+        sessionId,
+        status: normalized.fromMe ? 'sent' : null,
+        failureReason: null,
+        raw: encodeRaw(message.message),
+        sendRequest: null,
+        sendAfter: null,
+        createdAt: now,
+        updatedAt: now,
+      })
+    }
+    const chats = batch.chats.filter((chat) => !ignoredChat(session.config, chat.jid))
+    const events = await this.deps.database.db.transaction().execute(async (trx) => {
+      let stored = 0
+      if (session.config.store.enabled) {
+        stored = await this.deps.messages.insertMany(records, trx)
+        await this.deps.chats.upsertMany(
+          sessionId,
+          chats.map((chat) => ({
+            jid: chat.jid,
+            ...(chat.name ? { name: chat.name } : {}),
+            ...(chat.unreadCount !== undefined ? { unreadCount: chat.unreadCount } : {}),
+            ...(chat.lastMessageAt ? { lastMessageAt: chat.lastMessageAt } : {}),
+            ...(chat.archived ? { archived: true } : {}),
+            ...(chat.pinned ? { pinned: true } : {}),
+          })),
+          trx,
+        )
+        await this.deps.contacts.upsertMany(sessionId, batch.contacts.map(toContact), trx)
+        for (const { lid, pn } of batch.lidMappings) await this.deps.contacts.mapLid(sessionId, lid, pn, trx)
+      }
+      return this.deps.recorder.store(
+        eventSession(session),
+        [
+          {
+            type: 'history.sync',
+            data: {
+              syncType: batch.syncType,
+              progress: batch.progress,
+              messages: stored,
+              chats: chats.length,
+              contacts: batch.contacts.length,
+            },
+          },
+        ],
+        trx,
+      )
+    })
+    this.deps.recorder.publish(events)
+  }
+
+  private async applyStatuses(sessionId: string, reports: StatusReport[]): Promise<void> {
+    const session = await this.deps.session(sessionId)
+    if (!session) return
+    for (const report of reports) {
+      const waId = report.key.id
+      if (!waId) continue
+      const updated = await this.deps.messages.updateStatusByWaId(sessionId, waId, report.status, this.now())
+      if (!updated) continue
+      await this.deps.recorder.record(eventSession(session), [
+        {
+          type: 'message.status',
+          data: { id: updated.id, waId, chatJid: updated.chatJid, status: report.status },
+        },
+      ])
+    }
+  }
+
+  /** Who wrote it: their push name, LID and phone number, for contacts and the LID map. */
+  private async rememberPeople(
+    sessionId: string,
+    message: NormalizedMessage,
+    trx: Parameters<MessagesRepository['insertIfNew']>[1],
+  ) {
+    if (message.fromMe) return
+    const jid = message.senderJid ?? message.senderLid
+    if (!jid) return
+    await this.deps.contacts.upsert(
+      sessionId,
+      {
+        jid,
+        ...(message.senderLid ? { lid: message.senderLid } : {}),
+        ...(message.senderJid ? { phone: message.senderJid.split('@')[0] } : {}),
+        ...(message.pushName ? { pushName: message.pushName } : {}),
+      },
+      trx,
+    )
+    if (message.senderJid && message.senderLid) {
+      await this.deps.contacts.mapLid(sessionId, message.senderLid, message.senderJid, trx)
+    }
+  }
+
+  private now(): number {
+    return this.deps.now?.() ?? Date.now()
+  }
+}
+
+function toContact(contact: {
+  jid: string
+  lid?: string
+  name?: string
+  pushName?: string
+  verifiedName?: string
+}) {
+  const phone = contact.jid.endsWith('@s.whatsapp.net') ? contact.jid.split('@')[0] : undefined
+  return {
+    jid: contact.jid,
+    ...(contact.lid ? { lid: contact.lid } : {}),
+    ...(phone ? { phone } : {}),
+    ...(contact.name ? { name: contact.name } : {}),
+    ...(contact.pushName ? { pushName: contact.pushName } : {}),
+    ...(contact.verifiedName ? { verifiedName: contact.verifiedName } : {}),
+  }
+}

@@ -1,0 +1,87 @@
+import { performance } from 'node:perf_hooks'
+import type { SecretBox } from '../security/secret-box.ts'
+import type { WebhookHttpClient } from './http-client.ts'
+import { type SsrfGuard, TargetRefusedError } from './ssrf-guard.ts'
+import type { SendResult, WebhookTarget } from './webhook.types.ts'
+import { requestHeaders } from './webhook-headers.ts'
+
+export interface SendInput {
+  target: WebhookTarget
+  eventId: string
+  body: string
+}
+
+/**
+ * One signed POST: the guard checks the target's addresses again, the headers are built
+ * and signed over the exact body, and the request runs under a timeout. Never throws; every
+ * outcome, refusals included, becomes a SendResult the caller records as an attempt.
+ */
+export class WebhookSender {
+  private readonly client: WebhookHttpClient
+  private readonly guard: SsrfGuard
+  private readonly secretBox: SecretBox
+  private readonly timeoutMs: number
+  private readonly now: () => number
+
+  constructor(deps: {
+    client: WebhookHttpClient
+    guard: SsrfGuard
+    secretBox: SecretBox
+    timeoutMs?: number
+    now?: () => number
+  }) {
+    this.client = deps.client
+    this.guard = deps.guard
+    this.secretBox = deps.secretBox
+    this.timeoutMs = deps.timeoutMs ?? 10_000
+    this.now = deps.now ?? Date.now
+  }
+
+  get requestTimeoutMs(): number {
+    return this.timeoutMs
+  }
+
+  async send(input: SendInput): Promise<SendResult> {
+    const started = performance.now()
+    const elapsed = () => Math.round(performance.now() - started)
+    try {
+      await this.guard.check(input.target.url)
+      const { target } = input
+      const headers = requestHeaders({
+        eventId: input.eventId,
+        timestamp: Math.floor(this.now() / 1000),
+        body: input.body,
+        scheme: target.scheme,
+        secret: target.sealedSecret === null ? null : this.secretBox.decrypt(target.sealedSecret),
+        customHeaders: target.customHeaders,
+      })
+      const response = await this.client.post({
+        url: target.url,
+        headers,
+        body: input.body,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      })
+      return { statusCode: response.status, durationMs: elapsed(), error: null, response: response.body }
+    } catch (error) {
+      return { statusCode: null, durationMs: elapsed(), error: this.describe(error), response: null }
+    }
+  }
+
+  /** A failure as the webhook's owner may read it: no stack, no internals beyond the network error. */
+  private describe(error: unknown): string {
+    if (error instanceof TargetRefusedError) return error.message
+    const { name, code, message, cause } = error as {
+      name?: string
+      code?: string
+      message?: string
+      cause?: unknown
+    }
+    if (name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+      return `timed out after ${this.timeoutMs} ms`
+    }
+    // The guarded socket lookup reports its refusal as the cause of a connect failure.
+    if (cause instanceof TargetRefusedError) return cause.message
+    if (code && message) return `${code}: ${message}`
+    return message ? message.slice(0, 200) : 'request failed'
+  }
+}

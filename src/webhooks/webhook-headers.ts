@@ -1,0 +1,66 @@
+import { signatureHeaders } from './signing.ts'
+import type { CustomHeader, SignatureScheme } from './webhook.types.ts'
+
+export const WEBHOOK_USER_AGENT = 'wagate-webhooks/1'
+
+/**
+ * Header names a user may not set: ours (a receiver must be able to trust them) and the
+ * ones HTTP itself owns. Anything `webhook-*` or `x-webhook-*` is kept for us, so a header
+ * we add later can never be shadowed by a configured one.
+ */
+const RESERVED = new Set([
+  'content-type',
+  'user-agent',
+  'content-length',
+  'host',
+  'connection',
+  'transfer-encoding',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+])
+
+export function isReservedHeader(name: string): boolean {
+  const lower = name.toLowerCase()
+  return RESERVED.has(lower) || lower.startsWith('webhook-') || lower.startsWith('x-webhook-')
+}
+
+export interface RequestHeaderInput {
+  eventId: string
+  /** unix seconds of this attempt */
+  timestamp: number
+  body: string
+  scheme: SignatureScheme | 'none'
+  /** plaintext; null with scheme `none` */
+  secret: string | null
+  customHeaders: readonly CustomHeader[]
+}
+
+/**
+ * Every header of one webhook request. Custom headers go first and ours after, so even a
+ * reserved name that slipped past validation (session webhooks are validated elsewhere)
+ * cannot override what we send.
+ */
+export function requestHeaders(input: RequestHeaderInput): Record<string, string> {
+  const headers: Record<string, string> = {}
+  for (const header of input.customHeaders) {
+    if (!isReservedHeader(header.name)) headers[header.name.toLowerCase()] = header.value
+  }
+  headers['content-type'] = 'application/json'
+  headers['user-agent'] = WEBHOOK_USER_AGENT
+  // Sent with every scheme: the id lets any receiver deduplicate retries.
+  headers['webhook-id'] = input.eventId
+  headers['webhook-timestamp'] = String(input.timestamp)
+  if (input.scheme !== 'none' && input.secret !== null) {
+    Object.assign(
+      headers,
+      signatureHeaders(input.scheme, input.secret, {
+        id: input.eventId,
+        timestamp: input.timestamp,
+        body: input.body,
+      }),
+    )
+  }
+  return headers
+}

@@ -1,0 +1,188 @@
+import { z } from 'zod'
+import { WEBHOOK_RETRY_POLICIES } from '../domain/session-config.ts'
+import { EVENT_PATTERN } from './subscriptions.ts'
+import {
+  type AttemptRecord,
+  DELIVERY_STATUSES,
+  type DeliveryRecord,
+  SIGNATURE_SCHEMES,
+  type WebhookRecord,
+} from './webhook.types.ts'
+
+/* Request and response shapes of `/api/v1/webhooks`: validation, types and OpenAPI in one. */
+
+const iso = (ms: number): string => new Date(ms).toISOString()
+
+const headerName = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'letters, digits and hyphens, at most 64')
+
+const retryFields = {
+  policy: z.enum(WEBHOOK_RETRY_POLICIES),
+  delaySeconds: z.number().int().min(1).max(3600),
+  attempts: z.number().int().min(1).max(50).describe('tries in all, the first included'),
+}
+const retries = z.object({
+  policy: retryFields.policy.default('exponential'),
+  delaySeconds: retryFields.delaySeconds.default(2),
+  attempts: retryFields.attempts.default(15),
+})
+/** In an update, what is left out keeps its current value. */
+const retriesPatch = z.object({
+  policy: retryFields.policy.optional(),
+  delaySeconds: retryFields.delaySeconds.optional(),
+  attempts: retryFields.attempts.optional(),
+})
+
+const webhookFields = {
+  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048),
+  description: z.string().max(200).nullable(),
+  events: z
+    .array(z.string().regex(EVENT_PATTERN, 'an event type, a family such as message.*, or *'))
+    .min(1)
+    .max(64),
+  sessionIds: z.array(z.string().regex(/^ses_\w+$/, 'a session id (ses_…)')).max(100),
+  secret: z
+    .string()
+    .min(8, 'at least 8 characters')
+    .max(256)
+    .describe('standard scheme: whsec_<base64 of 24–64 bytes>; legacy schemes: any string (its UTF-8 bytes)'),
+  customHeaders: z.array(z.object({ name: headerName, value: z.string().max(1024) })).max(20),
+  signatureScheme: z.enum(SIGNATURE_SCHEMES),
+  retries,
+  ordered: z.boolean().describe('one delivery in flight per session, oldest first'),
+  enabled: z.boolean(),
+}
+
+export const createWebhookBody = z.object({
+  ...webhookFields,
+  description: webhookFields.description.optional(),
+  events: webhookFields.events.default(['*']),
+  sessionIds: webhookFields.sessionIds.default([]).describe('empty: every session'),
+  secret: webhookFields.secret.optional().describe('omit to have one generated (shown once)'),
+  customHeaders: webhookFields.customHeaders.default([]),
+  signatureScheme: webhookFields.signatureScheme.default('standard'),
+  retries: retries.default({ policy: 'exponential', delaySeconds: 2, attempts: 15 }),
+  ordered: webhookFields.ordered.default(false),
+  enabled: webhookFields.enabled.default(true),
+})
+
+export const updateWebhookBody = z
+  .object({ ...webhookFields, retries: retriesPatch })
+  .partial()
+  .refine((body) => Object.keys(body).length > 0, 'give at least one field')
+
+export const webhookParams = z.object({ id: z.string().min(1).max(100) })
+export const deliveryParams = webhookParams.extend({ deliveryId: z.string().min(1).max(100) })
+
+export const listDeliveriesQuery = z.object({
+  status: z.enum(DELIVERY_STATUSES).optional(),
+  cursor: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+})
+
+export const webhookView = z
+  .object({
+    id: z.string(),
+    url: z.string(),
+    description: z.string().nullable(),
+    events: z.array(z.string()),
+    sessionIds: z.array(z.string()),
+    secretSet: z.boolean(),
+    customHeaders: z.array(z.object({ name: z.string(), value: z.string() })),
+    signatureScheme: z.enum(SIGNATURE_SCHEMES),
+    retries: z.object({
+      policy: z.enum(WEBHOOK_RETRY_POLICIES),
+      delaySeconds: z.number(),
+      attempts: z.number(),
+    }),
+    ordered: z.boolean(),
+    enabled: z.boolean(),
+    disabledReason: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'Webhook' })
+
+export const deliveryView = z
+  .object({
+    id: z.string(),
+    webhookId: z.string().nullable(),
+    eventId: z.string(),
+    eventType: z.string(),
+    sessionId: z.string().nullable(),
+    status: z.enum(DELIVERY_STATUSES),
+    attempts: z.number(),
+    nextAttemptAt: z.string().nullable().describe('when the next try is due; null unless pending'),
+    lastStatusCode: z.number().nullable(),
+    lastError: z.string().nullable(),
+    deliveredAt: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'WebhookDelivery' })
+
+export const attemptView = z.object({
+  number: z.number(),
+  startedAt: z.string(),
+  durationMs: z.number(),
+  statusCode: z.number().nullable(),
+  error: z.string().nullable(),
+  response: z.string().nullable().describe('the start of the response body, at most 1 KB'),
+})
+
+export const testResultView = z.object({
+  delivered: z.boolean(),
+  eventId: z.string(),
+  statusCode: z.number().nullable(),
+  durationMs: z.number(),
+  error: z.string().nullable(),
+  response: z.string().nullable(),
+})
+
+/** A webhook as the API shows it: the secret never leaves, only that one is set. */
+export function toWebhookView(webhook: WebhookRecord): z.infer<typeof webhookView> {
+  return {
+    id: webhook.id,
+    url: webhook.url,
+    description: webhook.description,
+    events: webhook.events,
+    sessionIds: webhook.sessionIds,
+    secretSet: webhook.secret.length > 0,
+    customHeaders: webhook.customHeaders,
+    signatureScheme: webhook.signatureScheme,
+    retries: webhook.retries,
+    ordered: webhook.ordered,
+    enabled: webhook.enabled,
+    disabledReason: webhook.disabledReason,
+    createdAt: iso(webhook.createdAt),
+    updatedAt: iso(webhook.updatedAt),
+  }
+}
+
+export function toDeliveryView(delivery: DeliveryRecord): z.infer<typeof deliveryView> {
+  return {
+    id: delivery.id,
+    webhookId: delivery.webhookId,
+    eventId: delivery.eventId,
+    eventType: delivery.eventType,
+    sessionId: delivery.sessionId,
+    status: delivery.status,
+    attempts: delivery.attempts,
+    nextAttemptAt: delivery.status === 'pending' ? iso(delivery.nextAttemptAt) : null,
+    lastStatusCode: delivery.lastStatusCode,
+    lastError: delivery.lastError,
+    deliveredAt: delivery.deliveredAt === null ? null : iso(delivery.deliveredAt),
+    createdAt: iso(delivery.createdAt),
+    updatedAt: iso(delivery.updatedAt),
+  }
+}
+
+export function toAttemptView(attempt: AttemptRecord): z.infer<typeof attemptView> {
+  return {
+    number: attempt.number,
+    startedAt: iso(attempt.startedAt),
+    durationMs: attempt.durationMs,
+    statusCode: attempt.statusCode,
+    error: attempt.error,
+    response: attempt.response,
+  }
+}

@@ -1,0 +1,93 @@
+import type { Logger } from 'pino'
+import type { IdGenerator } from '../domain/ids.ts'
+import type { SecretBox } from '../security/secret-box.ts'
+import type { Database } from '../store/db.ts'
+import { WebhookDeliveriesRepository } from '../store/webhook-deliveries.repository.ts'
+import { WebhooksRepository } from '../store/webhooks.repository.ts'
+import type { CircuitBreakerOptions } from './circuit-breaker.ts'
+import { DeliveryWorker } from './delivery-worker.ts'
+import { UndiciWebhookClient, type WebhookHttpClient } from './http-client.ts'
+import { WebhookOutbox } from './outbox.ts'
+import { WebhookSender } from './sender.ts'
+import { type HostResolver, SsrfGuard } from './ssrf-guard.ts'
+import { WebhooksService } from './webhooks.service.ts'
+
+export interface WebhookModuleOptions {
+  database: Database
+  secretBox: SecretBox
+  newId: IdGenerator
+  /** WEBHOOK_ALLOW_PRIVATE=1: loopback and private targets are allowed (tests, home labs) */
+  allowPrivateTargets: boolean
+  logger?: Logger
+  now?: () => number
+  random?: () => number
+  /** per-attempt timeout */
+  requestTimeoutMs?: number
+  pollIntervalMs?: number
+  concurrency?: number
+  circuit?: Partial<CircuitBreakerOptions>
+  /** replaces the keep-alive undici client */
+  httpClient?: WebhookHttpClient
+  /** replaces DNS for the SSRF guard */
+  resolve?: HostResolver
+}
+
+/** Everything webhooks are, built once by the composition root. */
+export interface WebhookModule {
+  webhooks: WebhooksRepository
+  deliveries: WebhookDeliveriesRepository
+  outbox: WebhookOutbox
+  worker: DeliveryWorker
+  service: WebhooksService
+  guard: SsrfGuard
+  /** stops the worker and closes the HTTP client's connections */
+  close(): Promise<void>
+}
+
+export function createWebhookModule(options: WebhookModuleOptions): WebhookModule {
+  const webhooks = new WebhooksRepository(options.database.db)
+  const deliveries = new WebhookDeliveriesRepository(options.database.db, options.database.dialect)
+  const guard = new SsrfGuard({ allowPrivateTargets: options.allowPrivateTargets, resolve: options.resolve })
+  const client = options.httpClient ?? new UndiciWebhookClient({ lookup: guard.lookup() })
+  const sender = new WebhookSender({
+    client,
+    guard,
+    secretBox: options.secretBox,
+    timeoutMs: options.requestTimeoutMs,
+    now: options.now,
+  })
+  const worker = new DeliveryWorker({
+    webhooks,
+    deliveries,
+    sender,
+    logger: options.logger?.child({ component: 'webhooks' }),
+    now: options.now,
+    random: options.random,
+    pollIntervalMs: options.pollIntervalMs,
+    concurrency: options.concurrency,
+    circuit: options.circuit,
+  })
+  const outbox = new WebhookOutbox({ webhooks, deliveries, newId: options.newId, now: options.now })
+  const service = new WebhooksService({
+    webhooks,
+    deliveries,
+    guard,
+    sender,
+    secretBox: options.secretBox,
+    newId: options.newId,
+    now: options.now,
+    onReplay: () => worker.wake(),
+  })
+  return {
+    webhooks,
+    deliveries,
+    outbox,
+    worker,
+    service,
+    guard,
+    close: async () => {
+      await worker.stop()
+      await client.close()
+    },
+  }
+}

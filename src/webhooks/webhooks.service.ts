@@ -1,0 +1,247 @@
+import { type AppError, type ErrorDetail, invalidRequest, invalidState, notFound } from '../domain/errors.ts'
+import type { IdGenerator } from '../domain/ids.ts'
+import type { SecretBox } from '../security/secret-box.ts'
+import type {
+  DeliveryListQuery,
+  DeliveryPage,
+  WebhookDeliveriesRepository,
+} from '../store/webhook-deliveries.repository.ts'
+import type { WebhookPatch, WebhooksRepository } from '../store/webhooks.repository.ts'
+import { DEFAULT_RETRIES } from './retry-policy.ts'
+import type { WebhookSender } from './sender.ts'
+import { generateSecret, secretProblem } from './signing.ts'
+import { type SsrfGuard, TargetRefusedError } from './ssrf-guard.ts'
+import { webhookTarget } from './subscriptions.ts'
+import type {
+  AttemptRecord,
+  CustomHeader,
+  DeliveryRecord,
+  RetrySettings,
+  SendResult,
+  SignatureScheme,
+  WebhookRecord,
+} from './webhook.types.ts'
+import { isReservedHeader } from './webhook-headers.ts'
+
+export interface CreateWebhookInput {
+  url: string
+  description?: string | null
+  events?: string[]
+  sessionIds?: string[]
+  /** omitted: one is generated and returned once */
+  secret?: string
+  customHeaders?: CustomHeader[]
+  signatureScheme?: SignatureScheme
+  retries?: RetrySettings
+  ordered?: boolean
+  enabled?: boolean
+}
+
+export type UpdateWebhookInput = Partial<Omit<CreateWebhookInput, 'retries'>> & {
+  /** what is left out keeps its current value */
+  retries?: Partial<RetrySettings>
+}
+
+export interface TestResult extends SendResult {
+  delivered: boolean
+  eventId: string
+}
+
+/** Organization webhooks: their rules (targets, secrets, headers), deliveries and replays. */
+export class WebhooksService {
+  private readonly webhooks: WebhooksRepository
+  private readonly deliveries: WebhookDeliveriesRepository
+  private readonly guard: SsrfGuard
+  private readonly sender: WebhookSender
+  private readonly secretBox: SecretBox
+  private readonly newId: IdGenerator
+  private readonly now: () => number
+  private readonly onReplay: () => void
+
+  constructor(deps: {
+    webhooks: WebhooksRepository
+    deliveries: WebhookDeliveriesRepository
+    guard: SsrfGuard
+    sender: WebhookSender
+    secretBox: SecretBox
+    newId: IdGenerator
+    now?: () => number
+    /** a replayed delivery is due now: wake the worker */
+    onReplay?: () => void
+  }) {
+    this.webhooks = deps.webhooks
+    this.deliveries = deps.deliveries
+    this.guard = deps.guard
+    this.sender = deps.sender
+    this.secretBox = deps.secretBox
+    this.newId = deps.newId
+    this.now = deps.now ?? Date.now
+    this.onReplay = deps.onReplay ?? (() => {})
+  }
+
+  /** The webhook, and its secret when it was generated here (shown only this once). */
+  async create(
+    organizationId: string,
+    input: CreateWebhookInput,
+  ): Promise<{ webhook: WebhookRecord; generatedSecret: string | null }> {
+    const scheme = input.signatureScheme ?? 'standard'
+    await this.checkUrl(input.url)
+    checkHeaders(input.customHeaders ?? [])
+    const generatedSecret = input.secret === undefined ? generateSecret() : null
+    const secret = input.secret ?? (generatedSecret as string)
+    checkSecret(scheme, secret)
+    const at = this.now()
+    const webhook: WebhookRecord = {
+      id: this.newId('webhook'),
+      organizationId,
+      url: input.url,
+      description: input.description ?? null,
+      events: dedupe(input.events ?? ['*']),
+      sessionIds: dedupe(input.sessionIds ?? []),
+      secret: this.secretBox.encrypt(secret),
+      customHeaders: input.customHeaders ?? [],
+      signatureScheme: scheme,
+      retries: input.retries ?? DEFAULT_RETRIES,
+      ordered: input.ordered ?? false,
+      enabled: input.enabled ?? true,
+      disabledReason: null,
+      createdAt: at,
+      updatedAt: at,
+    }
+    await this.webhooks.create(webhook)
+    return { webhook, generatedSecret }
+  }
+
+  list(organizationId: string): Promise<WebhookRecord[]> {
+    return this.webhooks.listByOrganization(organizationId)
+  }
+
+  async get(organizationId: string, id: string): Promise<WebhookRecord> {
+    const webhook = await this.webhooks.getById(organizationId, id)
+    if (!webhook) throw notFound('webhook')
+    return webhook
+  }
+
+  async update(organizationId: string, id: string, input: UpdateWebhookInput): Promise<WebhookRecord> {
+    const current = await this.get(organizationId, id)
+    if (input.url !== undefined) await this.checkUrl(input.url)
+    if (input.customHeaders !== undefined) checkHeaders(input.customHeaders)
+    const scheme = input.signatureScheme ?? current.signatureScheme
+    if (input.secret !== undefined) checkSecret(scheme, input.secret)
+    else if (input.signatureScheme !== undefined) {
+      // A kept secret must still fit the new scheme (a legacy secret is not a whsec_ key).
+      const problem = secretProblem(scheme, this.secretBox.decrypt(current.secret))
+      if (problem) throw invalidField('secret', `give a new secret for the ${scheme} scheme: ${problem}`)
+    }
+    const patch: WebhookPatch = {
+      ...(input.url !== undefined ? { url: input.url } : {}),
+      ...(input.description !== undefined ? { description: input.description } : {}),
+      ...(input.events !== undefined ? { events: dedupe(input.events) } : {}),
+      ...(input.sessionIds !== undefined ? { sessionIds: dedupe(input.sessionIds) } : {}),
+      ...(input.secret !== undefined ? { secret: this.secretBox.encrypt(input.secret) } : {}),
+      ...(input.customHeaders !== undefined ? { customHeaders: input.customHeaders } : {}),
+      ...(input.signatureScheme !== undefined ? { signatureScheme: input.signatureScheme } : {}),
+      ...(input.retries !== undefined
+        ? { retries: { ...current.retries, ...definedOnly(input.retries) } }
+        : {}),
+      ...(input.ordered !== undefined ? { ordered: input.ordered } : {}),
+      // Enabling again clears the reason the gateway disabled it for.
+      ...(input.enabled !== undefined ? { enabled: input.enabled, disabledReason: null } : {}),
+      updatedAt: this.now(),
+    }
+    const updated = await this.webhooks.update(organizationId, id, patch)
+    if (!updated) throw notFound('webhook')
+    return updated
+  }
+
+  async delete(organizationId: string, id: string): Promise<void> {
+    if (!(await this.webhooks.delete(organizationId, id))) throw notFound('webhook')
+  }
+
+  async listDeliveries(organizationId: string, id: string, query: DeliveryListQuery): Promise<DeliveryPage> {
+    await this.get(organizationId, id)
+    return this.deliveries.listByWebhook(organizationId, id, query)
+  }
+
+  async getDelivery(
+    organizationId: string,
+    id: string,
+    deliveryId: string,
+  ): Promise<{ delivery: DeliveryRecord; attempts: AttemptRecord[] }> {
+    const delivery = await this.deliveries.getById(organizationId, id, deliveryId)
+    if (!delivery) throw notFound('delivery')
+    return { delivery, attempts: await this.deliveries.listAttempts(deliveryId) }
+  }
+
+  /** Sends a dead delivery again, with a fresh retry budget. */
+  async retryDelivery(organizationId: string, id: string, deliveryId: string): Promise<DeliveryRecord> {
+    const webhook = await this.get(organizationId, id)
+    const existing = await this.deliveries.getById(organizationId, id, deliveryId)
+    if (!existing) throw notFound('delivery')
+    if (existing.status !== 'dead') {
+      throw invalidState(`only a dead delivery can be retried; this one is ${existing.status}`)
+    }
+    if (!webhook.enabled) throw invalidState('the webhook is disabled: enable it before retrying')
+    const replayed = await this.deliveries.replay(organizationId, id, deliveryId, this.now())
+    if (!replayed) throw invalidState('the delivery changed meanwhile; look at it again')
+    this.onReplay()
+    return replayed
+  }
+
+  /** Sends a signed `webhook.test` event now, outside the outbox, and reports what happened. */
+  async test(organizationId: string, id: string): Promise<TestResult> {
+    const webhook = await this.get(organizationId, id)
+    const event = {
+      id: this.newId('event'),
+      type: 'webhook.test',
+      organizationId,
+      session: null,
+      timestamp: this.now(),
+      data: { webhookId: webhook.id },
+    }
+    const result = await this.sender.send({
+      target: webhookTarget(webhook),
+      eventId: event.id,
+      body: JSON.stringify(event),
+    })
+    const code = result.statusCode
+    return { ...result, eventId: event.id, delivered: code !== null && code >= 200 && code < 300 }
+  }
+
+  private async checkUrl(url: string): Promise<void> {
+    try {
+      await this.guard.check(url)
+    } catch (error) {
+      if (error instanceof TargetRefusedError) throw invalidField('url', `url: ${error.message}`)
+      throw error
+    }
+  }
+}
+
+function invalidField(field: string, message: string): AppError {
+  return invalidRequest(message, [{ path: `body.${field}`, message }])
+}
+
+function checkHeaders(headers: readonly CustomHeader[]): void {
+  const details: ErrorDetail[] = headers
+    .map((header, index) => ({ header, index }))
+    .filter(({ header }) => isReservedHeader(header.name))
+    .map(({ header, index }) => ({
+      path: `body.customHeaders.${index}.name`,
+      message: `${header.name} is set by the gateway and cannot be overridden`,
+    }))
+  const first = details[0]
+  if (first) throw invalidRequest(`customHeaders: ${first.message}`, details)
+}
+
+function checkSecret(scheme: SignatureScheme, secret: string): void {
+  const problem = secretProblem(scheme, secret)
+  if (problem) throw invalidField('secret', `secret: ${problem}`)
+}
+
+/** `{ a: undefined }` must not erase `a` when spread over the current value. */
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+const dedupe = (values: readonly string[]): string[] => [...new Set(values)]
