@@ -17,6 +17,7 @@ import { GroupsService } from './messages/groups.service.ts'
 import { MessageIngest } from './messages/ingest.service.ts'
 import { MediaDownloader } from './messages/media-downloader.ts'
 import { MediaFetcher } from './messages/media-fetcher.ts'
+import { MessageActionsService } from './messages/message-actions.service.ts'
 import { MessagesService } from './messages/messages.service.ts'
 import { OutboundQueue } from './messages/outbound-queue.ts'
 import { Pacer } from './messages/pacer.ts'
@@ -165,6 +166,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     dataDir: config.dataDir,
     newId,
   })
+  const messageActions = new MessageActionsService({
+    messages: repositories.messages,
+    sender: messages,
+    recorder,
+    connection: (id) => manager.connectionOf(id),
+  })
   const conversations = new ConversationsService({
     messages: repositories.messages,
     chats: repositories.chats,
@@ -192,6 +199,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     messages,
     conversations,
     groups,
+    messageActions,
     metrics,
     sandbox,
     readiness: async () => {

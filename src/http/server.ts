@@ -15,6 +15,7 @@ import type { ApiKeysService } from '../accounts/api-keys.service.ts'
 import { newId } from '../domain/ids.ts'
 import type { ConversationsService } from '../messages/conversations.service.ts'
 import type { GroupsService } from '../messages/groups.service.ts'
+import type { MessageActionsService } from '../messages/message-actions.service.ts'
 import type { MessagesService } from '../messages/messages.service.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { sandboxControlRoutes } from '../sandbox/control-api.ts'
@@ -25,6 +26,7 @@ import { envelope, handleError } from './errors.ts'
 import { apiKeysRoutes } from './routes/api-keys.routes.ts'
 import { groupsRoutes } from './routes/groups.routes.ts'
 import { healthRoutes } from './routes/health.routes.ts'
+import { messageActionsRoutes } from './routes/message-actions.routes.ts'
 import { messagesRoutes } from './routes/messages.routes.ts'
 import { sessionsRoutes } from './routes/sessions.routes.ts'
 
@@ -39,6 +41,7 @@ export interface HttpDependencies {
   messages: MessagesService
   conversations: ConversationsService
   groups: GroupsService
+  messageActions: MessageActionsService
   metrics: Metrics
   readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>
   sandbox?: SandboxServer
@@ -118,6 +121,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
         conversations: deps.conversations,
       })
       await api.register(groupsRoutes, { sessions: deps.sessions, groups: deps.groups })
+      await api.register(messageActionsRoutes, { sessions: deps.sessions, actions: deps.messageActions })
       const sandbox = deps.sandbox
       if (sandbox) {
         await api.register(

@@ -97,6 +97,51 @@ export class MessagesService {
     return accepted
   }
 
+  /** A stored message sent on to another chat, as a new paced message. */
+  async forward(session: SessionRecord, original: MessageRecord, to: string): Promise<Accepted> {
+    if (session.status !== 'ready') throw invalidState(`the session is ${session.status}, not ready`)
+    const jid = normalizeRecipient(to)
+    const now = this.now()
+    const id = this.deps.newId('message')
+    const sendAfter = this.deps.pacer.schedule(session.id, session.config.pacing ?? DEFAULT_PACING, now)
+    const waId = generateMessageIDV2(session.jid ?? undefined)
+    await this.deps.messages.insertIfNew({
+      ...original,
+      id,
+      waId,
+      chatJid: jid,
+      chatLid: null,
+      fromMe: true,
+      senderJid: session.phone ? `${session.phone}@s.whatsapp.net` : null,
+      senderLid: null,
+      pushName: null,
+      timestamp: now,
+      quotedId: null,
+      targetId: null,
+      details: { ...(original.details ?? {}), forwarded: true },
+      media: original.media ? { ...original.media, mediaId: undefined } : null,
+      status: 'pending',
+      failureReason: null,
+      raw: null,
+      sendRequest: {
+        kind: 'forward',
+        jid,
+        mentions: [],
+        original: {
+          waId: original.waId,
+          chatJid: original.chatJid,
+          fromMe: original.fromMe,
+          raw: original.raw ?? '',
+        },
+      } satisfies StoredSendRequest,
+      sendAfter,
+      createdAt: now,
+      updatedAt: now,
+    })
+    this.deps.queue.wake(session.id)
+    return { id, waId, status: 'pending', sendAfter: new Date(sendAfter).toISOString() }
+  }
+
   async get(session: SessionRecord, id: string): Promise<MessageRecord> {
     const message =
       (await this.deps.messages.getById(session.id, id)) ??

@@ -29,10 +29,14 @@ export type StoredSendRequest = {
       emoji: string
       target: { waId: string; chatJid: string; fromMe: boolean; participant?: string }
     }
+  | { kind: 'forward'; original: { waId: string; chatJid: string; fromMe: boolean; raw: string } }
 )
 
 /** Baileys content for a stored request; media is read from its file now. */
-export async function buildContent(request: StoredSendRequest): Promise<AnyMessageContent> {
+export async function buildContent(
+  request: StoredSendRequest,
+  decode: (raw: string) => proto.IMessage,
+): Promise<AnyMessageContent> {
   const mentions = request.mentions.length ? { mentions: request.mentions } : {}
   switch (request.kind) {
     case 'text':
@@ -86,6 +90,17 @@ export async function buildContent(request: StoredSendRequest): Promise<AnyMessa
     case 'poll':
       return {
         poll: { name: request.name, values: request.options, selectableCount: request.selectableCount },
+      }
+    case 'forward':
+      return {
+        forward: {
+          key: {
+            remoteJid: request.original.chatJid,
+            id: request.original.waId,
+            fromMe: request.original.fromMe,
+          },
+          message: decode(request.original.raw),
+        },
       }
     case 'reaction':
       return {

@@ -96,7 +96,7 @@ export class OutboundQueue {
   ): Promise<void> {
     const request = message.sendRequest as StoredSendRequest
     try {
-      const content = await buildContent(request)
+      const content = await buildContent(request, decodeRaw)
       const sent = await connection.sendMessage(request.jid, content, {
         messageId: message.waId,
         ...(request.quoted ? { quoted: quotedMessage(request.quoted, decodeRaw) } : {}),

@@ -23,6 +23,8 @@ const VALID_BODIES: Record<string, unknown> = {
   'POST /api/v1/sessions/:id/groups': { subject: 'Team', participants: ['15550400998'] },
   'PATCH /api/v1/sessions/:id/groups/:groupId': { subject: 'Renamed' },
   'POST /api/v1/sessions/:id/groups/:groupId/participants': { action: 'add', participants: ['15550400998'] },
+  'PATCH /api/v1/sessions/:id/messages/:messageId': { text: 'edited' },
+  'POST /api/v1/sessions/:id/messages/:messageId/forward': { to: '15550400998' },
 }
 
 /** Values for path parameters other than the session's `:id` that their routes accept. */

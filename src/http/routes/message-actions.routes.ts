@@ -1,0 +1,81 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import type { MessageActionsService } from '../../messages/message-actions.service.ts'
+import type { SessionsService } from '../../sessions/sessions.service.ts'
+import { requireRole } from '../auth.ts'
+import * as s from '../schemas.ts'
+import { messageView } from './messages.routes.ts'
+
+const tags = ['messages']
+const errors = {
+  400: s.errorEnvelope,
+  401: s.errorEnvelope,
+  403: s.errorEnvelope,
+  404: s.errorEnvelope,
+  409: s.errorEnvelope,
+}
+const params = s.sessionIdParam.extend({ messageId: z.string().min(1).max(100) })
+const message = z.object({}).passthrough()
+
+export const messageActionsRoutes: FastifyPluginAsyncZod<{
+  sessions: SessionsService
+  actions: MessageActionsService
+}> = async (app, { sessions, actions }) => {
+  app.patch(
+    '/sessions/:id/messages/:messageId',
+    {
+      schema: {
+        tags,
+        summary: 'Edit a sent message (its text or caption)',
+        params,
+        body: z.object({ text: z.string().min(1, 'empty text').max(65_536) }),
+        response: { 200: message, ...errors },
+      },
+    },
+    async (request) => {
+      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      return messageView(await actions.edit(session, request.params.messageId, request.body.text))
+    },
+  )
+
+  app.delete(
+    '/sessions/:id/messages/:messageId',
+    {
+      schema: {
+        tags,
+        summary: 'Delete a message for everyone',
+        params,
+        response: { 200: message, ...errors },
+      },
+    },
+    async (request) => {
+      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      return messageView(await actions.delete(session, request.params.messageId))
+    },
+  )
+
+  app.post(
+    '/sessions/:id/messages/:messageId/forward',
+    {
+      schema: {
+        tags,
+        summary: 'Forward a stored message to another chat (queued and paced like any send)',
+        params,
+        body: z.object({ to: z.string().min(3).max(100) }),
+        response: {
+          202: z.object({
+            id: z.string(),
+            waId: z.string(),
+            status: z.literal('pending'),
+            sendAfter: z.string(),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async (request, reply) => {
+      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      return reply.status(202).send(await actions.forward(session, request.params.messageId, request.body.to))
+    },
+  )
+}
