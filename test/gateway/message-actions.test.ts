@@ -93,7 +93,7 @@ describe('editing, deleting and forwarding sent messages', () => {
     })
     const stored = await eventually(async () => {
       const response = await gateway.request('GET', `${S}/messages/${id}`)
-      return response.statusCode === 200 && response.json()
+      return response.statusCode === 200 ? (response.json() as { id: string }) : undefined
     }, 'the inbound message stored')
     const refused = await gateway.request('PATCH', `${S}/messages/${stored.id}`, {
       body: { text: 'not mine' },
