@@ -22,6 +22,7 @@ import { MessagesService } from './messages/messages.service.ts'
 import { OutboundQueue } from './messages/outbound-queue.ts'
 import { Pacer } from './messages/pacer.ts'
 import { Metrics } from './observability/metrics.ts'
+import { EventStreamService } from './realtime/event-stream.service.ts'
 import { SandboxServer } from './sandbox/server.ts'
 import { loadOrCreateEncryptionKey, SecretBox } from './security/secret-box.ts'
 import { SessionManager } from './sessions/session-manager.ts'
@@ -200,6 +201,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     conversations,
     groups,
     messageActions,
+    eventStream: new EventStreamService({ events: repositories.events, bus }),
+    events: repositories.events,
     metrics,
     sandbox,
     readiness: async () => {

@@ -18,11 +18,28 @@ export function apiKeyFrom(request: FastifyRequest): string | undefined {
   return match?.[1]
 }
 
-/** Every route under `prefix` requires a valid key; the principal is set on the request. */
-export function registerApiKeyAuth(app: FastifyInstance, apiKeys: ApiKeysService, prefix: string): void {
+/**
+ * Every route under `prefix` requires a valid key; the principal is set on the request.
+ * The event stream alone also takes a single-use ticket in the query, for browsers, whose
+ * WebSocket cannot send headers.
+ */
+export function registerApiKeyAuth(
+  app: FastifyInstance,
+  apiKeys: ApiKeysService,
+  prefix: string,
+  ticketRoute?: { path: string; redeem(ticket: string): Principal },
+): void {
   app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith(prefix)) return
-    request.principal = await apiKeys.authenticate(apiKeyFrom(request))
+    const key = apiKeyFrom(request)
+    if (!key && ticketRoute && request.url.split('?')[0] === ticketRoute.path) {
+      const ticket = new URL(request.url, 'http://local').searchParams.get('ticket')
+      if (ticket) {
+        request.principal = ticketRoute.redeem(ticket)
+        return
+      }
+    }
+    request.principal = await apiKeys.authenticate(key)
   })
 }
 

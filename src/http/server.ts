@@ -2,6 +2,7 @@ import cors from '@fastify/cors'
 import multipart from '@fastify/multipart'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import websocket from '@fastify/websocket'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import {
   jsonSchemaTransform,
@@ -18,12 +19,15 @@ import type { GroupsService } from '../messages/groups.service.ts'
 import type { MessageActionsService } from '../messages/message-actions.service.ts'
 import type { MessagesService } from '../messages/messages.service.ts'
 import type { Metrics } from '../observability/metrics.ts'
+import type { EventStreamService } from '../realtime/event-stream.service.ts'
 import { sandboxControlRoutes } from '../sandbox/control-api.ts'
 import type { SandboxServer } from '../sandbox/server.ts'
 import type { SessionsService } from '../sessions/sessions.service.ts'
+import type { EventsRepository } from '../store/events.repository.ts'
 import { registerApiKeyAuth, requireRole } from './auth.ts'
 import { envelope, handleError } from './errors.ts'
 import { apiKeysRoutes } from './routes/api-keys.routes.ts'
+import { eventsRoutes } from './routes/events.routes.ts'
 import { groupsRoutes } from './routes/groups.routes.ts'
 import { healthRoutes } from './routes/health.routes.ts'
 import { messageActionsRoutes } from './routes/message-actions.routes.ts'
@@ -42,6 +46,8 @@ export interface HttpDependencies {
   conversations: ConversationsService
   groups: GroupsService
   messageActions: MessageActionsService
+  eventStream: EventStreamService
+  events: EventsRepository
   metrics: Metrics
   readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>
   sandbox?: SandboxServer
@@ -110,7 +116,11 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   await app.register(healthRoutes, { metrics: deps.metrics, readiness: deps.readiness })
-  registerApiKeyAuth(app, deps.apiKeys, API_PREFIX)
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
+  registerApiKeyAuth(app, deps.apiKeys, API_PREFIX, {
+    path: `${API_PREFIX}/events/stream`,
+    redeem: (ticket) => deps.eventStream.redeemTicket(ticket),
+  })
   await app.register(
     async (api) => {
       await api.register(sessionsRoutes, { sessions: deps.sessions })
@@ -122,6 +132,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       })
       await api.register(groupsRoutes, { sessions: deps.sessions, groups: deps.groups })
       await api.register(messageActionsRoutes, { sessions: deps.sessions, actions: deps.messageActions })
+      await api.register(eventsRoutes, { stream: deps.eventStream, events: deps.events })
       const sandbox = deps.sandbox
       if (sandbox) {
         await api.register(

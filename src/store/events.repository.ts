@@ -54,13 +54,50 @@ export class EventsRepository {
       .execute()
   }
 
-  /** Newest first. */
   /** A deleted session takes its event history with it. */
   async deleteBySession(sessionId: string, trx: Executor = this.db): Promise<number> {
     const result = await trx.deleteFrom('events').where('session_id', '=', sessionId).executeTakeFirst()
     return Number(result.numDeletedRows)
   }
 
+  async getById(
+    organizationId: string,
+    id: string,
+    trx: Executor = this.db,
+  ): Promise<EventRecord | undefined> {
+    const row = await trx
+      .selectFrom('events')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where('id', '=', id)
+      .executeTakeFirst()
+    return row && toRecord(row)
+  }
+
+  /** Oldest first, strictly after `cursor` in (created_at, id) order: what a reader that saw it missed. */
+  async listAfter(
+    organizationId: string,
+    cursor: { createdAt: number; id: string },
+    query: { sessionIds?: string[]; limit: number },
+    trx: Executor = this.db,
+  ): Promise<EventRecord[]> {
+    if (query.sessionIds?.length === 0) return []
+    let select = trx
+      .selectFrom('events')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where((eb) =>
+        eb.or([
+          eb('created_at', '>', cursor.createdAt),
+          eb.and([eb('created_at', '=', cursor.createdAt), eb('id', '>', cursor.id)]),
+        ]),
+      )
+    if (query.sessionIds) select = select.where('session_id', 'in', query.sessionIds)
+    const rows = await select.orderBy('created_at').orderBy('id').limit(query.limit).execute()
+    return rows.map(toRecord)
+  }
+
+  /** Newest first. */
   async list(organizationId: string, query: EventListQuery, trx: Executor = this.db): Promise<EventRecord[]> {
     if (query.types?.length === 0) return []
     let select = trx.selectFrom('events').selectAll().where('organization_id', '=', organizationId)

@@ -1,0 +1,176 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import type { Principal } from '../../accounts/api-key.types.ts'
+import type { DomainEvent } from '../../events/catalogue.ts'
+import type { EventFilter } from '../../events/event-filter.ts'
+import { matchesType } from '../../events/event-filter.ts'
+import { type EventStreamService, toEnvelope } from '../../realtime/event-stream.service.ts'
+import type { EventsRepository } from '../../store/events.repository.ts'
+import { requireRole } from '../auth.ts'
+import * as s from '../schemas.ts'
+
+const tags = ['events']
+const errors = { 400: s.errorEnvelope, 401: s.errorEnvelope, 403: s.errorEnvelope }
+const HEARTBEAT_MS = 20_000
+/** A client this far behind is dropped rather than allowed to grow our memory. */
+const MAX_BUFFERED_BYTES = 1024 * 1024
+export const SLOW_CONSUMER_CLOSE = 4008
+
+const list = z
+  .string()
+  .max(1000)
+  .optional()
+  .transform((value) =>
+    value
+      ? value
+          .split(',')
+          .map((v) => v.trim())
+          .filter(Boolean)
+      : [],
+  )
+
+const streamQuery = z.object({
+  types: list.describe('comma-separated event types; `message.*` and `*` are wildcards'),
+  sessions: list.describe('comma-separated session ids'),
+  after: z.string().max(100).optional().describe('an event id: replay what came after it first'),
+  ticket: z.string().max(100).optional().describe('from POST /events/ticket, for browsers'),
+})
+
+const envelope = (event: DomainEvent) => ({
+  id: event.id,
+  type: event.type,
+  session: event.session,
+  organization: event.organizationId,
+  timestamp: new Date(event.timestamp).toISOString(),
+  data: event.data,
+})
+
+function filterOf(query: { types: string[]; sessions: string[] }): EventFilter {
+  return { types: query.types, sessionIds: query.sessions.length ? query.sessions : null }
+}
+
+export const eventsRoutes: FastifyPluginAsyncZod<{
+  stream: EventStreamService
+  events: EventsRepository
+}> = async (app, { stream, events }) => {
+  app.get(
+    '/events',
+    {
+      schema: {
+        tags,
+        summary: 'Recent events, newest first',
+        querystring: z.object({
+          session: z.string().max(100).optional(),
+          types: list,
+          since: z.iso.datetime({ offset: true }).optional(),
+          limit: z.coerce.number().int().min(1).max(500).default(100),
+        }),
+        response: { 200: z.object({ items: z.array(z.object({}).passthrough()) }), ...errors },
+      },
+    },
+    async (request) => {
+      const principal = requireRole(request, 'viewer')
+      const { session, types, since, limit } = request.query
+      if (session && principal.sessionIds && !principal.sessionIds.includes(session)) {
+        return { items: [] }
+      }
+      const exact = types.filter((t) => !t.includes('*'))
+      const rows = await events.list(principal.organizationId, {
+        ...(session ? { sessionId: session } : {}),
+        ...(exact.length === types.length && types.length ? { types } : {}),
+        ...(since ? { since: Date.parse(since) } : {}),
+        limit,
+      })
+      const items = rows
+        .map(toEnvelope)
+        .filter((e) => !principal.sessionIds || (e.session && principal.sessionIds.includes(e.session.id)))
+        .filter((e) => types.length === 0 || types.some((t) => matchesType(t, e.type)))
+      return { items: items.map(envelope) }
+    },
+  )
+
+  app.post(
+    '/events/ticket',
+    {
+      schema: {
+        tags,
+        summary: 'A single-use ticket (valid 60 s) to open the stream from a browser',
+        response: { 200: z.object({ ticket: z.string(), expiresAt: z.string() }), ...errors },
+      },
+    },
+    async (request) => {
+      const { ticket, expiresAt } = stream.issueTicket(requireRole(request, 'viewer'))
+      return { ticket, expiresAt: new Date(expiresAt).toISOString() }
+    },
+  )
+
+  app.route({
+    method: 'GET',
+    url: '/events/stream',
+    schema: {
+      tags,
+      summary: 'Live events: a WebSocket, or Server-Sent Events for plain HTTP clients',
+      querystring: streamQuery,
+    },
+    // Server-Sent Events for plain HTTP clients.
+    handler: async (request, reply) => {
+      const principal = requireRole(request, 'viewer')
+      const query = request.query as z.output<typeof streamQuery>
+      reply.hijack()
+      const raw = reply.raw
+      raw.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-request-id': request.id,
+      })
+      raw.write(': connected\n\n')
+      const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), HEARTBEAT_MS)
+      const close = await subscribeOrFail(principal, query, (event) => {
+        raw.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(envelope(event))}\n\n`)
+        if (raw.writableLength > MAX_BUFFERED_BYTES) {
+          raw.end(': dropped: too slow\n\n')
+          return false
+        }
+        return true
+      }).catch((error: Error) => {
+        raw.end(`event: error\ndata: ${JSON.stringify({ message: error.message })}\n\n`)
+        return undefined
+      })
+      request.raw.on('close', () => {
+        clearInterval(heartbeat)
+        close?.()
+      })
+    },
+    wsHandler: async (socket, request) => {
+      const principal = requireRole(request, 'viewer')
+      const query = request.query as z.output<typeof streamQuery>
+      const heartbeat = setInterval(() => socket.ping(), HEARTBEAT_MS)
+      let close: (() => void) | undefined
+      socket.on('close', () => {
+        clearInterval(heartbeat)
+        close?.()
+      })
+      try {
+        close = await subscribeOrFail(principal, query, (event) => {
+          if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+            socket.close(SLOW_CONSUMER_CLOSE, 'slow consumer: read faster or filter more')
+            return false
+          }
+          socket.send(JSON.stringify(envelope(event)))
+          return true
+        })
+      } catch (error) {
+        socket.close(1008, (error as Error).message.slice(0, 120))
+      }
+    },
+  })
+
+  function subscribeOrFail(
+    principal: Principal,
+    query: z.output<typeof streamQuery>,
+    sink: (event: DomainEvent) => boolean,
+  ): Promise<() => void> {
+    return stream.subscribe(principal, filterOf(query), sink, query.after)
+  }
+}

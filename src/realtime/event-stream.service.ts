@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto'
+import type { Principal } from '../accounts/api-key.types.ts'
+import { AppError, invalidRequest } from '../domain/errors.ts'
+import type { DomainEvent } from '../events/catalogue.ts'
+import type { EventBus } from '../events/event-bus.ts'
+import { type EventFilter, visibleTo } from '../events/event-filter.ts'
+import type { EventRecord, EventsRepository } from '../store/events.repository.ts'
+
+const TICKET_TTL_MS = 60_000
+const REPLAY_LIMIT = 1000
+
+/** What a stream subscriber sends to: returns false when it cannot keep up (it is then dropped). */
+export type StreamSink = (event: DomainEvent) => boolean
+
+export function toEnvelope(record: EventRecord): DomainEvent {
+  const payload = record.payload as { session: DomainEvent['session']; data: DomainEvent['data'] }
+  return {
+    id: record.id,
+    type: record.type as DomainEvent['type'],
+    organizationId: record.organizationId,
+    session: payload.session,
+    timestamp: record.createdAt,
+    data: payload.data,
+  }
+}
+
+/**
+ * The live event stream behind the WebSocket and SSE endpoints: short-lived tickets for
+ * browsers, replay from the store after a resume cursor, then live events from the bus,
+ * each filtered to what the caller's key may see.
+ */
+export class EventStreamService {
+  private readonly deps: { events: EventsRepository; bus: EventBus; now?: () => number }
+  private readonly tickets = new Map<string, { principal: Principal; expiresAt: number }>()
+
+  constructor(deps: EventStreamService['deps']) {
+    this.deps = deps
+  }
+
+  /** A single-use ticket for clients that cannot send headers (browsers' WebSocket). */
+  issueTicket(principal: Principal): { ticket: string; expiresAt: number } {
+    const now = this.now()
+    for (const [ticket, entry] of this.tickets) if (entry.expiresAt < now) this.tickets.delete(ticket)
+    const ticket = `tkt_${randomBytes(24).toString('base64url')}`
+    const expiresAt = now + TICKET_TTL_MS
+    this.tickets.set(ticket, { principal, expiresAt })
+    return { ticket, expiresAt }
+  }
+
+  redeemTicket(ticket: string): Principal {
+    const entry = this.tickets.get(ticket)
+    this.tickets.delete(ticket)
+    if (!entry || entry.expiresAt < this.now())
+      throw new AppError('unauthorized', 'unknown or expired stream ticket')
+    return entry.principal
+  }
+
+  /**
+   * Replays what was missed after `after` (an event id), then follows the bus. Live events
+   * that arrive during the replay are held and sent after it, without duplicates.
+   */
+  async subscribe(
+    principal: Principal,
+    filter: EventFilter,
+    sink: StreamSink,
+    after?: string,
+  ): Promise<() => void> {
+    const held: DomainEvent[] = []
+    let replaying = true
+    let open = true
+    const deliver = (event: DomainEvent) => {
+      if (!open || !visibleTo(principal, filter, event)) return
+      if (!sink(event)) open = false
+    }
+    const unsubscribe = this.deps.bus.subscribe((event) => (replaying ? held.push(event) : deliver(event)))
+    if (after) {
+      const cursor = await this.deps.events.getById(principal.organizationId, after)
+      if (!cursor) {
+        unsubscribe()
+        throw invalidRequest(`after: no event ${after}`, [
+          { path: 'querystring.after', message: 'unknown event id' },
+        ])
+      }
+      const seen = new Set<string>()
+      let position = { createdAt: cursor.createdAt, id: cursor.id }
+      for (;;) {
+        const page = await this.deps.events.listAfter(principal.organizationId, position, {
+          sessionIds: principal.sessionIds ?? undefined,
+          limit: REPLAY_LIMIT,
+        })
+        for (const record of page) {
+          seen.add(record.id)
+          deliver(toEnvelope(record))
+        }
+        const last = page.at(-1)
+        if (page.length < REPLAY_LIMIT || !last || !open) break
+        position = { createdAt: last.createdAt, id: last.id }
+      }
+      replaying = false
+      for (const event of held.splice(0)) if (!seen.has(event.id)) deliver(event)
+    } else {
+      replaying = false
+      for (const event of held.splice(0)) deliver(event)
+    }
+    return () => {
+      open = false
+      unsubscribe()
+    }
+  }
+
+  private now(): number {
+    return this.deps.now?.() ?? Date.now()
+  }
+}
