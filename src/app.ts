@@ -30,6 +30,7 @@ import { RepositorySessionStore } from './sessions/session-store.ts'
 import { SessionsService } from './sessions/sessions.service.ts'
 import { migrateToLatest, openDatabase } from './store/db.ts'
 import { createRepositories } from './store/index.ts'
+import { createWebhookModule } from './webhooks/webhooks.module.ts'
 
 export const VERSION = '0.1.0'
 
@@ -98,7 +99,22 @@ export async function createApp(options: AppOptions): Promise<App> {
       return stored?.raw ? proto.Message.decode(Buffer.from(stored.raw, 'base64')) : undefined
     },
   })
-  const recorder = new EventRecorder({ events: repositories.events, bus, newId })
+  const webhooks = createWebhookModule({
+    database,
+    secretBox,
+    newId,
+    logger,
+    allowPrivateTargets: config.webhookAllowPrivate,
+  })
+  // Events are published after their transaction commits: deliver now, not at the next poll.
+  bus.subscribe(() => webhooks.worker.wake())
+  const recorder = new EventRecorder({
+    events: repositories.events,
+    bus,
+    newId,
+    database,
+    outbox: webhooks.outbox,
+  })
   const sessionStore = new RepositorySessionStore({ database, sessions: repositories.sessions, recorder })
   let metrics: Metrics | undefined
   const manager = new SessionManager({
@@ -202,6 +218,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     groups,
     messageActions,
     eventStream: new EventStreamService({ events: repositories.events, bus }),
+    webhooks: webhooks.service,
     events: repositories.events,
     metrics,
     sandbox,
@@ -213,6 +230,9 @@ export async function createApp(options: AppOptions): Promise<App> {
       return { ready: store && restored, checks: { store, sessionsLoaded: restored } }
     },
   })
+
+  // Sends what a previous run still owed, then whatever comes.
+  webhooks.worker.start()
 
   return {
     http,
@@ -232,6 +252,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       outbound.stop()
       await manager.shutdown()
       await mediaDownloader.idle()
+      await webhooks.close()
       await apiKeys.close()
       if (ownSandbox) await sandbox?.close()
       await database.close()

@@ -26,6 +26,8 @@ const environmentSchema = z.object({
     )
     .optional(),
   SANDBOX: booleanFlag,
+  /** webhooks to loopback and private addresses (tests, home labs); refused by default (SSRF) */
+  WEBHOOK_ALLOW_PRIVATE: booleanFlag,
   CORS_ORIGINS: z
     .string()
     .default('')
@@ -47,6 +49,7 @@ export type Config = {
   baileysLogLevel: z.infer<typeof logLevel>
   encryptionKey?: string
   sandbox: boolean
+  webhookAllowPrivate: boolean
   corsOrigins: string[]
 }
 
@@ -76,6 +79,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     baileysLogLevel: env.BAILEYS_LOG_LEVEL,
     encryptionKey: env.ENCRYPTION_KEY,
     sandbox: env.SANDBOX,
+    webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
     corsOrigins: env.CORS_ORIGINS,
   }
 }

@@ -1,6 +1,8 @@
 import type { IdGenerator } from '../domain/ids.ts'
+import type { Database } from '../store/db.ts'
 import type { EventsRepository } from '../store/events.repository.ts'
 import type { Executor } from '../store/schema.ts'
+import type { SessionWebhookConfig } from '../webhooks/subscriptions.ts'
 import type { DomainEvent, DomainEventMap, DomainEventType } from './catalogue.ts'
 import type { EventBus } from './event-bus.ts'
 
@@ -10,6 +12,17 @@ export interface EventSession {
   organizationId: string
   name: string
   metadata: Record<string, string>
+  /** the session's own webhooks (config.webhooks), owed every matching event */
+  webhooks?: readonly SessionWebhookConfig[]
+}
+
+/** Where events become webhook deliveries, in the transaction that stores them. */
+export interface DeliveryOutbox {
+  enqueueDeliveries(
+    events: readonly DomainEvent[],
+    sessionWebhooks: readonly SessionWebhookConfig[],
+    trx: Executor,
+  ): Promise<number>
 }
 
 /**
@@ -22,12 +35,24 @@ export class EventRecorder {
   private readonly bus: EventBus
   private readonly newId: IdGenerator
   private readonly now: () => number
+  private readonly database?: Database
+  private readonly outbox?: DeliveryOutbox
 
-  constructor(deps: { events: EventsRepository; bus: EventBus; newId: IdGenerator; now?: () => number }) {
+  constructor(deps: {
+    events: EventsRepository
+    bus: EventBus
+    newId: IdGenerator
+    now?: () => number
+    /** with an outbox, every stored event also becomes its webhook deliveries, atomically */
+    database?: Database
+    outbox?: DeliveryOutbox
+  }) {
     this.events = deps.events
     this.bus = deps.bus
     this.newId = deps.newId
     this.now = deps.now ?? Date.now
+    this.database = deps.database
+    this.outbox = deps.outbox
   }
 
   /** Stores the events (one statement) and returns them, unpublished. */
@@ -47,17 +72,27 @@ export class EventRecorder {
       }),
     )
     if (envelopes.length === 0) return envelopes
-    await this.events.append(
-      envelopes.map((event) => ({
-        id: event.id,
-        organizationId: event.organizationId,
-        sessionId: session.id,
-        type: event.type,
-        payload: { session: event.session, data: event.data },
-        createdAt: event.timestamp,
-      })),
-      trx,
-    )
+    const records = envelopes.map((event) => ({
+      id: event.id,
+      organizationId: event.organizationId,
+      sessionId: session.id,
+      type: event.type,
+      payload: { session: event.session, data: event.data },
+      createdAt: event.timestamp,
+    }))
+    const outbox = this.outbox
+    const database = this.database
+    if (!outbox || !database) {
+      await this.events.append(records, trx)
+      return envelopes
+    }
+    // The event and the deliveries it owes commit together: a crash cannot lose either.
+    const write = async (executor: Executor) => {
+      await this.events.append(records, executor)
+      await outbox.enqueueDeliveries(envelopes, session.webhooks ?? [], executor)
+    }
+    if (trx) await write(trx)
+    else await database.db.transaction().execute(write)
     return envelopes
   }
 

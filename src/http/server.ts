@@ -24,6 +24,7 @@ import { sandboxControlRoutes } from '../sandbox/control-api.ts'
 import type { SandboxServer } from '../sandbox/server.ts'
 import type { SessionsService } from '../sessions/sessions.service.ts'
 import type { EventsRepository } from '../store/events.repository.ts'
+import type { WebhooksService } from '../webhooks/webhooks.service.ts'
 import { registerApiKeyAuth, requireRole } from './auth.ts'
 import { envelope, handleError } from './errors.ts'
 import { apiKeysRoutes } from './routes/api-keys.routes.ts'
@@ -33,6 +34,7 @@ import { healthRoutes } from './routes/health.routes.ts'
 import { messageActionsRoutes } from './routes/message-actions.routes.ts'
 import { messagesRoutes } from './routes/messages.routes.ts'
 import { sessionsRoutes } from './routes/sessions.routes.ts'
+import { webhooksRoutes } from './routes/webhooks.routes.ts'
 
 export const API_PREFIX = '/api/v1'
 
@@ -47,6 +49,7 @@ export interface HttpDependencies {
   groups: GroupsService
   messageActions: MessageActionsService
   eventStream: EventStreamService
+  webhooks: WebhooksService
   events: EventsRepository
   metrics: Metrics
   readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>
@@ -133,6 +136,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       await api.register(groupsRoutes, { sessions: deps.sessions, groups: deps.groups })
       await api.register(messageActionsRoutes, { sessions: deps.sessions, actions: deps.messageActions })
       await api.register(eventsRoutes, { stream: deps.eventStream, events: deps.events })
+      await api.register(webhooksRoutes, { webhooks: deps.webhooks })
       const sandbox = deps.sandbox
       if (sandbox) {
         await api.register(

@@ -75,7 +75,7 @@ export class RepositorySessionStore implements SessionStore, SessionRepositoryPo
     type: T,
     data: DomainEventMap[T],
   ): Promise<void> {
-    this.recorder.publish([await this.record(session, type, data, this.database.db)])
+    this.recorder.publish([await this.record(session, type, data)])
   }
 
   // ---- the service's view: tenant-scoped ----------------------------------------------
@@ -108,7 +108,7 @@ export class RepositorySessionStore implements SessionStore, SessionRepositoryPo
     session: SessionRecord,
     type: T,
     data: DomainEventMap[T],
-    trx: Executor,
+    trx?: Executor,
   ): Promise<DomainEvent<T>> {
     const [event] = await this.recorder.store(eventSession(session), [{ type, data }], trx)
     if (!event) throw new Error('an event was not stored')
@@ -122,4 +122,5 @@ export const eventSession = (session: SessionRecord): EventSession => ({
   organizationId: session.organizationId,
   name: session.name,
   metadata: session.config.metadata,
+  webhooks: session.config.webhooks,
 })

@@ -3,8 +3,8 @@ import { Kysely, type Migration, type MigrationResultSet, Migrator, PostgresDial
 import pg from 'pg'
 import { isPostgresUrl, PG_INT8_OID } from './dialect-sql.ts'
 import * as initial from './migrations/0001-initial.ts'
-import * as webhooks from './migrations/0002-webhooks.ts'
 import * as messages from './migrations/0003-messages.ts'
+import * as webhooks from './migrations/0004-webhooks.ts'
 import { NodeSqliteDialect, openSqliteFile } from './node-sqlite-dialect.ts'
 import type { Tables } from './schema.ts'
 
@@ -29,8 +29,8 @@ export interface OpenDatabaseOptions {
  */
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
-  '0002-webhooks': webhooks,
   '0003-messages': messages,
+  '0004-webhooks': webhooks,
 }
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {

@@ -1,12 +1,12 @@
-import type { Kysely, Selectable } from 'kysely'
-import { invalidRequest } from '../domain/errors.ts'
-import type {
-  AttemptRecord,
-  DeliveryRecord,
-  DeliveryStatus,
-  WebhookTarget,
-} from '../webhooks/webhook.types.ts'
-import type { Executor, Tables, WebhookAttemptsTable, WebhookDeliveriesTable } from './schema.ts'
+import type { Kysely } from 'kysely'
+import type { AttemptRecord, DeliveryRecord, DeliveryStatus } from '../webhooks/webhook.types.ts'
+import type { Executor, Tables } from './schema.ts'
+import {
+  decodeDeliveryCursor,
+  encodeDeliveryCursor,
+  toAttemptRecord,
+  toDeliveryRecord,
+} from './webhook-delivery-rows.ts'
 
 /** A delivery as the outbox writes it: pending, due at `createdAt`, never tried. */
 export type NewDelivery = Pick<
@@ -57,56 +57,6 @@ export interface DeliveryOutcome {
   lastError: string | null
   deliveredAt: number | null
   at: number
-}
-
-const toRecord = (row: Selectable<WebhookDeliveriesTable>): DeliveryRecord => ({
-  id: row.id,
-  organizationId: row.organization_id,
-  webhookId: row.webhook_id,
-  endpointKey: row.endpoint_key,
-  sessionId: row.session_id,
-  eventId: row.event_id,
-  eventType: row.event_type,
-  body: row.body,
-  target: row.target === null ? null : (JSON.parse(row.target) as WebhookTarget),
-  orderingKey: row.ordering_key,
-  seq: row.seq,
-  status: row.status as DeliveryStatus,
-  attempts: row.attempts,
-  replayOffset: row.replay_offset,
-  nextAttemptAt: row.next_attempt_at,
-  lockedUntil: row.locked_until,
-  leaseToken: row.lease_token,
-  lastStatusCode: row.last_status_code,
-  lastError: row.last_error,
-  deliveredAt: row.delivered_at,
-  createdAt: row.created_at,
-  updatedAt: row.updated_at,
-})
-
-const toAttempt = (row: Selectable<WebhookAttemptsTable>): AttemptRecord => ({
-  deliveryId: row.delivery_id,
-  number: row.number,
-  startedAt: row.started_at,
-  durationMs: row.duration_ms,
-  statusCode: row.status_code,
-  error: row.error,
-  response: row.response,
-})
-
-const encodeCursor = (row: DeliveryRecord): string =>
-  Buffer.from(JSON.stringify([row.seq, row.id])).toString('base64url')
-
-function decodeCursor(cursor: string): [number, string] {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString())
-    if (Array.isArray(value) && Number.isSafeInteger(value[0]) && typeof value[1] === 'string') {
-      return [value[0], value[1]]
-    }
-  } catch {}
-  throw invalidRequest('cursor is not valid', [
-    { path: 'cursor', message: 'not a cursor from a previous page' },
-  ])
 }
 
 /** Rows per insert statement: well under SQLite's bound-parameter limit. */
@@ -166,7 +116,7 @@ export class WebhookDeliveriesRepository {
       .where('webhook_id', '=', webhookId)
       .where('id', '=', id)
       .executeTakeFirst()
-    return row && toRecord(row)
+    return row && toDeliveryRecord(row)
   }
 
   /** Newest first. */
@@ -183,7 +133,7 @@ export class WebhookDeliveriesRepository {
       .where('webhook_id', '=', webhookId)
     if (query.status) select = select.where('status', '=', query.status)
     if (query.cursor) {
-      const [seq, id] = decodeCursor(query.cursor)
+      const [seq, id] = decodeDeliveryCursor(query.cursor)
       select = select.where((eb) =>
         eb.or([eb('seq', '<', seq), eb.and([eb('seq', '=', seq), eb('id', '<', id)])]),
       )
@@ -193,9 +143,9 @@ export class WebhookDeliveriesRepository {
       .orderBy('id', 'desc')
       .limit(query.limit + 1)
       .execute()
-    const items = rows.slice(0, query.limit).map(toRecord)
+    const items = rows.slice(0, query.limit).map(toDeliveryRecord)
     const last = items.at(-1)
-    return { items, nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null }
+    return { items, nextCursor: rows.length > query.limit && last ? encodeDeliveryCursor(last) : null }
   }
 
   async listAttempts(deliveryId: string, trx: Executor = this.db): Promise<AttemptRecord[]> {
@@ -205,7 +155,7 @@ export class WebhookDeliveriesRepository {
       .where('delivery_id', '=', deliveryId)
       .orderBy('number')
       .execute()
-    return rows.map(toAttempt)
+    return rows.map(toAttemptRecord)
   }
 
   /**
@@ -243,7 +193,7 @@ export class WebhookDeliveriesRepository {
       candidates = candidates.orderBy('d.next_attempt_at').orderBy('d.seq').limit(options.limit)
       if (this.dialect === 'postgres') candidates = candidates.forUpdate().skipLocked()
 
-      const found = (await candidates.execute()).map(toRecord)
+      const found = (await candidates.execute()).map(toDeliveryRecord)
       const chosen = options.admit ? found.filter(options.admit) : found
       if (chosen.length === 0) return []
       const leased = await trx
@@ -258,7 +208,7 @@ export class WebhookDeliveriesRepository {
         .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
         .returningAll()
         .execute()
-      return leased.map(toRecord).sort((a, b) => a.seq - b.seq)
+      return leased.map(toDeliveryRecord).sort((a, b) => a.seq - b.seq)
     })
   }
 
@@ -345,6 +295,6 @@ export class WebhookDeliveriesRepository {
       .where('status', '=', 'dead')
       .returningAll()
       .executeTakeFirst()
-    return row && toRecord(row)
+    return row && toDeliveryRecord(row)
   }
 }

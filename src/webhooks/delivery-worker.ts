@@ -100,9 +100,7 @@ export class DeliveryWorker {
   private schedule(delayMs: number): void {
     this.timer = setTimeout(() => {
       this.timer = undefined
-      this.ticking = this.tick().finally(() => {
-        this.ticking = undefined
-      })
+      this.ticking = this.tick()
     }, delayMs)
   }
 
@@ -112,6 +110,8 @@ export class DeliveryWorker {
     } catch (error) {
       this.logger?.error({ err: error }, 'claiming webhook deliveries failed')
     }
+    // Cleared before deciding what next, so a wake from here on schedules at once.
+    this.ticking = undefined
     if (!this.running) return
     const again = this.wokenWhileTicking
     this.wokenWhileTicking = false

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { SessionConfig } from '../domain/session-config.ts'
 import type { DomainEvent } from '../events/catalogue.ts'
+import { matchesType } from '../events/event-filter.ts'
 import type { WebhookRecord, WebhookTarget } from './webhook.types.ts'
 
 /** A webhook entry of a session's `config.webhooks` (its HMAC key already sealed). */
@@ -11,11 +12,7 @@ export const EVENT_PATTERN = /^(\*|[a-z][a-z_]*(\.[a-z][a-z_]*)*(\.\*)?)$/
 
 /** Whether any pattern selects `type`. `message.*` selects `message.received`, not `message`. */
 export function eventMatches(patterns: readonly string[], type: string): boolean {
-  return patterns.some((pattern) => {
-    if (pattern === '*') return true
-    if (pattern.endsWith('.*')) return type.startsWith(pattern.slice(0, -1))
-    return pattern === type
-  })
+  return patterns.some((pattern) => matchesType(pattern, type))
 }
 
 /**

@@ -25,6 +25,8 @@ export interface WebhookModuleOptions {
   requestTimeoutMs?: number
   pollIntervalMs?: number
   concurrency?: number
+  /** how long a claim holds (default: the request timeout plus a minute) */
+  leaseMs?: number
   circuit?: Partial<CircuitBreakerOptions>
   /** replaces the keep-alive undici client */
   httpClient?: WebhookHttpClient
@@ -65,6 +67,7 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
     random: options.random,
     pollIntervalMs: options.pollIntervalMs,
     concurrency: options.concurrency,
+    leaseMs: options.leaseMs,
     circuit: options.circuit,
   })
   const outbox = new WebhookOutbox({ webhooks, deliveries, newId: options.newId, now: options.now })

@@ -212,14 +212,16 @@ export class WebhooksService {
     try {
       await this.guard.check(url)
     } catch (error) {
-      if (error instanceof TargetRefusedError) throw invalidField('url', `url: ${error.message}`)
+      if (error instanceof TargetRefusedError) throw invalidField('url', error.message)
       throw error
     }
   }
 }
 
+/** Worded as request validation words its errors: `body.url: …`. */
 function invalidField(field: string, message: string): AppError {
-  return invalidRequest(message, [{ path: `body.${field}`, message }])
+  const path = `body.${field}`
+  return invalidRequest(`${path}: ${message}`, [{ path, message }])
 }
 
 function checkHeaders(headers: readonly CustomHeader[]): void {
@@ -231,12 +233,12 @@ function checkHeaders(headers: readonly CustomHeader[]): void {
       message: `${header.name} is set by the gateway and cannot be overridden`,
     }))
   const first = details[0]
-  if (first) throw invalidRequest(`customHeaders: ${first.message}`, details)
+  if (first) throw invalidRequest(`${first.path}: ${first.message}`, details)
 }
 
 function checkSecret(scheme: SignatureScheme, secret: string): void {
   const problem = secretProblem(scheme, secret)
-  if (problem) throw invalidField('secret', `secret: ${problem}`)
+  if (problem) throw invalidField('secret', problem)
 }
 
 /** `{ a: undefined }` must not erase `a` when spread over the current value. */

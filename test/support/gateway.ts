@@ -33,7 +33,13 @@ export async function startTestGateway(
   const sandbox = options.sandbox ?? (await new SandboxServer({ seed: 5 }).listen())
   const open = () =>
     createApp({
-      config: loadConfig({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'silent', ...options.environment }),
+      config: loadConfig({
+        DATA_DIR: dataDir,
+        PORT: '0',
+        LOG_LEVEL: 'silent',
+        WEBHOOK_ALLOW_PRIVATE: '1',
+        ...options.environment,
+      }),
       sandbox,
       tuning: { keepAliveIntervalMs: 2_000, backoff: { initialMs: 50, maxMs: 500 } },
     })

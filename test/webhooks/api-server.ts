@@ -1,0 +1,74 @@
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
+import { ApiKeysService } from '../../src/accounts/api-keys.service.ts'
+import { newId } from '../../src/domain/ids.ts'
+import { registerApiKeyAuth } from '../../src/http/auth.ts'
+import { handleError } from '../../src/http/errors.ts'
+import { webhooksRoutes } from '../../src/http/routes/webhooks.routes.ts'
+import { ApiKeysRepository } from '../../src/store/api-keys.repository.ts'
+import { OrganizationsRepository } from '../../src/store/organizations.repository.ts'
+import { type Harness, openHarness } from './harness.ts'
+
+export interface ApiServer {
+  harness: Harness
+  http: FastifyInstance
+  keys: { admin: string; operator: string; scopedAdmin: string; otherOrganization: string }
+  request(
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    url: string,
+    options?: { body?: unknown; key?: string | null },
+  ): Promise<LightMyRequestResponse>
+  close(): Promise<void>
+}
+
+/**
+ * The webhook routes behind the gateway's own key authentication and error handler, as
+ * `http/server.ts` mounts them, over the webhook test harness.
+ */
+export async function startApiServer(): Promise<ApiServer> {
+  const harness = await openHarness()
+  const apiKeys = new ApiKeysService(new ApiKeysRepository(harness.database.db), newId)
+  const otherOrganizationId = newId('organization')
+  await new OrganizationsRepository(harness.database.db).create({
+    id: otherOrganizationId,
+    name: 'Other',
+    createdAt: Date.now(),
+  })
+  const key = async (organizationId: string, role: 'admin' | 'operator', sessionIds?: string[]) =>
+    (await apiKeys.create(organizationId, { name: role, role, sessionIds })).key
+  const keys = {
+    admin: await key(harness.organizationId, 'admin'),
+    operator: await key(harness.organizationId, 'operator'),
+    scopedAdmin: await key(harness.organizationId, 'admin', ['ses_one']),
+    otherOrganization: await key(otherOrganizationId, 'admin'),
+  }
+
+  const http = Fastify({ genReqId: () => newId('request') }).withTypeProvider<ZodTypeProvider>()
+  http.setValidatorCompiler(validatorCompiler)
+  http.setSerializerCompiler(serializerCompiler)
+  http.setErrorHandler(handleError)
+  http.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+  registerApiKeyAuth(http, apiKeys, '/api/v1')
+  await http.register(webhooksRoutes, { prefix: '/api/v1', webhooks: harness.module.service })
+  await http.ready()
+
+  return {
+    harness,
+    http,
+    keys,
+    request: (method, url, { body, key: given } = {}) =>
+      http.inject({
+        method,
+        url,
+        ...(body === undefined ? {} : { payload: body as object }),
+        headers: given === null ? {} : { 'x-api-key': given ?? keys.admin },
+      }),
+    close: async () => {
+      await http.close()
+      await apiKeys.close()
+      await harness.close()
+    },
+  }
+}

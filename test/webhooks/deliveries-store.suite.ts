@@ -1,0 +1,216 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { beforeEach, describe, it } from 'node:test'
+import { newId } from '../../src/domain/ids.ts'
+import type { WebhookDeliveriesRepository } from '../../src/store/webhook-deliveries.repository.ts'
+import { lastTick, storeFixtures, tick, type WebhookStoreContext } from './store-fixtures.ts'
+
+/** The outbox: deliveries, claims, attempts. */
+export function deliveriesStoreSuite(context: WebhookStoreContext): void {
+  const { organization, webhook, delivery, claim, settle } = storeFixtures(context)
+
+  describe('webhook deliveries', () => {
+    // Claims are global (the worker serves every organization): each test starts from an empty outbox.
+    beforeEach(async () => {
+      await context.database.db.deleteFrom('webhook_attempts').execute()
+      await context.database.db.deleteFrom('webhook_deliveries').execute()
+    })
+
+    it('should list newest first, filter by status and page with a cursor', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId)
+      const rows = Array.from({ length: 5 }, () => delivery(hook))
+      await context.deliveries.createMany(rows)
+      const first = await context.deliveries.listByWebhook(organizationId, hook.id, { limit: 2 })
+      assert.deepEqual(
+        first.items.map((d) => d.id),
+        [rows[4]?.id, rows[3]?.id],
+      )
+      assert.ok(first.nextCursor)
+      const rest = await context.deliveries.listByWebhook(organizationId, hook.id, {
+        limit: 10,
+        cursor: first.nextCursor,
+      })
+      assert.deepEqual(
+        rest.items.map((d) => d.id),
+        [rows[2]?.id, rows[1]?.id, rows[0]?.id],
+      )
+      assert.equal(rest.nextCursor, null)
+      assert.equal(
+        (await context.deliveries.listByWebhook(organizationId, hook.id, { status: 'dead', limit: 10 })).items
+          .length,
+        0,
+      )
+      await assert.rejects(
+        context.deliveries.listByWebhook(organizationId, hook.id, { limit: 1, cursor: 'nonsense' }),
+        /cursor/,
+      )
+    })
+
+    it('should write one delivery per event and endpoint however often it is enqueued', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId)
+      const row = delivery(hook)
+      await context.deliveries.createMany([row])
+      await context.deliveries.createMany([{ ...row, id: newId('delivery') }])
+      assert.equal(
+        (await context.deliveries.listByWebhook(organizationId, hook.id, { limit: 10 })).items.length,
+        1,
+      )
+    })
+
+    it('should lease due deliveries once, skip blocked endpoints, and lease again after expiry', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId)
+      const blocked = await webhook(organizationId)
+      const due = delivery(hook)
+      const later = delivery(hook, { createdAt: lastTick() + 1_000_000 })
+      const ofBlocked = delivery(blocked)
+      await context.deliveries.createMany([due, later, ofBlocked])
+      const now = lastTick() + 1
+      const leased = await claim(now, { blockedKeys: [blocked.id] })
+      assert.deepEqual(
+        leased.map((d) => d.id),
+        [due.id],
+      )
+      assert.equal(leased[0]?.lockedUntil, now + 30_000)
+      assert.deepEqual(
+        await claim(now, { blockedKeys: [blocked.id] }),
+        [],
+        'a leased row is not leased twice',
+      )
+      assert.deepEqual(
+        (await claim(now + 30_000, { blockedKeys: [blocked.id] })).map((d) => d.id),
+        [due.id],
+        'an expired lease is taken over',
+      )
+    })
+
+    it('should record an outcome only for the lease holder, and the attempt either way', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId)
+      const row = delivery(hook)
+      await context.deliveries.createMany([row])
+      const token = randomUUID()
+      await claim(lastTick() + 1, { token })
+      const attempt = (number: number) => ({
+        deliveryId: row.id,
+        number,
+        startedAt: tick(),
+        durationMs: 12,
+        statusCode: 200,
+        error: null,
+        response: 'ok',
+      })
+      const outcome = {
+        status: 'delivered' as const,
+        nextAttemptAt: lastTick(),
+        lastStatusCode: 200,
+        lastError: null,
+        deliveredAt: lastTick(),
+        at: lastTick(),
+      }
+      assert.equal(await context.deliveries.complete(row.id, 'stale-token', attempt(1), outcome), false)
+      assert.equal((await context.deliveries.getById(organizationId, hook.id, row.id))?.status, 'pending')
+      assert.equal(await context.deliveries.complete(row.id, token, attempt(2), outcome), true)
+      const stored = await context.deliveries.getById(organizationId, hook.id, row.id)
+      assert.equal(stored?.status, 'delivered')
+      assert.equal(stored?.attempts, 2)
+      assert.equal(stored?.leaseToken, null)
+      assert.deepEqual(
+        (await context.deliveries.listAttempts(row.id)).map((a) => [a.number, a.statusCode, a.response]),
+        [
+          [1, 200, 'ok'],
+          [2, 200, 'ok'],
+        ],
+      )
+    })
+
+    it('should offer only the oldest pending delivery of an ordered queue', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId, { ordered: true })
+      const key = `${hook.id}|ses_a`
+      const [a1, a2] = [delivery(hook, { orderingKey: key }), delivery(hook, { orderingKey: key })]
+      const b1 = delivery(hook, { orderingKey: `${hook.id}|ses_b`, sessionId: 'ses_b' })
+      await context.deliveries.createMany([a2!, a1!, b1].reverse())
+      const now = lastTick() + 1
+      const token = randomUUID()
+      assert.deepEqual((await claim(now, { token })).map((d) => d.id).sort(), [a1!.id, b1.id].sort())
+      assert.deepEqual(await claim(now), [], 'the head is in flight: nothing else of its queue')
+      await settle(a1!.id, token, 'dead', now)
+      assert.deepEqual(
+        (await claim(now)).map((d) => d.id),
+        [a2!.id],
+        'a dead head no longer holds the queue',
+      )
+    })
+
+    it('should never lease one delivery to two concurrent claimers', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId)
+      const rows = Array.from({ length: 40 }, () => delivery(hook))
+      await context.deliveries.createMany(rows)
+      const now = lastTick() + 1
+      const claimOn = (repository: WebhookDeliveriesRepository) =>
+        repository.claimDue({ now, limit: 15, leaseMs: 30_000, token: randomUUID(), blockedKeys: [] })
+      const batches = await Promise.all([
+        claimOn(context.deliveries),
+        claimOn(context.otherDeliveries),
+        claimOn(context.deliveries),
+        claimOn(context.otherDeliveries),
+      ])
+      const ids = batches.flat().map((d) => d.id)
+      assert.equal(new Set(ids).size, ids.length, 'no delivery leased twice')
+      assert.equal(ids.length, 40, 'and every due one leased')
+    })
+
+    it('should replay only dead deliveries, with a fresh retry budget', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId)
+      const row = delivery(hook)
+      await context.deliveries.createMany([row])
+      assert.equal(await context.deliveries.replay(organizationId, hook.id, row.id, tick()), undefined)
+      const token = randomUUID()
+      await claim(lastTick() + 1, { token })
+      await context.deliveries.complete(
+        row.id,
+        token,
+        {
+          deliveryId: row.id,
+          number: 3,
+          startedAt: tick(),
+          durationMs: 1,
+          statusCode: 500,
+          error: null,
+          response: null,
+        },
+        {
+          status: 'dead',
+          nextAttemptAt: lastTick(),
+          lastStatusCode: 500,
+          lastError: 'HTTP 500',
+          deliveredAt: null,
+          at: lastTick(),
+        },
+      )
+      const at = tick()
+      const replayed = await context.deliveries.replay(organizationId, hook.id, row.id, at)
+      assert.equal(replayed?.status, 'pending')
+      assert.equal(replayed?.replayOffset, 3)
+      assert.equal(replayed?.nextAttemptAt, at)
+      assert.equal(await context.deliveries.replay(await organization(), hook.id, row.id, at), undefined)
+    })
+
+    it('should give up the pending deliveries of an endpoint, leaving leased ones to their holder', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId)
+      const leasedRow = delivery(hook)
+      await context.deliveries.createMany([leasedRow])
+      await claim(lastTick() + 1)
+      await context.deliveries.createMany([delivery(hook), delivery(hook)])
+      assert.equal(await context.deliveries.killPending(hook.id, 'gone', lastTick() + 2), 2)
+      const page = await context.deliveries.listByWebhook(organizationId, hook.id, { limit: 10 })
+      assert.deepEqual(page.items.map((d) => d.status).sort(), ['dead', 'dead', 'pending'])
+    })
+  })
+}

@@ -1,0 +1,317 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test'
+import type { DomainEvent } from '../../src/events/catalogue.ts'
+import { eventually } from '../support/wait.ts'
+import { type Harness, newSession, openHarness, sessionWebhooks } from './harness.ts'
+import { Receiver } from './receiver.ts'
+
+describe('webhook delivery', () => {
+  let harness: Harness
+  let receiver: Receiver
+
+  beforeEach(async () => {
+    harness = await openHarness({ circuit: { failureThreshold: 3, cooldownMs: 10_000 } })
+    receiver = await Receiver.start()
+  })
+  afterEach(async () => {
+    await harness.close()
+    await receiver.stop()
+  })
+
+  const statuses = async () => (await harness.rows()).map((row) => row.status)
+  const idsReceived = () => receiver.events().map((event) => event.id)
+
+  it('delivers every event piled up while the receiver was down once it is back, none twice', async () => {
+    await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 2, attempts: 10 },
+    })
+    await receiver.stop()
+    const session = newSession()
+    const emitted: DomainEvent[] = []
+    for (let i = 0; i < 20; i++)
+      emitted.push(await harness.emit('message.received', { session, data: { i } }))
+
+    assert.equal(await harness.module.worker.runOnce(), 20)
+    const down = await harness.rows()
+    assert.ok(down.every((row) => row.status === 'pending' && row.attempts === 1))
+    assert.match(down[0]?.last_error ?? '', /ECONNREFUSED/)
+
+    // The failures opened the circuit: the first tries after the receiver is back wait for its probe.
+    await receiver.listen()
+    for (let round = 0; round < 20 && (await statuses()).includes('pending'); round++) {
+      harness.clock.advance(2_000)
+      await harness.module.worker.runOnce()
+    }
+
+    assert.deepEqual(new Set(await statuses()), new Set(['delivered']))
+    assert.deepEqual(idsReceived().sort(), emitted.map((event) => event.id).sort(), 'each event exactly once')
+    const [first] = await harness.rows()
+    const attempts = await harness.attempts(first!.id)
+    assert.deepEqual(
+      attempts.map((a) => [a.number, a.statusCode]),
+      [
+        [1, null],
+        [2, 200],
+      ],
+    )
+  })
+
+  it('delivers a burst with the running worker, each event once, and stops cleanly', async () => {
+    const module = harness.module
+    await harness.createWebhook({ url: receiver.url() })
+    receiver.respond = () => ({ status: 204, delayMs: 5 })
+    const session = newSession()
+    for (let i = 0; i < 60; i++) await harness.emit('message.received', { session, data: { i } })
+    module.worker.start()
+    module.worker.wake()
+    await eventually(() => receiver.requests.length >= 60, '60 deliveries')
+    await module.worker.stop()
+    assert.equal(new Set(idsReceived()).size, 60)
+    assert.equal(receiver.requests.length, 60, 'none twice')
+    assert.ok(receiver.maxActive > 1, 'unordered deliveries go in parallel')
+  })
+
+  it('retries a delivery whose worker died mid-request once its lease expires', async () => {
+    await harness.createWebhook({ url: receiver.url() })
+    const event = await harness.emit('session.status', { session: newSession() })
+    // A worker claims it, then "crashes" without recording anything.
+    const [lost] = await harness.module.deliveries.claimDue({
+      now: harness.clock.now(),
+      limit: 10,
+      leaseMs: 60_000,
+      token: randomUUID(),
+      blockedKeys: [],
+    })
+    assert.ok(lost)
+    assert.equal(await harness.module.worker.runOnce(), 0, 'the lease is respected')
+    harness.clock.advance(60_000)
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    assert.deepEqual(idsReceived(), [event.id])
+    assert.deepEqual(await statuses(), ['delivered'])
+  })
+
+  it('opens the circuit after consecutive failures, probes after the cooldown and recovers', async () => {
+    await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 50 },
+    })
+    receiver.respond = () => 500
+    const session = newSession()
+    for (let i = 0; i < 3; i++) await harness.emit('message.received', { session })
+    await harness.module.worker.runOnce()
+    assert.equal(receiver.requests.length, 3)
+
+    // Open: due again after 1 s, but nothing is sent during the cooldown.
+    for (let i = 0; i < 5; i++) {
+      harness.clock.advance(1_000)
+      assert.equal(await harness.module.worker.runOnce(), 0)
+    }
+    assert.equal(receiver.requests.length, 3, 'an open circuit sends nothing')
+
+    // Half-open: exactly one probe; it fails, so the circuit opens again.
+    harness.clock.advance(5_000)
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    assert.equal(receiver.requests.length, 4)
+    harness.clock.advance(1_000)
+    assert.equal(await harness.module.worker.runOnce(), 0)
+
+    // The receiver recovers: the next probe succeeds, the circuit closes, the rest follow.
+    receiver.respond = () => 200
+    harness.clock.advance(10_000)
+    assert.equal(await harness.module.worker.runOnce(), 1, 'one probe')
+    assert.equal(await harness.module.worker.runOnce(), 2, 'then everything due')
+    assert.deepEqual(await statuses(), ['delivered', 'delivered', 'delivered'])
+    const rows = await harness.rows()
+    assert.ok(
+      rows.every((row) => row.attempts <= 3),
+      'the open circuit did not spend the retry budget',
+    )
+  })
+
+  it('disables the webhook when the receiver answers 410 Gone', async () => {
+    const webhook = await harness.createWebhook({ url: receiver.url() })
+    receiver.respond = () => 410
+    const session = newSession()
+    await harness.emit('message.received', { session })
+    await harness.emit('message.received', { session })
+    assert.equal(await harness.module.worker.runOnce(), 2)
+
+    const stored = await harness.module.service.get(harness.organizationId, webhook.id)
+    assert.equal(stored.enabled, false)
+    assert.match(stored.disabledReason ?? '', /410/)
+    assert.deepEqual(await statuses(), ['dead', 'dead'])
+    await harness.emit('message.received', { session })
+    assert.equal((await harness.rows()).length, 2, 'a disabled webhook gets no new deliveries')
+  })
+
+  it('parks an exhausted delivery as dead and replays it with a fresh budget', async () => {
+    const webhook = await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 2 },
+    })
+    receiver.respond = () => 502
+    const event = await harness.emit('message.received', { session: newSession() })
+    await harness.module.worker.runOnce()
+    harness.clock.advance(1_000)
+    await harness.module.worker.runOnce()
+    const [dead] = await harness.rows()
+    assert.equal(dead?.status, 'dead')
+
+    receiver.respond = () => 200
+    const replayed = await harness.module.service.retryDelivery(harness.organizationId, webhook.id, dead.id)
+    assert.equal(replayed.status, 'pending')
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    const { delivery, attempts } = await harness.module.service.getDelivery(
+      harness.organizationId,
+      webhook.id,
+      dead.id,
+    )
+    assert.equal(delivery.status, 'delivered')
+    assert.deepEqual(
+      attempts.map((a) => a.statusCode),
+      [502, 502, 200],
+    )
+    assert.deepEqual(idsReceived(), [event.id, event.id, event.id])
+  })
+
+  it('delivers ordered endpoints one at a time per session, oldest first, waiting on a failing head', async () => {
+    await harness.createWebhook({
+      url: receiver.url(),
+      ordered: true,
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 5 },
+    })
+    const a = newSession('a')
+    const b = newSession('b')
+    const sent: DomainEvent[] = []
+    for (let i = 0; i < 4; i++) sent.push(await harness.emit('message.received', { session: a, data: { i } }))
+    const fromB = await harness.emit('message.received', { session: b })
+    let failFirst = true
+    receiver.respond = (request) => {
+      if (failFirst && request.body.includes(sent[0]!.id)) {
+        failFirst = false
+        return 500
+      }
+      return 200
+    }
+
+    assert.equal(await harness.module.worker.runOnce(), 2, "one head per session's queue")
+    assert.equal(await harness.module.worker.runOnce(), 0, 'the failed head blocks its queue until due')
+    for (let i = 0; i < 6; i++) {
+      harness.clock.advance(1_000)
+      await harness.module.worker.runOnce()
+    }
+    const ofA = receiver
+      .events()
+      .filter((event) => event.session?.id === a.id)
+      .map((event) => event.id)
+    assert.deepEqual(
+      ofA,
+      [sent[0]!.id, ...sent.map((event) => event.id)],
+      'oldest first, the head retried first',
+    )
+    assert.ok(idsReceived().includes(fromB.id), "another session's queue was not held up")
+  })
+
+  it('never has two deliveries of one ordered queue in flight with the running worker', async () => {
+    await harness.createWebhook({ url: receiver.url(), ordered: true })
+    receiver.respond = () => ({ status: 200, delayMs: 10 })
+    const session = newSession()
+    const sent: DomainEvent[] = []
+    for (let i = 0; i < 15; i++) sent.push(await harness.emit('message.received', { session, data: { i } }))
+    harness.module.worker.start()
+    await eventually(() => receiver.requests.length === 15, '15 ordered deliveries')
+    await harness.module.worker.stop()
+    assert.equal(receiver.maxActive, 1)
+    assert.deepEqual(
+      idsReceived(),
+      sent.map((event) => event.id),
+    )
+  })
+
+  it('sends custom headers, and ours win over a session webhook that tries to override them', async () => {
+    await harness.createWebhook({
+      url: receiver.url('/org'),
+      customHeaders: [{ name: 'X-Tenant', value: 'acme' }],
+    })
+    const [sessionWebhook] = sessionWebhooks(harness.secretBox, [
+      {
+        url: receiver.url('/session'),
+        customHeaders: [
+          { name: 'Authorization', value: 'Bearer receiver-token' },
+          { name: 'Content-Type', value: 'text/plain' },
+          { name: 'Webhook-Id', value: 'forged' },
+        ],
+      },
+    ])
+    const event = await harness.emit('message.received', {
+      session: newSession(),
+      sessionWebhooks: [sessionWebhook!],
+    })
+    assert.equal(await harness.module.worker.runOnce(), 2)
+    const byPath = new Map(receiver.requests.map((request) => [request.path, request.headers]))
+    assert.equal(byPath.get('/org')?.['x-tenant'], 'acme')
+    const sessionHeaders = byPath.get('/session')
+    assert.equal(sessionHeaders?.authorization, 'Bearer receiver-token')
+    assert.equal(sessionHeaders?.['content-type'], 'application/json')
+    assert.equal(sessionHeaders?.['webhook-id'], event.id)
+    assert.match(String(sessionHeaders?.['user-agent']), /^wagate-webhooks\//)
+  })
+
+  it('does not follow redirects: a 3xx is a failed attempt', async () => {
+    const other = await Receiver.start()
+    try {
+      await harness.createWebhook({ url: receiver.url() })
+      receiver.respond = () => ({ status: 307, headers: { location: other.url() } })
+      await harness.emit('message.received', { session: newSession() })
+      await harness.module.worker.runOnce()
+      assert.equal(other.requests.length, 0)
+      const [row] = await harness.rows()
+      assert.equal(row?.status, 'pending')
+      assert.equal(row?.last_status_code, 307)
+    } finally {
+      await other.stop()
+    }
+  })
+
+  it('gives up queued deliveries of a webhook disabled meanwhile, and records why', async () => {
+    const webhook = await harness.createWebhook({ url: receiver.url() })
+    await harness.emit('message.received', { session: newSession() })
+    await harness.module.service.update(harness.organizationId, webhook.id, { enabled: false })
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    const [row] = await harness.rows()
+    assert.equal(row?.status, 'dead')
+    assert.match(row?.last_error ?? '', /disabled/)
+    assert.equal(receiver.requests.length, 0)
+  })
+})
+
+describe('webhook delivery timeouts', () => {
+  let harness: Harness
+  let receiver: Receiver
+
+  before(async () => {
+    harness = await openHarness({ requestTimeoutMs: 200 })
+    receiver = await Receiver.start()
+  })
+  after(async () => {
+    await harness.close()
+    await receiver.stop()
+  })
+
+  it('abandons a request that outlives the timeout and retries it later', async () => {
+    await harness.createWebhook({ url: receiver.url() })
+    receiver.respond = () => ({ status: 200, delayMs: 1_000 })
+    await harness.emit('message.received', { session: newSession() })
+    await harness.module.worker.runOnce()
+    const [row] = await harness.rows()
+    assert.equal(row?.status, 'pending')
+    assert.equal(row?.last_error, 'timed out after 200 ms')
+    const [attempt] = await harness.attempts(row.id)
+    assert.ok(
+      attempt && attempt.durationMs >= 190 && attempt.durationMs < 1_000,
+      `took ${attempt?.durationMs} ms`,
+    )
+  })
+})

@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Selectable } from 'kysely'
+import { newId } from '../../src/domain/ids.ts'
+import { sessionConfigSchema } from '../../src/domain/session-config.ts'
+import type { DomainEvent, DomainEventType } from '../../src/events/catalogue.ts'
+import { SecretBox } from '../../src/security/secret-box.ts'
+import { sealConfig } from '../../src/sessions/session-secrets.ts'
+import { type Database, migrateToLatest, openDatabase } from '../../src/store/db.ts'
+import { EventsRepository } from '../../src/store/events.repository.ts'
+import { OrganizationsRepository } from '../../src/store/organizations.repository.ts'
+import type { WebhookDeliveriesTable } from '../../src/store/schema.ts'
+import type { SessionWebhookConfig } from '../../src/webhooks/subscriptions.ts'
+import type { AttemptRecord, WebhookRecord } from '../../src/webhooks/webhook.types.ts'
+import {
+  createWebhookModule,
+  type WebhookModule,
+  type WebhookModuleOptions,
+} from '../../src/webhooks/webhooks.module.ts'
+import type { CreateWebhookInput } from '../../src/webhooks/webhooks.service.ts'
+
+/** A clock tests move by hand: retries are scheduled by it, so no test sleeps through a backoff. */
+export class FakeClock {
+  private at = 1_700_000_000_000
+
+  now = (): number => this.at
+
+  advance(ms: number): void {
+    this.at += ms
+  }
+}
+
+export interface EventSessionRef {
+  id: string
+  name: string
+  metadata: Record<string, string>
+}
+
+export interface Harness {
+  database: Database
+  module: WebhookModule
+  clock: FakeClock
+  secretBox: SecretBox
+  organizationId: string
+  /** stores the event and enqueues its deliveries in one transaction, as the session store will */
+  emit(
+    type: string,
+    options?: { session?: EventSessionRef | null; sessionWebhooks?: SessionWebhookConfig[]; data?: unknown },
+  ): Promise<DomainEvent>
+  createWebhook(input: CreateWebhookInput): Promise<WebhookRecord>
+  /** every delivery row, in enqueue order */
+  rows(): Promise<Selectable<WebhookDeliveriesTable>[]>
+  attempts(deliveryId: string): Promise<AttemptRecord[]>
+  close(): Promise<void>
+}
+
+export const newSession = (name = 'sales'): EventSessionRef => ({
+  id: newId('session'),
+  name,
+  metadata: { team: 'ops' },
+})
+
+/** Session webhooks as a session's stored config holds them: validated, HMAC keys sealed. */
+export function sessionWebhooks(box: SecretBox, webhooks: unknown[]): SessionWebhookConfig[] {
+  return sealConfig(sessionConfigSchema.parse({ webhooks }), box).webhooks
+}
+
+/**
+ * The webhook module over a fresh SQLite file, with a fake clock and an organization.
+ * Private targets are allowed (the receiver is on loopback) unless the options say not.
+ */
+export async function openHarness(options: Partial<WebhookModuleOptions> = {}): Promise<Harness> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'wagate-webhooks-'))
+  const database = await openDatabase({ dataDir })
+  await migrateToLatest(database)
+  const clock = new FakeClock()
+  const secretBox = new SecretBox(randomBytes(32))
+  const organizationId = newId('organization')
+  await new OrganizationsRepository(database.db).create({
+    id: organizationId,
+    name: 'Acme',
+    createdAt: clock.now(),
+  })
+  const events = new EventsRepository(database.db)
+  const module = createWebhookModule({
+    database,
+    secretBox,
+    newId,
+    allowPrivateTargets: true,
+    now: clock.now,
+    random: () => 0.5,
+    requestTimeoutMs: 2_000,
+    ...options,
+  })
+  return {
+    database,
+    module,
+    clock,
+    secretBox,
+    organizationId,
+    emit: async (type, { session = null, sessionWebhooks = [], data = {} } = {}) => {
+      const event = {
+        id: newId('event'),
+        type: type as DomainEventType,
+        organizationId,
+        session,
+        timestamp: clock.now(),
+        data,
+      } as DomainEvent
+      await database.db.transaction().execute(async (trx) => {
+        await events.append(
+          [
+            {
+              id: event.id,
+              organizationId,
+              sessionId: session?.id ?? null,
+              type,
+              payload: { session, data },
+              createdAt: event.timestamp,
+            },
+          ],
+          trx,
+        )
+        await module.outbox.enqueueDeliveries(event, sessionWebhooks, trx)
+      })
+      return event
+    },
+    createWebhook: async (input) => (await module.service.create(organizationId, input)).webhook,
+    rows: () => database.db.selectFrom('webhook_deliveries').selectAll().orderBy('seq').execute(),
+    attempts: (deliveryId) => module.deliveries.listAttempts(deliveryId),
+    close: async () => {
+      await module.close()
+      await database.close()
+      await rm(dataDir, { recursive: true, force: true })
+    },
+  }
+}

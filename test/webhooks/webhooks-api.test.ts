@@ -1,0 +1,307 @@
+import assert from 'node:assert/strict'
+import { after, before, beforeEach, describe, it } from 'node:test'
+import { assertError, assertInvalidField } from '../support/http-assertions.ts'
+import { type ApiServer, startApiServer } from './api-server.ts'
+import { newSession } from './harness.ts'
+import { Receiver } from './receiver.ts'
+
+interface WebhookBody {
+  id: string
+  url: string
+  events: string[]
+  secret?: string
+  secretSet: boolean
+  enabled: boolean
+  disabledReason: string | null
+  retries: { policy: string; delaySeconds: number; attempts: number }
+}
+
+describe('webhooks API', () => {
+  let api: ApiServer
+  let receiver: Receiver
+
+  before(async () => {
+    api = await startApiServer()
+    receiver = await Receiver.start()
+  })
+  after(async () => {
+    await api.close()
+    await receiver.stop()
+  })
+  beforeEach(() => {
+    receiver.requests.length = 0
+    receiver.respond = () => 200
+  })
+
+  const create = async (body: Record<string, unknown> = {}): Promise<WebhookBody> => {
+    const response = await api.request('POST', '/api/v1/webhooks', { body: { url: receiver.url(), ...body } })
+    assert.equal(response.statusCode, 201, response.body)
+    return response.json() as WebhookBody
+  }
+
+  /** One dead delivery of a fresh webhook (its only try answered 500). */
+  const deadDelivery = async () => {
+    const webhook = await create({ retries: { policy: 'constant', delaySeconds: 1, attempts: 1 } })
+    receiver.respond = () => 500
+    await api.harness.emit('message.received', { session: newSession() })
+    await api.harness.module.worker.runOnce()
+    const list = await api.request('GET', `/api/v1/webhooks/${webhook.id}/deliveries`)
+    const [delivery] = (list.json() as { items: { id: string; status: string }[] }).items
+    assert.equal(delivery?.status, 'dead')
+    return { webhook, delivery }
+  }
+
+  describe('happy', () => {
+    it('creates a webhook whose generated secret is shown once and never again', async () => {
+      const created = await create({ events: ['message.*', 'session.status'] })
+      assert.match(created.id, /^whk_/)
+      assert.match(created.secret ?? '', /^whsec_/)
+      assert.equal(created.secretSet, true)
+      assert.deepEqual(created.retries, { policy: 'exponential', delaySeconds: 2, attempts: 15 })
+      const read = await api.request('GET', `/api/v1/webhooks/${created.id}`)
+      const list = await api.request('GET', '/api/v1/webhooks')
+      for (const response of [read, list]) {
+        assert.equal(response.statusCode, 200)
+        assert.ok(!response.body.includes(created.secret as string), 'the secret is not returned')
+        assert.ok(!response.body.includes('"secret"'))
+      }
+      const [row] = await api.harness.database.db
+        .selectFrom('webhooks')
+        .select('secret')
+        .where('id', '=', created.id)
+        .execute()
+      assert.ok(row && row.secret !== created.secret && row.secret.startsWith('v1.'), 'stored sealed')
+    })
+
+    it('does not echo a secret the caller chose', async () => {
+      const created = await create({ secret: 'legacy-secret-value', signatureScheme: 'sha256' })
+      assert.equal(created.secret, undefined)
+      assert.equal(created.secretSet, true)
+    })
+
+    it('updates fields, merges retries and clears the reason when enabled again', async () => {
+      const created = await create()
+      await api.harness.module.webhooks.disable(created.id, 'the receiver answered 410 Gone', Date.now())
+      const response = await api.request('PATCH', `/api/v1/webhooks/${created.id}`, {
+        body: { events: ['group.*'], retries: { attempts: 3 }, enabled: true },
+      })
+      assert.equal(response.statusCode, 200, response.body)
+      const updated = response.json() as WebhookBody
+      assert.deepEqual(updated.events, ['group.*'])
+      assert.deepEqual(updated.retries, { policy: 'exponential', delaySeconds: 2, attempts: 3 })
+      assert.equal(updated.enabled, true)
+      assert.equal(updated.disabledReason, null)
+    })
+
+    it('deletes a webhook', async () => {
+      const created = await create()
+      assert.equal((await api.request('DELETE', `/api/v1/webhooks/${created.id}`)).statusCode, 204)
+      assertError(await api.request('GET', `/api/v1/webhooks/${created.id}`), 404, 'not_found')
+    })
+
+    it('sends a signed test event and reports the outcome', async () => {
+      const created = await create()
+      const ok = await api.request('POST', `/api/v1/webhooks/${created.id}/test`)
+      assert.equal(ok.statusCode, 200, ok.body)
+      const result = ok.json() as {
+        delivered: boolean
+        statusCode: number
+        durationMs: number
+        eventId: string
+      }
+      assert.equal(result.delivered, true)
+      assert.equal(result.statusCode, 200)
+      assert.ok(result.durationMs >= 0)
+      const [request] = receiver.requests
+      assert.equal(JSON.parse(request?.body ?? '{}').type, 'webhook.test')
+      assert.equal(request?.headers['webhook-id'], result.eventId)
+      assert.match(String(request?.headers['webhook-signature']), /^v1,/)
+
+      receiver.respond = () => ({ status: 503, body: 'maintenance' })
+      const failed = (await api.request('POST', `/api/v1/webhooks/${created.id}/test`)).json() as {
+        delivered: boolean
+        statusCode: number
+        response: string
+      }
+      assert.deepEqual([failed.delivered, failed.statusCode, failed.response], [false, 503, 'maintenance'])
+    })
+
+    it('lists deliveries by status with a cursor, shows attempts, and replays a dead one', async () => {
+      const { webhook, delivery } = await deadDelivery()
+      const dead = await api.request('GET', `/api/v1/webhooks/${webhook.id}/deliveries?status=dead&limit=1`)
+      assert.equal((dead.json() as { items: unknown[] }).items.length, 1)
+      const pending = await api.request('GET', `/api/v1/webhooks/${webhook.id}/deliveries?status=pending`)
+      assert.deepEqual((pending.json() as { items: unknown[] }).items, [])
+
+      const detail = await api.request('GET', `/api/v1/webhooks/${webhook.id}/deliveries/${delivery!.id}`)
+      const body = detail.json() as { attemptLog: { statusCode: number }[]; payload: { type: string } }
+      assert.deepEqual(
+        body.attemptLog.map((a) => a.statusCode),
+        [500],
+      )
+      assert.equal(body.payload.type, 'message.received')
+
+      receiver.respond = () => 200
+      const retried = await api.request(
+        'POST',
+        `/api/v1/webhooks/${webhook.id}/deliveries/${delivery!.id}/retry`,
+      )
+      assert.equal(retried.statusCode, 202, retried.body)
+      assert.equal((retried.json() as { status: string }).status, 'pending')
+      await api.harness.module.worker.runOnce()
+      const after = await api.request('GET', `/api/v1/webhooks/${webhook.id}/deliveries/${delivery!.id}`)
+      assert.equal((after.json() as { status: string }).status, 'delivered')
+    })
+
+    it('pages deliveries with a cursor', async () => {
+      const webhook = await create()
+      for (let i = 0; i < 3; i++) await api.harness.emit('message.received', { session: newSession() })
+      const seen: string[] = []
+      let cursor: string | null = null
+      do {
+        const query: string = cursor ? `&cursor=${cursor}` : ''
+        const page = (
+          await api.request('GET', `/api/v1/webhooks/${webhook.id}/deliveries?limit=2${query}`)
+        ).json() as {
+          items: { id: string }[]
+          nextCursor: string | null
+        }
+        seen.push(...page.items.map((item) => item.id))
+        cursor = page.nextCursor
+      } while (cursor)
+      assert.equal(new Set(seen).size, 3)
+      await api.harness.module.worker.runOnce()
+    })
+  })
+
+  describe('errors', () => {
+    it('rejects custom headers that would override ours', async () => {
+      for (const name of [
+        'Webhook-Signature',
+        'webhook-id',
+        'Content-Type',
+        'User-Agent',
+        'X-Webhook-Hmac',
+        'Host',
+      ]) {
+        const response = await api.request('POST', '/api/v1/webhooks', {
+          body: {
+            url: receiver.url(),
+            customHeaders: [
+              { name: 'X-Fine', value: '1' },
+              { name, value: 'x' },
+            ],
+          },
+        })
+        const error = assertInvalidField(response, 'body.customHeaders.1.name')
+        assert.match(error.message, new RegExp(name))
+      }
+    })
+
+    it('rejects a standard-scheme secret not in the whsec_ form, and a scheme switch that would need one', async () => {
+      assertInvalidField(
+        await api.request('POST', '/api/v1/webhooks', {
+          body: { url: receiver.url(), secret: 'plain-secret' },
+        }),
+        'body.secret',
+      )
+      const legacy = await create({ secret: 'plain-secret', signatureScheme: 'hmac-sha512' })
+      assertInvalidField(
+        await api.request('PATCH', `/api/v1/webhooks/${legacy.id}`, {
+          body: { signatureScheme: 'standard' },
+        }),
+        'body.secret',
+      )
+    })
+
+    it('rejects bad URLs, event patterns, session ids and empty updates', async () => {
+      assertInvalidField(
+        await api.request('POST', '/api/v1/webhooks', { body: { url: 'ftp://x.example/' } }),
+        'body.url',
+      )
+      assertInvalidField(
+        await api.request('POST', '/api/v1/webhooks', {
+          body: { url: receiver.url(), events: ['message.**'] },
+        }),
+        'body.events.0',
+      )
+      assertInvalidField(
+        await api.request('POST', '/api/v1/webhooks', {
+          body: { url: receiver.url(), sessionIds: ['sales'] },
+        }),
+        'body.sessionIds.0',
+      )
+      const created = await create()
+      assertError(
+        await api.request('PATCH', `/api/v1/webhooks/${created.id}`, { body: {} }),
+        400,
+        'invalid_request',
+      )
+      assertError(
+        await api.request('GET', `/api/v1/webhooks/${created.id}/deliveries?cursor=garbage`),
+        400,
+        'invalid_request',
+      )
+    })
+
+    it('answers 404 for unknown webhooks and deliveries', async () => {
+      assertError(await api.request('GET', '/api/v1/webhooks/whk_missing'), 404, 'not_found')
+      assertError(await api.request('POST', '/api/v1/webhooks/whk_missing/test'), 404, 'not_found')
+      const created = await create()
+      assertError(
+        await api.request('POST', `/api/v1/webhooks/${created.id}/deliveries/dlv_missing/retry`),
+        404,
+        'not_found',
+      )
+    })
+
+    it('refuses to retry a delivery that is not dead, or of a disabled webhook', async () => {
+      const { webhook, delivery } = await deadDelivery()
+      const url = `/api/v1/webhooks/${webhook.id}/deliveries/${delivery!.id}/retry`
+      await api.request('PATCH', `/api/v1/webhooks/${webhook.id}`, { body: { enabled: false } })
+      assertError(await api.request('POST', url), 409, 'invalid_state')
+      await api.request('PATCH', `/api/v1/webhooks/${webhook.id}`, { body: { enabled: true } })
+      assert.equal((await api.request('POST', url)).statusCode, 202)
+      assertError(await api.request('POST', url), 409, 'invalid_state')
+      receiver.respond = () => 200
+      await api.harness.module.worker.runOnce()
+    })
+  })
+
+  describe('security', () => {
+    const routes = (id: string): ['GET' | 'POST' | 'PATCH' | 'DELETE', string, unknown?][] => [
+      ['POST', '/api/v1/webhooks', { url: 'https://x.example/' }],
+      ['GET', '/api/v1/webhooks'],
+      ['GET', `/api/v1/webhooks/${id}`],
+      ['PATCH', `/api/v1/webhooks/${id}`, { enabled: false }],
+      ['DELETE', `/api/v1/webhooks/${id}`],
+      ['GET', `/api/v1/webhooks/${id}/deliveries`],
+      ['GET', `/api/v1/webhooks/${id}/deliveries/dlv_x`],
+      ['POST', `/api/v1/webhooks/${id}/deliveries/dlv_x/retry`],
+      ['POST', `/api/v1/webhooks/${id}/test`],
+    ]
+
+    it('rejects every route without a key, with a wrong key, and below the admin role', async () => {
+      const { id } = await create()
+      for (const [method, url, body] of routes(id)) {
+        assertError(await api.request(method, url, { body, key: null }), 401, 'unauthorized')
+        assertError(await api.request(method, url, { body, key: 'wag_wrong' }), 401, 'unauthorized')
+        assertError(await api.request(method, url, { body, key: api.keys.operator }), 403, 'forbidden')
+        assertError(await api.request(method, url, { body, key: api.keys.scopedAdmin }), 403, 'forbidden')
+      }
+      assert.equal(receiver.requests.length, 0)
+    })
+
+    it("never shows or touches another organization's webhooks", async () => {
+      const { id } = await create()
+      const key = api.keys.otherOrganization
+      const list = await api.request('GET', '/api/v1/webhooks', { key })
+      assert.deepEqual((list.json() as { items: unknown[] }).items, [])
+      for (const [method, url, body] of routes(id).slice(2)) {
+        assertError(await api.request(method, url, { body, key }), 404, 'not_found')
+      }
+      assert.equal((await api.request('GET', `/api/v1/webhooks/${id}`)).statusCode, 200, 'still there')
+      assert.equal(receiver.requests.length, 0)
+    })
+  })
+})
