@@ -92,11 +92,18 @@ export function forwardMessagingEvents(socket: WASocket, events: EventEmitter<En
     if (reports.length) events.emit('message-status', reports)
   })
   const contacts = (list: Partial<BaileysEventMap['contacts.upsert'][number]>[]) => {
-    const reports = list.map(contactReport).filter((c): c is ContactReport => c !== undefined)
+    // A report with nothing but an address (a profile picture changed) says nothing to keep.
+    const reports = list
+      .map(contactReport)
+      .filter((c): c is ContactReport => c !== undefined && Object.keys(c).length > 1)
     if (reports.length) events.emit('contacts', reports)
   }
   socket.ev.on('contacts.upsert', contacts)
-  socket.ev.on('contacts.update', contacts)
+  // Baileys echoes the push name of every message it receives as an update, keyed by the
+  // chat's address (a LID, or the member of a group, where the name shown may be the one
+  // they use in that group). The ingest reads names from the messages themselves, where
+  // it knows which is which; the echo would file them under the wrong contact.
+  socket.ev.on('contacts.update', (updates) => contacts(updates.map(({ notify: _echo, ...rest }) => rest)))
   const groupsChanged = (jids: (string | undefined | null)[]) => {
     const known = jids.filter((jid): jid is string => Boolean(jid))
     if (known.length) events.emit('groups', { jids: known })

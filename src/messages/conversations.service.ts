@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs'
 import type { Readable } from 'node:stream'
-import { invalidState, notFound } from '../domain/errors.ts'
+import { invalidRequest, invalidState, notFound } from '../domain/errors.ts'
 import { bareJid, normalizeRecipient } from '../domain/jid.ts'
 import type { EngineConnection } from '../engine/engine.ts'
 import type { SessionRecord } from '../sessions/session.types.ts'
@@ -67,7 +67,9 @@ export class ConversationsService {
   ) {
     const jid = chatId ? normalizeRecipient(chatId, 'body.chatId') : undefined
     if ((state === 'composing' || state === 'recording' || state === 'paused') && !jid) {
-      throw invalidState('typing, recording and paused are shown in a chat: give chatId')
+      throw invalidRequest('body.chatId: typing, recording and paused are shown in a chat', [
+        { path: 'body.chatId', message: `required for ${state}` },
+      ])
     }
     await this.live(session).sendPresence(state, jid)
   }

@@ -1,5 +1,5 @@
-import { invalidRequest, invalidState, notFound } from '../domain/errors.ts'
-import { chatKind, normalizeRecipient } from '../domain/jid.ts'
+import { AppError, invalidRequest, invalidState, notFound } from '../domain/errors.ts'
+import { bareJid, chatKind, normalizeRecipient } from '../domain/jid.ts'
 import type { EngineConnection, GroupReport, ParticipantAction } from '../engine/engine.ts'
 import type { SessionRecord } from '../sessions/session.types.ts'
 import type { GroupsRepository } from '../store/groups.repository.ts'
@@ -25,12 +25,25 @@ export class GroupsService {
 
   async get(session: SessionRecord, groupId: string) {
     const jid = groupJid(groupId)
-    const stored = await this.deps.groups.get(session.id, jid)
-    if (stored) return stored
+    const group = (await this.deps.groups.get(session.id, jid)) ?? (await this.learn(session, jid))
+    if (!group) throw notFound(`group ${groupId}`)
+    return group
+  }
+
+  /**
+   * A group the store does not know yet (joined while the notification was missed, or
+   * never synced), asked of WhatsApp and kept — but only while the session is a member:
+   * WhatsApp may still describe a group the session has left.
+   */
+  async learn(session: SessionRecord, jid: string) {
     const connection = this.deps.connection(session.id)
-    if (session.status === 'ready' && connection)
-      return this.remember(session, await connection.groups.metadata(jid))
-    throw notFound(`group ${groupId}`)
+    if (session.status !== 'ready' || !connection) return undefined
+    const report = await connection.groups.metadata(jid).catch((error: unknown) => {
+      if (error instanceof AppError && error.code === 'not_found') return undefined
+      throw error
+    })
+    if (!report || !isMember(session, report)) return undefined
+    return this.remember(session, report)
   }
 
   async create(session: SessionRecord, subject: string, participants: string[]) {
@@ -79,7 +92,7 @@ export class GroupsService {
     member: { jid: string | null; lid: string | null },
     name: string,
   ) {
-    const group = await this.deps.groups.get(session.id, jid)
+    const group = (await this.deps.groups.get(session.id, jid)) ?? (await this.learn(session, jid))
     if (!group) return
     const index = group.participants.findIndex(
       (p) => (member.jid && p.jid === member.jid) || (member.lid && p.lid === member.lid),
@@ -123,6 +136,14 @@ export class GroupsService {
       throw invalidState(`the session is ${session.status}, not ready`)
     return connection
   }
+}
+
+/** Whether the session's own number (or LID) is among the group's members. */
+function isMember(session: SessionRecord, report: GroupReport): boolean {
+  const lid = session.lid ? bareJid(session.lid) : null
+  return report.participants.some(
+    (p) => (session.phone !== null && p.phone === session.phone) || (lid !== null && p.lid === lid),
+  )
 }
 
 function groupJid(groupId: string): string {

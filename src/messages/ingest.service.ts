@@ -1,9 +1,15 @@
 import { proto } from '@whiskeysockets/baileys'
 import type { Logger } from 'pino'
 import type { IdGenerator } from '../domain/ids.ts'
-import { chatKind, STATUS_JID } from '../domain/jid.ts'
+import { bareJid, chatKind, phoneOf, STATUS_JID } from '../domain/jid.ts'
 import type { SessionConfig } from '../domain/session-config.ts'
-import type { EngineConnection, EngineMessage, HistoryBatch, StatusReport } from '../engine/engine.ts'
+import type {
+  ContactReport,
+  EngineConnection,
+  EngineMessage,
+  HistoryBatch,
+  StatusReport,
+} from '../engine/engine.ts'
 import type { DomainEventMap } from '../events/catalogue.ts'
 import type { EventRecorder } from '../events/event-recorder.ts'
 import type { SessionRecord } from '../sessions/session.types.ts'
@@ -12,10 +18,13 @@ import type { ChatsRepository } from '../store/chats.repository.ts'
 import type { ContactsRepository } from '../store/contacts.repository.ts'
 import type { Database } from '../store/db.ts'
 import type { MessageRecord, MessagesRepository } from '../store/messages.repository.ts'
+import type { Executor } from '../store/schema.ts'
+import { ArrivalOrder } from './arrival-order.ts'
 import type { GroupsService } from './groups.service.ts'
 import type { MediaDownloader } from './media-downloader.ts'
 import type { NormalizedMessage } from './message.types.ts'
 import { normalizeMessage } from './normalize.ts'
+import { decryptVote } from './poll-votes.ts'
 
 /** The event a received (or own-device) message becomes, by type. */
 const EVENT_BY_TYPE: Partial<Record<NormalizedMessage['type'], keyof DomainEventMap>> = {
@@ -61,6 +70,8 @@ export class MessageIngest {
     session: (id: string) => Promise<SessionRecord | undefined>
   }
 
+  private readonly order = new ArrivalOrder()
+
   constructor(deps: MessageIngest['deps']) {
     this.deps = deps
   }
@@ -82,9 +93,7 @@ export class MessageIngest {
       queue('statuses', () => this.applyStatuses(sessionId, reports)),
     )
     connection.events.on('contacts', (contacts) =>
-      queue('contacts', () =>
-        this.deps.contacts.upsertMany(sessionId, contacts.map(toContact)).then(() => undefined),
-      ),
+      queue('contacts', () => this.rememberContacts(sessionId, contacts)),
     )
     connection.events.on('open', () =>
       queue('groups', async () => {
@@ -117,10 +126,20 @@ export class MessageIngest {
     if (!session) return
     const now = this.now()
     for (const message of messages) {
-      const normalized = normalizeMessage(message, session.jid)
-      if (!normalized || ignoredChat(session.config, normalized.chatJid)) continue
+      const decoded = normalizeMessage(message, session.jid)
+      if (!decoded || ignoredChat(session.config, decoded.chatJid)) continue
       // Our own sends are already stored by the outbound queue; only other devices' are new.
-      if (normalized.fromMe && (await this.deps.messages.getByWaId(sessionId, normalized.waId))) continue
+      if (decoded.fromMe && (await this.deps.messages.getByWaId(sessionId, decoded.waId))) continue
+      const normalized: NormalizedMessage = {
+        ...decoded,
+        timestamp: this.order.stamp(sessionId, decoded.chatJid, decoded.timestamp),
+        details:
+          decoded.type === 'poll_vote' ? await this.voteDetails(session, message, decoded) : decoded.details,
+      }
+      // Before the message is stored, so that whoever reads it finds its group and the name.
+      if (chatKind(normalized.chatJid) === 'group' && !normalized.fromMe) {
+        await this.rememberGroupName(session, normalized)
+      }
       const record: MessageRecord = {
         ...normalized,
         id: this.deps.newId('message'),
@@ -158,19 +177,6 @@ export class MessageIngest {
         )
       })
       this.deps.recorder.publish(events)
-      if (
-        events.length &&
-        normalized.pushName &&
-        chatKind(normalized.chatJid) === 'group' &&
-        !normalized.fromMe
-      ) {
-        await this.deps.groups.rememberName(
-          session,
-          normalized.chatJid,
-          { jid: normalized.senderJid, lid: normalized.senderLid },
-          normalized.pushName,
-        )
-      }
       if (events.length && normalized.media && session.config.store.enabled) {
         this.deps.media.enqueue({
           sessionId,
@@ -222,8 +228,8 @@ export class MessageIngest {
           })),
           trx,
         )
-        await this.deps.contacts.upsertMany(sessionId, batch.contacts.map(toContact), trx)
         for (const { lid, pn } of batch.lidMappings) await this.deps.contacts.mapLid(sessionId, lid, pn, trx)
+        await this.rememberContacts(sessionId, batch.contacts, trx)
       }
       return this.deps.recorder.store(
         eventSession(session),
@@ -245,6 +251,24 @@ export class MessageIngest {
     this.deps.recorder.publish(events)
   }
 
+  /** The options a vote chose, read with the poll this session stored (see poll-votes.ts). */
+  private async voteDetails(
+    session: SessionRecord,
+    message: EngineMessage,
+    vote: NormalizedMessage,
+  ): Promise<NormalizedMessage['details']> {
+    const poll = vote.targetId ? await this.deps.messages.getByWaId(session.id, vote.targetId) : undefined
+    const options =
+      poll &&
+      decryptVote(
+        message,
+        poll,
+        { jid: vote.senderJid, lid: vote.senderLid },
+        { jid: session.jid, lid: session.lid },
+      )
+    return options ? { options } : vote.details
+  }
+
   private async applyStatuses(sessionId: string, reports: StatusReport[]): Promise<void> {
     const session = await this.deps.session(sessionId)
     if (!session) return
@@ -262,22 +286,61 @@ export class MessageIngest {
     }
   }
 
-  /** Who wrote it: their push name, LID and phone number, for contacts and the LID map. */
-  private async rememberPeople(
-    sessionId: string,
-    message: NormalizedMessage,
-    trx: Parameters<MessagesRepository['insertIfNew']>[1],
-  ) {
+  /**
+   * The name a member goes by in a group, from their message there; a group WhatsApp never
+   * told us about (we were added while its notification was missed) is looked up first.
+   * A failure here must not keep the message, or the rest of the batch, from being stored.
+   */
+  private async rememberGroupName(session: SessionRecord, message: NormalizedMessage): Promise<void> {
+    try {
+      if (message.pushName) {
+        const member = { jid: message.senderJid, lid: message.senderLid }
+        await this.deps.groups.rememberName(session, message.chatJid, member, message.pushName)
+      } else {
+        await this.deps.groups.get(session, message.chatJid)
+      }
+    } catch (err) {
+      this.deps.logger.warn({ err, sessionId: session.id }, 'learning a group from its message failed')
+    }
+  }
+
+  /**
+   * Contacts as Baileys reports them, each under its phone JID when the LID map knows the
+   * number: Baileys names people by whichever address the chat used, often their LID.
+   */
+  private async rememberContacts(sessionId: string, reports: ContactReport[], trx?: Executor): Promise<void> {
+    const contacts = []
+    for (const report of reports) {
+      const contact = toContact(report)
+      const pn =
+        chatKind(contact.jid) === 'lid'
+          ? await this.deps.contacts.pnForLid(sessionId, contact.jid, trx)
+          : undefined
+      contacts.push(pn ? { ...contact, jid: pn, lid: contact.jid, phone: phoneOf(pn) } : contact)
+    }
+    if (contacts.length) await this.deps.contacts.upsertMany(sessionId, contacts, trx)
+  }
+
+  /**
+   * Who wrote it: their push name, LID and phone number, for contacts and the LID map. In a
+   * group the name shown may be the one they use there, so it only fills a gap.
+   */
+  private async rememberPeople(sessionId: string, message: NormalizedMessage, trx: Executor) {
     if (message.fromMe) return
     const jid = message.senderJid ?? message.senderLid
     if (!jid) return
+    const inGroup = chatKind(message.chatJid) === 'group'
+    const pushName =
+      message.pushName && (!inGroup || !(await this.deps.contacts.get(sessionId, jid, trx))?.pushName)
+        ? message.pushName
+        : undefined
     await this.deps.contacts.upsert(
       sessionId,
       {
         jid,
         ...(message.senderLid ? { lid: message.senderLid } : {}),
-        ...(message.senderJid ? { phone: message.senderJid.split('@')[0] } : {}),
-        ...(message.pushName ? { pushName: message.pushName } : {}),
+        ...(message.senderJid ? { phone: phoneOf(message.senderJid) } : {}),
+        ...(pushName ? { pushName } : {}),
       },
       trx,
     )
@@ -291,16 +354,11 @@ export class MessageIngest {
   }
 }
 
-function toContact(contact: {
-  jid: string
-  lid?: string
-  name?: string
-  pushName?: string
-  verifiedName?: string
-}) {
-  const phone = contact.jid.endsWith('@s.whatsapp.net') ? contact.jid.split('@')[0] : undefined
+function toContact(contact: ContactReport) {
+  const jid = bareJid(contact.jid)
+  const phone = phoneOf(jid)
   return {
-    jid: contact.jid,
+    jid,
     ...(contact.lid ? { lid: contact.lid } : {}),
     ...(phone ? { phone } : {}),
     ...(contact.name ? { name: contact.name } : {}),

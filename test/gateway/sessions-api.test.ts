@@ -300,9 +300,7 @@ describe('sessions API', () => {
       await createSession(gateway, { name: 'doomed', start: false })
     })
 
-    it('deletes a linked session so that the account no longer lists its device', {
-      todo: 'the sandbox does not act on remove-companion-device yet',
-    }, async () => {
+    it('deletes a linked session so that the account no longer lists its device', async () => {
       await createLinkedSession(gateway, 'doomed-device', '15550310006')
       await gateway.request('DELETE', '/api/v1/sessions/doomed-device')
       await eventually(

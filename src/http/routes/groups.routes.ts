@@ -101,10 +101,10 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
             subject: z.string().min(1).max(100).optional(),
             description: z.string().max(2048).optional(),
           })
-          .refine(
-            (b) => b.subject !== undefined || b.description !== undefined,
-            'give subject and/or description',
-          ),
+          .refine((b) => b.subject !== undefined || b.description !== undefined, {
+            message: 'give subject and/or description',
+            path: ['subject'],
+          }),
         response: { 200: group, ...errors },
       },
     },
