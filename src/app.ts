@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { proto } from '@whiskeysockets/baileys'
 import type { FastifyInstance } from 'fastify'
 import pino, { type Logger } from 'pino'
 import { ApiKeysService } from './accounts/api-keys.service.ts'
@@ -11,6 +10,7 @@ import { BaileysEngine } from './engine/baileys.engine.ts'
 import type { SandboxTarget } from './engine/engine.ts'
 import { EventBus } from './events/event-bus.ts'
 import { EventRecorder } from './events/event-recorder.ts'
+import { EventRetention } from './events/event-retention.ts'
 import { buildHttpServer } from './http/server.ts'
 import { ConversationsService } from './messages/conversations.service.ts'
 import { GroupsService } from './messages/groups.service.ts'
@@ -21,6 +21,8 @@ import { MessageActionsService } from './messages/message-actions.service.ts'
 import { MessagesService } from './messages/messages.service.ts'
 import { OutboundQueue } from './messages/outbound-queue.ts'
 import { Pacer } from './messages/pacer.ts'
+import { storedMessageContent } from './messages/stored-message-content.ts'
+import { UpdatesIngest } from './messages/updates-ingest.ts'
 import { Metrics } from './observability/metrics.ts'
 import { EventStreamService } from './realtime/event-stream.service.ts'
 import { SandboxServer } from './sandbox/server.ts'
@@ -30,6 +32,7 @@ import { RepositorySessionStore } from './sessions/session-store.ts'
 import { SessionsService } from './sessions/sessions.service.ts'
 import { migrateToLatest, openDatabase } from './store/db.ts'
 import { createRepositories } from './store/index.ts'
+import { SsrfGuard } from './webhooks/ssrf-guard.ts'
 import { createWebhookModule } from './webhooks/webhooks.module.ts'
 
 export const VERSION = '0.1.0'
@@ -44,6 +47,8 @@ export interface AppOptions {
     keepAliveIntervalMs?: number
     connectTimeoutMs?: number
     backoff?: { initialMs: number; maxMs: number }
+    /** the clock event retention (and the stream's resume cursors) are judged by */
+    retentionClock?: () => number
   }
 }
 
@@ -54,6 +59,8 @@ export interface App {
   apiKeys: ApiKeysService
   sandbox?: SandboxServer
   bootstrap: BootstrapResult
+  /** prunes the event log in the background; tests run a pass by hand */
+  eventRetention: EventRetention
   /** starts listening; resolves with the base URL */
   listen(): Promise<string>
   /** starts every session that should run, from stored credentials */
@@ -93,11 +100,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     logger,
     baileysLogLevel: config.baileysLogLevel,
     // Baileys asks for what we sent when a recipient retries decryption, and for poll votes.
-    getMessage: async (sessionId, key) => {
-      if (!key.id) return undefined
-      const stored = await repositories.messages.getByWaId(sessionId, key.id, key.remoteJid ?? undefined)
-      return stored?.raw ? proto.Message.decode(Buffer.from(stored.raw, 'base64')) : undefined
-    },
+    getMessage: (sessionId, key) => storedMessageContent(repositories, sessionId, key),
   })
   const webhooks = createWebhookModule({
     database,
@@ -156,7 +159,19 @@ export async function createApp(options: AppOptions): Promise<App> {
     logger,
     session: sessionById,
   })
-  manager.onConnection((session, connection) => ingest.attach(session.id, connection))
+  const updates = new UpdatesIngest({
+    database,
+    chats: repositories.chats,
+    contacts: repositories.contacts,
+    groups: repositories.groups,
+    recorder,
+    logger,
+    session: sessionById,
+  })
+  manager.onConnection((session, connection) => {
+    ingest.attach(session.id, connection)
+    updates.attach(session.id, connection)
+  })
   const outbound = new OutboundQueue({
     messages: repositories.messages,
     chats: repositories.chats,
@@ -174,12 +189,16 @@ export async function createApp(options: AppOptions): Promise<App> {
       outbound.wake(event.session.id)
     }
   })
+  // Media URLs come from API callers: fetched through the SSRF guard, with its own switch.
+  const mediaFetcher = new MediaFetcher({
+    guard: new SsrfGuard({ allowPrivateTargets: config.mediaAllowPrivate }),
+  })
   const messages = new MessagesService({
     messages: repositories.messages,
     idempotency: repositories.idempotency,
     queue: outbound,
     pacer: new Pacer(),
-    media: new MediaFetcher(),
+    media: mediaFetcher,
     dataDir: config.dataDir,
     newId,
   })
@@ -198,7 +217,21 @@ export async function createApp(options: AppOptions): Promise<App> {
     connection: (id) => manager.connectionOf(id),
   })
   const apiKeys = new ApiKeysService(repositories.apiKeys, newId)
-  const sessions = new SessionsService({ repository: sessionStore, manager, secretBox, newId })
+  const sessions = new SessionsService({
+    repository: sessionStore,
+    manager,
+    secretBox,
+    newId,
+    webhookUrls: webhooks.guard,
+  })
+  const eventRetention = new EventRetention({
+    database,
+    events: repositories.events,
+    deliveries: webhooks.deliveries,
+    retentionHours: config.eventRetentionHours,
+    now: options.tuning?.retentionClock,
+    logger: logger.child({ component: 'event-retention' }),
+  })
   const bootstrapped = await bootstrap({
     organizations: repositories.organizations,
     apiKeys,
@@ -217,7 +250,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     conversations,
     groups,
     messageActions,
-    eventStream: new EventStreamService({ events: repositories.events, bus }),
+    eventStream: new EventStreamService({
+      events: repositories.events,
+      bus,
+      now: options.tuning?.retentionClock,
+      horizon: () => eventRetention.horizon(),
+    }),
     webhooks: webhooks.service,
     events: repositories.events,
     metrics,
@@ -233,6 +271,7 @@ export async function createApp(options: AppOptions): Promise<App> {
 
   // Sends what a previous run still owed, then whatever comes.
   webhooks.worker.start()
+  eventRetention.start()
 
   return {
     http,
@@ -241,6 +280,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     apiKeys,
     sandbox,
     bootstrap: bootstrapped,
+    eventRetention,
     listen: () => http.listen({ host: config.host, port: config.port }),
     restoreSessions: async () => {
       const count = await manager.restoreAll()
@@ -252,7 +292,9 @@ export async function createApp(options: AppOptions): Promise<App> {
       outbound.stop()
       await manager.shutdown()
       await mediaDownloader.idle()
+      await eventRetention.stop()
       await webhooks.close()
+      await mediaFetcher.close()
       await apiKeys.close()
       if (ownSandbox) await sandbox?.close()
       await database.close()

@@ -28,6 +28,22 @@ const environmentSchema = z.object({
   SANDBOX: booleanFlag,
   /** webhooks to loopback and private addresses (tests, home labs); refused by default (SSRF) */
   WEBHOOK_ALLOW_PRIVATE: booleanFlag,
+  /**
+   * media URLs given to the send API may point at loopback and private addresses; refused by
+   * default (SSRF): separate from webhooks, because any API caller chooses these URLs
+   */
+  MEDIA_ALLOW_PRIVATE: booleanFlag,
+  /** how long events (and their webhook delivery log) are kept; 0 keeps them forever */
+  EVENT_RETENTION_HOURS: z.preprocess(
+    // Set but empty (`EVENT_RETENTION_HOURS=` in an env file) means the default, not 0.
+    (value) => (value === '' ? undefined : value),
+    z.coerce
+      .number()
+      .int('must be a whole number of hours')
+      .min(0)
+      .max(87_600, 'at most 87600 (ten years); 0 keeps events forever')
+      .default(168),
+  ),
   CORS_ORIGINS: z
     .string()
     .default('')
@@ -50,6 +66,9 @@ export type Config = {
   encryptionKey?: string
   sandbox: boolean
   webhookAllowPrivate: boolean
+  mediaAllowPrivate: boolean
+  /** 0: events are kept forever */
+  eventRetentionHours: number
   corsOrigins: string[]
 }
 
@@ -80,6 +99,8 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     encryptionKey: env.ENCRYPTION_KEY,
     sandbox: env.SANDBOX,
     webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+    mediaAllowPrivate: env.MEDIA_ALLOW_PRIVATE,
+    eventRetentionHours: env.EVENT_RETENTION_HOURS,
     corsOrigins: env.CORS_ORIGINS,
   }
 }

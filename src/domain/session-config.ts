@@ -1,12 +1,18 @@
 import { z } from 'zod'
+import { eventPattern } from '../events/event-filter.ts'
 
 export const WEBHOOK_RETRY_POLICIES = ['constant', 'linear', 'exponential'] as const
 
 const headerName = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'letters, digits and hyphens, at most 64')
 
+/**
+ * A session's own webhook. The shape checks are here; what needs I/O or the webhooks'
+ * rules (the SSRF guard, reserved headers) is checked by the sessions service on save,
+ * the same checks organization webhooks get.
+ */
 export const sessionWebhookSchema = z.object({
-  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
-  events: z.array(z.string().min(1).max(64)).max(64).default(['*']),
+  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048),
+  events: z.array(eventPattern).min(1, 'at least one event type; * for all').max(64).default(['*']),
   hmac: z.object({ key: z.string().min(8, 'at least 8 characters').max(256) }).optional(),
   customHeaders: z
     .array(z.object({ name: headerName, value: z.string().max(1024) }))

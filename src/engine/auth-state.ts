@@ -23,6 +23,12 @@ export interface StoredAuthState {
   state: AuthenticationState
   /** persists the whole creds object (Baileys mutates it in place) */
   saveCreds(): Promise<void>
+  /**
+   * Stops every later write and waits for those in flight. Baileys keeps writing keys for a
+   * moment after its socket closes (prekeys, LID mappings); after a logout those writes
+   * would bring deleted credentials back, so the state is sealed before they are wiped.
+   */
+  seal(): Promise<void>
 }
 
 /** Linked means a phone signed our device identity; `me` alone is set by an abandoned pairing-code try. */
@@ -48,6 +54,14 @@ export async function loadAuthState(
     creds = initAuthCreds()
     await store.clear(sessionId)
   }
+  let sealed = false
+  const inFlight = new Set<Promise<void>>()
+  const write = (run: () => Promise<void>): Promise<void> => {
+    if (sealed) return Promise.resolve()
+    const pending = run().finally(() => inFlight.delete(pending))
+    inFlight.add(pending)
+    return pending
+  }
   return {
     state: {
       creds,
@@ -69,10 +83,14 @@ export async function loadAuthState(
               entries.push({ type, id, value: value === null || value === undefined ? null : encode(value) })
             }
           }
-          if (entries.length) await store.setKeys(sessionId, entries)
+          if (entries.length) await write(() => store.setKeys(sessionId, entries))
         },
       },
     },
-    saveCreds: () => store.saveCreds(sessionId, encode(creds)),
+    saveCreds: () => write(() => store.saveCreds(sessionId, encode(creds))),
+    seal: async () => {
+      sealed = true
+      await Promise.allSettled([...inFlight])
+    },
   }
 }

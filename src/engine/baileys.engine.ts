@@ -19,7 +19,7 @@ import { SocksProxyAgent } from 'socks-proxy-agent'
 import type { Dispatcher } from 'undici'
 import { sandboxMediaTrust } from '../sandbox/media.ts'
 import type { SecretBox } from '../security/secret-box.ts'
-import { type AuthStateStore, isLinked, loadAuthState } from './auth-state.ts'
+import { type AuthStateStore, isLinked, loadAuthState, type StoredAuthState } from './auth-state.ts'
 import { forwardMessagingEvents } from './baileys-events.ts'
 import { baileysGroups } from './baileys-groups.ts'
 import type {
@@ -63,6 +63,8 @@ export function proxyAgent(proxy: ProxySettings): Agent {
 /** WhatsApp through `@whiskeysockets/baileys`, for real numbers and for the sandbox alike. */
 export class BaileysEngine implements WhatsAppEngine {
   private readonly deps: BaileysEngineDependencies
+  /** the auth state of each session's latest connection, sealed when the session is wiped */
+  private readonly authStates = new Map<string, StoredAuthState>()
 
   constructor(deps: BaileysEngineDependencies) {
     silenceLibsignal((message) => deps.logger.trace({ libsignal: message }, 'libsignal output suppressed'))
@@ -72,10 +74,13 @@ export class BaileysEngine implements WhatsAppEngine {
   async connect(options: ConnectOptions): Promise<EngineConnection> {
     const { authStore, secretBox } = this.deps
     const auth = await loadAuthState(options.sessionId, authStore, secretBox)
+    this.authStates.set(options.sessionId, auth)
     return new BaileysConnection(options, auth, this.deps)
   }
 
   async wipe(sessionId: string): Promise<void> {
+    await this.authStates.get(sessionId)?.seal()
+    this.authStates.delete(sessionId)
     await this.deps.authStore.clear(sessionId)
   }
 

@@ -73,6 +73,76 @@ export interface HistoryBatch {
   syncType: string
 }
 
+/** Someone's presence in a chat, as WhatsApp pushed it: online state, or typing there. */
+export interface PresenceReport {
+  /** the chat: the person's own address, or a group for typing in a group */
+  chatJid: string
+  /** the person, as WhatsApp addressed them (phone JID or LID) */
+  participant: string
+  presence: 'available' | 'unavailable' | 'composing' | 'recording' | 'paused'
+  /** epoch ms, when WhatsApp says (going offline) */
+  lastSeen?: number
+}
+
+/** Muted until the user unmutes: WhatsApp's -1, kept as the latest time JavaScript dates reach. */
+export const MUTED_FOREVER = 8_640_000_000_000_000
+
+/**
+ * What changed about a chat, as the phone synced it (app state) or WhatsApp announced it.
+ * Only the fields given changed; the per-message bookkeeping (unread count, last message)
+ * is the message ingest's, and never reported here.
+ */
+export interface ChatReport {
+  jid: string
+  name?: string
+  archived?: boolean
+  pinned?: boolean
+  /** epoch ms the mute ends (MUTED_FOREVER for ever); null: not muted */
+  mutedUntil?: number | null
+  /** true: marked read; false: marked unread */
+  read?: boolean
+}
+
+/** A change to a group's info or settings; only the fields given changed. */
+export interface GroupChangeReport {
+  jid: string
+  subject?: string
+  /** null: the description was removed */
+  description?: string | null
+  announce?: boolean
+  restrict?: boolean
+  /** who changed it, as the group addresses them, and their other address when given */
+  author?: string
+  authorAlt?: string
+}
+
+export interface GroupParticipantsReport {
+  jid: string
+  /** modify: members changed number */
+  action: ParticipantAction | 'modify'
+  /** each member as the group addresses them, with the other address when given */
+  participants: { jid: string; alt?: string }[]
+  author?: string
+  authorAlt?: string
+}
+
+/** A call WhatsApp rang the linked device with, at each step. */
+export interface CallReport {
+  id: string
+  status: 'offer' | 'ringing' | 'timeout' | 'reject' | 'accept' | 'terminate' | 'other'
+  /** the caller as addressed (phone JID or LID), and their phone JID when given */
+  from: string
+  callerPn?: string
+  chatJid: string
+  isVideo: boolean
+  isGroup: boolean
+  groupJid?: string
+  /** the offer came while the session was offline */
+  offline: boolean
+  /** epoch ms */
+  at: number
+}
+
 /** Who the linked device is, once logged in. */
 export interface DeviceInfo {
   /** device JID, e.g. `15550001234:3@s.whatsapp.net` */
@@ -110,8 +180,17 @@ export interface EngineEventMap {
   'message-status': [StatusReport[]]
   contacts: [ContactReport[]]
   'lid-mapping': [{ lid: string; pn: string }[]]
-  /** groups created, joined or changed (full metadata is fetched when WhatsApp sends only a change) */
+  /** groups created or joined (their full metadata is fetched) */
   groups: [{ jids: string[] }]
+  /** a group's info or settings changed */
+  'group-update': [GroupChangeReport[]]
+  /** members were added, removed, promoted, demoted or changed number */
+  'group-participants': [GroupParticipantsReport]
+  /** chats archived, pinned, muted, marked read or renamed */
+  chats: [ChatReport[]]
+  /** online, offline, typing, recording; one report per person */
+  presence: [PresenceReport]
+  call: [CallReport[]]
 }
 
 export interface ProxySettings {

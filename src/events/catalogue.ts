@@ -1,29 +1,14 @@
-import type { SessionStatus, StatusChange } from '../domain/session-status.ts'
-import type { MessageStatus, NormalizedMessage } from '../messages/message.types.ts'
+import type { z } from 'zod'
+import type { EVENT_SCHEMAS, messageEventSchema, WireEvent } from './event-schemas.ts'
 
 /** A message as events carry it: the normalized shape with wagate's id. */
-export type MessageEventData = NormalizedMessage & { id: string; status: MessageStatus | null }
+export type MessageEventData = z.output<typeof messageEventSchema>
 
-/** The payload of each domain event type. The webhooks issue extends this catalogue. */
-export interface DomainEventMap {
-  'session.status': { status: SessionStatus; statuses: StatusChange[]; lastError: string | null }
-  'session.qr': { value: string; expiresAt: number }
-  'session.pairing_code': { code: string; expiresAt: number }
-  'message.received': MessageEventData
-  'message.sent': MessageEventData
-  'message.status': { id: string; waId: string; chatJid: string; status: MessageStatus; reason?: string }
-  'message.reaction': MessageEventData
-  'message.edited': MessageEventData
-  'message.deleted': MessageEventData
-  'poll.vote': MessageEventData
-  'history.sync': {
-    syncType: string
-    progress: number | null
-    messages: number
-    chats: number
-    contacts: number
-  }
-}
+/**
+ * The payload of each domain event type, inferred from its schema (event-schemas.ts): the
+ * catalogue is closed, and a type and its published schema cannot drift apart.
+ */
+export type DomainEventMap = { [T in keyof typeof EVENT_SCHEMAS]: z.output<(typeof EVENT_SCHEMAS)[T]> }
 
 export type DomainEventType = keyof DomainEventMap
 
@@ -36,4 +21,16 @@ export interface DomainEvent<T extends DomainEventType = DomainEventType> {
   /** epoch milliseconds */
   timestamp: number
   data: DomainEventMap[T]
+}
+
+/** The envelope as the API shows it: `organization`, and the time in ISO 8601. */
+export function wireEvent(event: DomainEvent): WireEvent {
+  return {
+    id: event.id,
+    type: event.type,
+    session: event.session,
+    organization: event.organizationId,
+    timestamp: new Date(event.timestamp).toISOString(),
+    data: event.data,
+  }
 }

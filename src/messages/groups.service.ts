@@ -2,7 +2,7 @@ import { AppError, invalidRequest, invalidState, notFound } from '../domain/erro
 import { bareJid, chatKind, normalizeRecipient } from '../domain/jid.ts'
 import type { EngineConnection, GroupReport, ParticipantAction } from '../engine/engine.ts'
 import type { SessionRecord } from '../sessions/session.types.ts'
-import type { GroupsRepository } from '../store/groups.repository.ts'
+import type { GroupRecord, GroupsRepository } from '../store/groups.repository.ts'
 
 /**
  * Groups: read from the store (kept current from WhatsApp's group notifications), managed
@@ -113,19 +113,7 @@ export class GroupsService {
   /** Stores what WhatsApp says a group is now; the in-group names we learnt are kept. */
   async remember(session: SessionRecord, report: GroupReport) {
     const previous = await this.deps.groups.get(session.id, report.jid)
-    const names = new Map((previous?.participants ?? []).map((p) => [p.jid, p.name]))
-    const record = {
-      sessionId: session.id,
-      jid: report.jid,
-      subject: report.subject,
-      description: report.description ?? null,
-      owner: report.owner ?? null,
-      createdAt: report.createdAt ?? null,
-      participants: report.participants.map((p) => ({ ...p, name: names.get(p.jid) ?? null })),
-      announce: report.announce,
-      restrict: report.restrict,
-      updatedAt: this.deps.now?.() ?? Date.now(),
-    }
+    const record = groupRecord(session.id, report, previous, this.deps.now?.() ?? Date.now())
     await this.deps.groups.upsert(record)
     return record
   }
@@ -154,4 +142,26 @@ function groupJid(groupId: string): string {
     ])
   }
   return normalizeRecipient(jid, 'params.groupId')
+}
+
+/** A group as WhatsApp describes it now, keeping the in-group names learnt before. */
+export function groupRecord(
+  sessionId: string,
+  report: GroupReport,
+  previous: GroupRecord | undefined,
+  now: number,
+): GroupRecord {
+  const names = new Map((previous?.participants ?? []).map((p) => [p.jid, p.name]))
+  return {
+    sessionId,
+    jid: report.jid,
+    subject: report.subject,
+    description: report.description ?? null,
+    owner: report.owner ?? null,
+    createdAt: report.createdAt ?? null,
+    participants: report.participants.map((p) => ({ ...p, name: names.get(p.jid) ?? null })),
+    announce: report.announce,
+    restrict: report.restrict,
+    updatedAt: now,
+  }
 }

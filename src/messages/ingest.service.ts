@@ -1,7 +1,7 @@
 import { proto } from '@whiskeysockets/baileys'
 import type { Logger } from 'pino'
 import type { IdGenerator } from '../domain/ids.ts'
-import { bareJid, chatKind, phoneOf, STATUS_JID } from '../domain/jid.ts'
+import { chatKind, phoneOf, STATUS_JID } from '../domain/jid.ts'
 import type { SessionConfig } from '../domain/session-config.ts'
 import type {
   ContactReport,
@@ -20,6 +20,7 @@ import type { Database } from '../store/db.ts'
 import type { MessageRecord, MessagesRepository } from '../store/messages.repository.ts'
 import type { Executor } from '../store/schema.ts'
 import { ArrivalOrder } from './arrival-order.ts'
+import { ContactBook, type ContactUpdate } from './contact-book.ts'
 import type { GroupsService } from './groups.service.ts'
 import type { MediaDownloader } from './media-downloader.ts'
 import type { NormalizedMessage } from './message.types.ts'
@@ -71,9 +72,11 @@ export class MessageIngest {
   }
 
   private readonly order = new ArrivalOrder()
+  private readonly contactBook: ContactBook
 
   constructor(deps: MessageIngest['deps']) {
     this.deps = deps
+    this.contactBook = new ContactBook(deps.contacts)
   }
 
   /** Subscribes to one connection's events; the connection lives as long as its socket. */
@@ -93,7 +96,7 @@ export class MessageIngest {
       queue('statuses', () => this.applyStatuses(sessionId, reports)),
     )
     connection.events.on('contacts', (contacts) =>
-      queue('contacts', () => this.rememberContacts(sessionId, contacts)),
+      queue('contacts', () => this.contactsChanged(sessionId, contacts)),
     )
     connection.events.on('open', () =>
       queue('groups', async () => {
@@ -110,9 +113,7 @@ export class MessageIngest {
       }),
     )
     connection.events.on('lid-mapping', (pairs) =>
-      queue('lid mappings', async () => {
-        for (const { lid, pn } of pairs) await this.deps.contacts.mapLid(sessionId, lid, pn)
-      }),
+      queue('lid mappings', () => this.lidsMapped(sessionId, pairs)),
     )
   }
 
@@ -153,9 +154,10 @@ export class MessageIngest {
         updatedAt: now,
       }
       const events = await this.deps.database.db.transaction().execute(async (trx) => {
+        let people: ContactUpdate[] = []
         if (session.config.store.enabled) {
           if (!(await this.deps.messages.insertIfNew(record, trx))) return []
-          await this.rememberPeople(sessionId, normalized, trx)
+          people = await this.rememberPeople(sessionId, normalized, trx)
           await this.deps.chats.upsertActivity(
             sessionId,
             {
@@ -172,7 +174,10 @@ export class MessageIngest {
           EVENT_BY_TYPE[normalized.type] ?? (normalized.fromMe ? 'message.sent' : 'message.received')
         return this.deps.recorder.store(
           eventSession(session),
-          [{ type, data: { ...normalized, id: record.id, status: record.status } }],
+          [
+            { type, data: { ...normalized, id: record.id, status: record.status } },
+            ...people.map((data) => ({ type: 'contact.update' as const, data })),
+          ],
           trx,
         )
       })
@@ -229,7 +234,8 @@ export class MessageIngest {
           trx,
         )
         for (const { lid, pn } of batch.lidMappings) await this.deps.contacts.mapLid(sessionId, lid, pn, trx)
-        await this.rememberContacts(sessionId, batch.contacts, trx)
+        // History announces itself as one batch: its contact changes are not events.
+        await this.contactBook.rememberReports(sessionId, batch.contacts, trx)
       }
       return this.deps.recorder.store(
         eventSession(session),
@@ -304,65 +310,77 @@ export class MessageIngest {
     }
   }
 
-  /**
-   * Contacts as Baileys reports them, each under its phone JID when the LID map knows the
-   * number: Baileys names people by whichever address the chat used, often their LID.
-   */
-  private async rememberContacts(sessionId: string, reports: ContactReport[], trx?: Executor): Promise<void> {
-    const contacts = []
-    for (const report of reports) {
-      const contact = toContact(report)
-      const pn =
-        chatKind(contact.jid) === 'lid'
-          ? await this.deps.contacts.pnForLid(sessionId, contact.jid, trx)
-          : undefined
-      contacts.push(pn ? { ...contact, jid: pn, lid: contact.jid, phone: phoneOf(pn) } : contact)
-    }
-    if (contacts.length) await this.deps.contacts.upsertMany(sessionId, contacts, trx)
+  /** Contacts WhatsApp reported live (address book, app state): stored with their changes as events. */
+  private async contactsChanged(sessionId: string, reports: ContactReport[]): Promise<void> {
+    const session = await this.deps.session(sessionId)
+    if (!session) return
+    await this.recordChanges(session, (trx) => this.contactBook.rememberReports(sessionId, reports, trx))
+  }
+
+  /** WhatsApp told us which number a LID is: kept, and put on the contact when it lacked it. */
+  private async lidsMapped(sessionId: string, pairs: { lid: string; pn: string }[]): Promise<void> {
+    const session = await this.deps.session(sessionId)
+    if (!session) return
+    await this.recordChanges(session, async (trx) => {
+      const updates: ContactUpdate[] = []
+      for (const { lid, pn } of pairs)
+        updates.push(...(await this.contactBook.mapLid(sessionId, lid, pn, trx)))
+      return updates
+    })
+  }
+
+  /** Writes contacts and their `contact.update` events in one transaction, then publishes them. */
+  private async recordChanges(
+    session: SessionRecord,
+    write: (trx: Executor) => Promise<ContactUpdate[]>,
+  ): Promise<void> {
+    const events = await this.deps.database.db.transaction().execute(async (trx) => {
+      const updates = await write(trx)
+      return this.deps.recorder.store(
+        eventSession(session),
+        updates.map((data) => ({ type: 'contact.update' as const, data })),
+        trx,
+      )
+    })
+    this.deps.recorder.publish(events)
   }
 
   /**
    * Who wrote it: their push name, LID and phone number, for contacts and the LID map. In a
    * group the name shown may be the one they use there, so it only fills a gap.
    */
-  private async rememberPeople(sessionId: string, message: NormalizedMessage, trx: Executor) {
-    if (message.fromMe) return
+  private async rememberPeople(
+    sessionId: string,
+    message: NormalizedMessage,
+    trx: Executor,
+  ): Promise<ContactUpdate[]> {
+    if (message.fromMe) return []
     const jid = message.senderJid ?? message.senderLid
-    if (!jid) return
+    if (!jid) return []
     const inGroup = chatKind(message.chatJid) === 'group'
     const pushName =
       message.pushName && (!inGroup || !(await this.deps.contacts.get(sessionId, jid, trx))?.pushName)
         ? message.pushName
         : undefined
-    await this.deps.contacts.upsert(
+    const changes = await this.contactBook.remember(
       sessionId,
-      {
-        jid,
-        ...(message.senderLid ? { lid: message.senderLid } : {}),
-        ...(message.senderJid ? { phone: phoneOf(message.senderJid) } : {}),
-        ...(pushName ? { pushName } : {}),
-      },
+      [
+        {
+          jid,
+          ...(message.senderLid ? { lid: message.senderLid } : {}),
+          ...(message.senderJid ? { phone: phoneOf(message.senderJid) } : {}),
+          ...(pushName ? { pushName } : {}),
+        },
+      ],
       trx,
     )
     if (message.senderJid && message.senderLid) {
       await this.deps.contacts.mapLid(sessionId, message.senderLid, message.senderJid, trx)
     }
+    return changes
   }
 
   private now(): number {
     return this.deps.now?.() ?? Date.now()
-  }
-}
-
-function toContact(contact: ContactReport) {
-  const jid = bareJid(contact.jid)
-  const phone = phoneOf(jid)
-  return {
-    jid,
-    ...(contact.lid ? { lid: contact.lid } : {}),
-    ...(phone ? { phone } : {}),
-    ...(contact.name ? { name: contact.name } : {}),
-    ...(contact.pushName ? { pushName: contact.pushName } : {}),
-    ...(contact.verifiedName ? { verifiedName: contact.verifiedName } : {}),
   }
 }

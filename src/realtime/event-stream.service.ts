@@ -30,7 +30,16 @@ export function toEnvelope(record: EventRecord): DomainEvent {
  * each filtered to what the caller's key may see.
  */
 export class EventStreamService {
-  private readonly deps: { events: EventsRepository; bus: EventBus; now?: () => number }
+  private readonly deps: {
+    events: EventsRepository
+    bus: EventBus
+    now?: () => number
+    /**
+     * The event retention's horizon: events created before it may have been pruned (see
+     * EventRetention.horizon); undefined while everything is kept.
+     */
+    horizon?: () => number | undefined
+  }
   private readonly tickets = new Map<string, { principal: Principal; expiresAt: number }>()
 
   constructor(deps: EventStreamService['deps']) {
@@ -75,11 +84,10 @@ export class EventStreamService {
     const unsubscribe = this.deps.bus.subscribe((event) => (replaying ? held.push(event) : deliver(event)))
     if (after) {
       const cursor = await this.deps.events.getById(principal.organizationId, after)
-      if (!cursor) {
+      const problem = this.cursorProblem(cursor)
+      if (!cursor || problem) {
         unsubscribe()
-        throw invalidRequest(`after: no event ${after}`, [
-          { path: 'querystring.after', message: 'unknown event id' },
-        ])
+        throw expiredCursor(after, problem ?? 'not in the event log: pruned, or never existed')
       }
       const seen = new Set<string>()
       let position = { createdAt: cursor.createdAt, id: cursor.id }
@@ -108,7 +116,31 @@ export class EventStreamService {
     }
   }
 
+  /**
+   * A cursor older than the retention horizon is refused even while it is still stored:
+   * an event a webhook delivery still owes outlives the window, but the events after it
+   * may already be gone, and a replay must never skip events silently.
+   */
+  private cursorProblem(cursor: EventRecord | undefined): string | undefined {
+    const horizon = this.deps.horizon?.()
+    if (cursor && horizon !== undefined && cursor.createdAt < horizon) {
+      return 'older than the retention window; later events may be pruned'
+    }
+    return undefined
+  }
+
   private now(): number {
     return this.deps.now?.() ?? Date.now()
   }
+}
+
+/**
+ * A resume cursor that cannot be honoured. The stream does not fall back to the oldest
+ * event it still has: a consumer resuming after a gap must hear about the gap.
+ */
+function expiredCursor(after: string, why: string): AppError {
+  return invalidRequest(
+    `after: cursor ${after} expired (${why}); reconnect without after and catch up from GET /api/v1/events`,
+    [{ path: 'querystring.after', message: `expired cursor: ${why}` }],
+  )
 }

@@ -4,7 +4,7 @@ import type { ContactContent } from './contact-messages.ts'
 import * as s from './control-schemas.ts'
 import { toAccount, toActivity, toContact, toGroup, toInboxMessage, toInfo } from './control-views.ts'
 import { SandboxError } from './errors.ts'
-import type { SimUser } from './network.ts'
+import type { ParticipantRole, SimGroup, SimUser } from './network.ts'
 import type { SandboxServer } from './server.ts'
 
 export interface SandboxControlRoutesOptions {
@@ -128,6 +128,80 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
     async (request) => ({ messages: network.getGroup(request.params.jid).received.map(toInboxMessage) }),
   )
 
+  // A member changes the group as a linked client would, and every member's devices are told.
+  const member = (group: SimGroup, phoneNumber: string): { user: SimUser; role: ParticipantRole } => {
+    const user = person(phoneNumber)
+    const role = group.participants.get(user.phoneNumber)
+    if (!role) throw new SandboxError('forbidden', `${phoneNumber} is not a member of ${group.jid}`)
+    return { user, role }
+  }
+  app.patch(
+    '/groups/:jid',
+    { schema: { params: s.groupParams, body: s.updateGroupBody, response: { 200: s.groupView } } },
+    async (request) => {
+      const group = network.getGroup(request.params.jid)
+      const { by, subject, description, announce, restrict } = request.body
+      const { user, role } = member(group, by)
+      const admin = role !== 'member'
+      if (!admin && (announce !== undefined || restrict !== undefined)) {
+        throw new SandboxError('forbidden', `only admins change the settings of ${group.jid}`)
+      }
+      if (!admin && group.restrict && (subject !== undefined || description !== undefined)) {
+        throw new SandboxError('forbidden', `only admins edit the info of ${group.jid}`)
+      }
+      if (subject !== undefined) sandbox.groupChanges.setSubject(group, user, subject)
+      if (description !== undefined) sandbox.groupChanges.setDescription(group, user, description)
+      sandbox.groupChanges.setSettings(group, user, { announce, restrict })
+      return toGroup(sandbox, group)
+    },
+  )
+  app.post(
+    '/groups/:jid/participants',
+    {
+      schema: {
+        params: s.groupParams,
+        body: s.groupParticipantsBody,
+        response: { 200: s.participantsResultView },
+      },
+    },
+    async (request) => {
+      const group = network.getGroup(request.params.jid)
+      const { by, action, participants } = request.body
+      const { user, role } = member(group, by)
+      const leaving = action === 'remove' && participants.every((p) => p === user.phoneNumber)
+      if (role === 'member' && !leaving) {
+        throw new SandboxError('forbidden', `only admins ${action} participants of ${group.jid}`)
+      }
+      const results = sandbox.groupChanges.changeParticipants(group, user, action, participants.map(person))
+      return {
+        group: toGroup(sandbox, group),
+        results: results.map((r) => ({ phoneNumber: r.user.phoneNumber, code: r.code })),
+      }
+    },
+  )
+
+  // ---- the account's own phone: app state it syncs to linked devices -----------------------
+
+  app.patch(
+    '/accounts/:phoneNumber/chats/:chat',
+    { schema: { params: s.accountChatParams, body: s.chatStateBody, response: { 200: s.appStateView } } },
+    async (request) => {
+      const account = ofKind(request.params.phoneNumber, 'account')
+      return { applied: await sandbox.appState.changeChat(account, request.params.chat, request.body) }
+    },
+  )
+  app.put(
+    '/accounts/:phoneNumber/address-book/:contactNumber',
+    {
+      schema: { params: s.addressBookParams, body: s.addressBookBody, response: { 200: s.appStateView } },
+    },
+    async (request) => {
+      const account = ofKind(request.params.phoneNumber, 'account')
+      const contact = person(request.params.contactNumber)
+      return { applied: [await sandbox.appState.saveContact(account, contact, request.body)] }
+    },
+  )
+
   // ---- the four fixed paths every tool relies on ------------------------------------------
 
   app.post('/scan', { schema: { body: s.scanBody, response: { 200: s.linkedView } } }, async (request) =>
@@ -178,6 +252,20 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
     }
     return reply.code(204).send()
   })
+
+  app.post(
+    '/contacts/:phoneNumber/call',
+    { schema: { params: s.phoneNumberParams, body: s.callBody, response: { 201: s.callView } } },
+    async (request, reply) => {
+      const caller = person(request.params.phoneNumber)
+      const account = ofKind(request.body.to, 'account')
+      if (account.devices.size === 0) {
+        throw new SandboxError('not_linked', `${account.phoneNumber} has no linked device to ring`)
+      }
+      const { video, ringMs } = request.body
+      return reply.code(201).send(sandbox.calls.ring(caller, account, { video, ringMs }))
+    },
+  )
 
   // ---- faults, settings, reset ------------------------------------------------------------
 

@@ -1,6 +1,11 @@
 import type {
   Account,
   Activity,
+  AddressBookInput,
+  AppStateApplied,
+  CallInput,
+  CallStarted,
+  ChatStateInput,
   Contact,
   ControlErrorBody,
   CreateAccountInput,
@@ -9,8 +14,10 @@ import type {
   FaultInput,
   FaultResult,
   Group,
+  GroupParticipantsInput,
   InboxMessage,
   Linked,
+  ParticipantsResult,
   PresenceInput,
   ReceiptInput,
   SandboxInfo,
@@ -19,6 +26,7 @@ import type {
   Settings,
   SettingsUpdate,
   UpdateContactInput,
+  UpdateGroupInput,
 } from './control-schemas.ts'
 
 /** A non-2xx answer of the control API, with the envelope's code, message and details. */
@@ -105,6 +113,39 @@ export class SandboxControlClient {
 
   getGroup(jid: string): Promise<Group> {
     return this.request('GET', `/groups/${segment(jid)}`)
+  }
+
+  /** A member (`by`) changes the group's subject, description or settings; members are notified. */
+  updateGroup(jid: string, input: UpdateGroupInput): Promise<Group> {
+    return this.request('PATCH', `/groups/${segment(jid)}`, input)
+  }
+
+  /** An admin (`by`) adds, removes, promotes or demotes members; members are notified. */
+  changeParticipants(jid: string, input: GroupParticipantsInput): Promise<ParticipantsResult> {
+    return this.request('POST', `/groups/${segment(jid)}/participants`, input)
+  }
+
+  /** The account's phone archives, pins, mutes or marks a chat read; its devices sync it. */
+  changeChat(phoneNumber: string, chat: string, input: ChatStateInput): Promise<AppStateApplied> {
+    return this.request('PATCH', `/accounts/${segment(phoneNumber)}/chats/${segment(chat)}`, input)
+  }
+
+  /** The account's phone saves a person in its address book; its devices sync the name. */
+  saveToAddressBook(
+    phoneNumber: string,
+    contactNumber: string,
+    input: AddressBookInput,
+  ): Promise<AppStateApplied> {
+    return this.request(
+      'PUT',
+      `/accounts/${segment(phoneNumber)}/address-book/${segment(contactNumber)}`,
+      input,
+    )
+  }
+
+  /** A simulated person calls an account: its linked devices get the offer. */
+  call(phoneNumber: string, input: CallInput): Promise<CallStarted> {
+    return this.request('POST', `/contacts/${segment(phoneNumber)}/call`, input)
   }
 
   async groupInbox(jid: string): Promise<InboxMessage[]> {

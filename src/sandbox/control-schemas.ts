@@ -73,6 +73,75 @@ export const createGroupBody = z.strictObject({
   names: z.record(z.string().max(32), z.string().trim().min(1).max(25)).optional(),
 })
 
+/** A simulated member changes a group (what a linked client does through the group iqs). */
+export const updateGroupBody = z
+  .strictObject({
+    /** the member making the change; settings need an admin, as do info changes in a locked group */
+    by: phoneNumberSchema,
+    subject: z.string().trim().min(1).max(100).optional(),
+    /** an empty description deletes it */
+    description: z.string().max(2048).optional(),
+    announce: z.boolean().optional().describe('only admins send'),
+    restrict: z.boolean().optional().describe('only admins edit the group info'),
+  })
+  .refine(
+    (body) => ['subject', 'description', 'announce', 'restrict'].some((f) => f in body),
+    'give at least one of subject, description, announce, restrict',
+  )
+
+export const groupParticipantsBody = z.strictObject({
+  /** an admin of the group (anyone may remove themselves: that is leaving) */
+  by: phoneNumberSchema,
+  action: z.enum(['add', 'remove', 'promote', 'demote']),
+  participants: z.array(phoneNumberSchema).min(1).max(256),
+})
+
+/** A simulated person calls an account; the account's linked devices ring. */
+export const callBody = z.strictObject({
+  to: phoneNumberSchema,
+  video: z.boolean().default(false),
+  /** the caller gives up after this long (a missed call); omit to leave it ringing */
+  ringMs: z.number().int().min(0).max(120_000).optional(),
+})
+
+/** Where a chat is named in a path: a phone number, user JID, LID or group JID. */
+export const accountChatParams = z.strictObject({
+  phoneNumber: phoneNumberSchema,
+  chat: z
+    .string()
+    .regex(
+      /^(\+?[\d\s-]+|\d+(:\d+)?@(s\.whatsapp\.net|lid)|\d+(-\d+)?@g\.us)$/,
+      'must be a phone number, a user JID, a LID or a group JID',
+    )
+    .transform((value) => (value.includes('@') ? value : `${value.replace(/\D/g, '')}@s.whatsapp.net`)),
+})
+
+/** The account's own phone changes a chat; its linked devices sync the change (app state). */
+export const chatStateBody = z
+  .strictObject({
+    archived: z.boolean().optional(),
+    pinned: z.boolean().optional(),
+    /** epoch milliseconds the mute ends, -1 for ever, null to unmute */
+    mutedUntil: z.number().int().min(-1).nullable().optional(),
+    /** true marks the chat read, false marks it unread */
+    read: z.boolean().optional(),
+  })
+  .refine(
+    (body) => Object.values(body).some((v) => v !== undefined),
+    'give at least one of archived, pinned, mutedUntil, read',
+  )
+
+export const addressBookParams = z.strictObject({
+  phoneNumber: phoneNumberSchema,
+  contactNumber: phoneNumberSchema,
+})
+
+/** The account's phone saves a person in its address book under this name. */
+export const addressBookBody = z.strictObject({
+  fullName: z.string().trim().min(1).max(100),
+  firstName: z.string().trim().min(1).max(100).optional(),
+})
+
 export const scanBody = z.strictObject({
   qr: z.string().min(1).max(4096),
   phoneNumber: phoneNumberSchema.optional(),
@@ -281,6 +350,16 @@ export const activityView = z.object({
 })
 
 export const linkedView = z.object({ phoneNumber: z.string(), deviceId: z.number() })
+export const participantsResultView = z.object({
+  group: groupView,
+  /** per person: 200 done, 409 already a member, 404 not a member, 406 the creator */
+  results: z.array(z.object({ phoneNumber: z.string(), code: z.number() })),
+})
+export const callView = z.object({ callId: z.string() })
+/** The app state collections a change went to, with their new versions. */
+export const appStateView = z.object({
+  applied: z.array(z.object({ collection: z.string(), version: z.number() })),
+})
 export const sentView = z.object({ id: z.string(), timestamp: z.number() })
 export const faultResultView = z.object({ affectedConnections: z.number() })
 
@@ -296,6 +375,11 @@ export type CreateAccountInput = z.input<typeof createAccountBody>
 export type CreateContactInput = z.input<typeof createContactBody>
 export type UpdateContactInput = z.input<typeof updateContactBody>
 export type CreateGroupInput = z.input<typeof createGroupBody>
+export type UpdateGroupInput = z.input<typeof updateGroupBody>
+export type GroupParticipantsInput = z.input<typeof groupParticipantsBody>
+export type CallInput = z.input<typeof callBody>
+export type ChatStateInput = z.input<typeof chatStateBody>
+export type AddressBookInput = z.input<typeof addressBookBody>
 export type ScanInput = z.input<typeof scanBody>
 export type PairingCodeInput = z.input<typeof pairingCodeBody>
 export type SendMessageInput = z.input<typeof sendMessageBody>
@@ -314,6 +398,9 @@ export type Activity = z.output<typeof activityView>
 export type Linked = z.output<typeof linkedView>
 export type Sent = z.output<typeof sentView>
 export type FaultResult = z.output<typeof faultResultView>
+export type ParticipantsResult = z.output<typeof participantsResultView>
+export type CallStarted = z.output<typeof callView>
+export type AppStateApplied = z.output<typeof appStateView>
 
 /** The error envelope of every non-2xx answer. */
 export interface ControlErrorBody {

@@ -6,6 +6,7 @@ import {
   getBinaryNodeChildren,
   jidDecode,
 } from '@whiskeysockets/baileys'
+import { syncAnswer } from './app-state.ts'
 import { IqFailure, type IqRouter } from './iq-router.ts'
 import { LID_SERVER, type SandboxNetwork, type SimUser } from './network.ts'
 import type { PreKeyBundle } from './signal-device.ts'
@@ -198,15 +199,6 @@ export function registerCoreIqs(router: IqRouter, network: SandboxNetwork): void
         })),
       },
     ])
-    .register('w:sync:app:state', 'set', 'sync', ({ child }) => [
-      {
-        tag: 'sync',
-        attrs: {},
-        // No patches and no snapshot: every collection is empty at its current version.
-        content: getBinaryNodeChildren(child, 'collection').map((collection) => ({
-          tag: 'collection',
-          attrs: { name: collection.attrs.name ?? '', version: collection.attrs.version ?? '0' },
-        })),
-      },
-    ])
+    // The account's app state (app-state.ts): every patch after the version the client has.
+    .register('w:sync:app:state', 'set', 'sync', ({ child, user }) => syncAnswer(user?.appState, child))
 }

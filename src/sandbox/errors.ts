@@ -1,6 +1,7 @@
 /** The closed set of control-API error codes, each with its HTTP status. */
 export const SANDBOX_ERROR_STATUS = {
   invalid_request: 400,
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
   wrong_code: 422,

@@ -1,18 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { type BinaryNode, getBinaryNodeChild, getBinaryNodeChildren } from '@whiskeysockets/baileys'
+import { addressOf, type GroupChanges, PARTICIPANT_ACTIONS, type ParticipantAction } from './group-changes.ts'
 import { type IqContext, IqFailure, type IqRouter } from './iq-router.ts'
-import type { MessageRouter } from './message-router.ts'
-import {
-  nowSeconds,
-  type ParticipantRole,
-  type SandboxNetwork,
-  type SimGroup,
-  type SimUser,
-} from './network.ts'
+import type { SandboxNetwork, SimGroup, SimUser } from './network.ts'
 
 const GROUP_NS = 'w:g2'
-const ACTIONS = ['add', 'remove', 'promote', 'demote'] as const
-type ParticipantAction = (typeof ACTIONS)[number]
 
 /** A group as WhatsApp describes it in `<group>`: LID-addressed members carry their phone JID. */
 export function groupNode(network: SandboxNetwork, group: SimGroup): BinaryNode {
@@ -54,15 +46,12 @@ export function groupNode(network: SandboxNetwork, group: SimGroup): BinaryNode 
   }
 }
 
-const addressOf = (group: SimGroup, user: SimUser): string =>
-  group.addressing === 'lid' ? user.lidJid : user.jid
-
 /**
  * Group management as WhatsApp's server does it: every change answers the acting client
- * and notifies the other members' devices with a `w:gp2` notification, and the metadata
- * answer stays consistent (Baileys asks for it before every group send).
+ * and notifies the other members' devices with a `w:gp2` notification (group-changes.ts),
+ * and the metadata answer stays consistent (Baileys asks for it before every group send).
  */
-export function registerGroupIqs(router: IqRouter, network: SandboxNetwork, messages: MessageRouter): void {
+export function registerGroupIqs(router: IqRouter, network: SandboxNetwork, changes: GroupChanges): void {
   const actor = (context: IqContext): SimUser => {
     if (!context.user) throw new IqFailure(401, 'not-authorized')
     return context.user
@@ -77,39 +66,6 @@ export function registerGroupIqs(router: IqRouter, network: SandboxNetwork, mess
     if (!role) throw new IqFailure(403, 'forbidden')
     if (role === 'member') throw new IqFailure(401, 'not-authorized')
   }
-  const notify = (group: SimGroup, by: SimUser, child: BinaryNode, alsoTo: SimUser[] = []) => {
-    const node: BinaryNode = {
-      tag: 'notification',
-      attrs: {
-        from: group.jid,
-        type: 'w:gp2',
-        id: randomBytes(8).toString('hex'),
-        participant: addressOf(group, by),
-        ...(group.addressing === 'lid' ? { participant_pn: by.jid } : {}),
-        addressing_mode: group.addressing,
-        t: String(nowSeconds()),
-      },
-      content: [child],
-    }
-    const members = [...group.participants.keys()]
-      .map((p) => network.findUser(p))
-      .filter((u) => u !== undefined)
-    for (const member of new Set([...members, ...alsoTo])) {
-      if (member !== by && member.devices.size > 0) messages.sendRaw(member, node)
-    }
-  }
-  const participantNode = (
-    group: SimGroup,
-    user: SimUser,
-    extra: Record<string, string> = {},
-  ): BinaryNode => ({
-    tag: 'participant',
-    attrs: {
-      jid: addressOf(group, user),
-      ...(group.addressing === 'lid' ? { phone_number: user.jid } : {}),
-      ...extra,
-    },
-  })
 
   router
     .register(GROUP_NS, 'get', 'query', (context) => [groupNode(network, groupOf(context))])
@@ -128,7 +84,7 @@ export function registerGroupIqs(router: IqRouter, network: SandboxNetwork, mess
         creator: user,
         participants: invited,
       })
-      notify(group, user, { tag: 'create', attrs: {}, content: [groupNode(network, group)] })
+      changes.notify(group, user, { tag: 'create', attrs: {}, content: [groupNode(network, group)] })
       return [groupNode(network, group)]
     })
     .register(GROUP_NS, 'set', 'subject', (context) => {
@@ -136,12 +92,11 @@ export function registerGroupIqs(router: IqRouter, network: SandboxNetwork, mess
       const group = groupOf(context)
       if (!group.participants.has(user.phoneNumber)) throw new IqFailure(403, 'forbidden')
       const content = context.child?.content
-      group.subject = content instanceof Uint8Array ? Buffer.from(content).toString() : String(content ?? '')
-      group.subjectTime = nowSeconds()
-      notify(group, user, {
-        tag: 'subject',
-        attrs: { subject: group.subject, s_o: addressOf(group, user), s_t: String(group.subjectTime) },
-      })
+      changes.setSubject(
+        group,
+        user,
+        content instanceof Uint8Array ? Buffer.from(content).toString() : String(content ?? ''),
+      )
       return undefined
     })
     .register(GROUP_NS, 'set', 'description', (context) => {
@@ -150,18 +105,13 @@ export function registerGroupIqs(router: IqRouter, network: SandboxNetwork, mess
       if (!group.participants.has(user.phoneNumber)) throw new IqFailure(403, 'forbidden')
       const description = context.child as BinaryNode
       const body = getBinaryNodeChild(description, 'body')?.content
-      group.description =
+      const text =
         description.attrs.delete === 'true'
           ? ''
           : body instanceof Uint8Array
             ? Buffer.from(body).toString()
             : String(body ?? '')
-      group.descriptionId = description.attrs.id ?? randomBytes(8).toString('hex')
-      notify(group, user, {
-        tag: 'description',
-        attrs: { id: group.descriptionId },
-        content: [{ tag: 'body', attrs: {}, content: Buffer.from(group.description) }],
-      })
+      changes.setDescription(group, user, text, description.attrs.id)
       return undefined
     })
     .register(GROUP_NS, 'get', 'invite', (context) => {
@@ -174,21 +124,18 @@ export function registerGroupIqs(router: IqRouter, network: SandboxNetwork, mess
       const group = groupOf(context)
       requireAdmin(group, user)
       group.inviteCode = randomBytes(16).toString('base64url').slice(0, 22)
-      notify(group, user, { tag: 'invite', attrs: { code: group.inviteCode } })
+      changes.notify(group, user, { tag: 'invite', attrs: { code: group.inviteCode } })
       return [{ tag: 'invite', attrs: { code: group.inviteCode } }]
     })
     .register(GROUP_NS, 'set', 'leave', (context) => {
       const user = actor(context)
-      const left: SimGroup[] = []
-      for (const ref of getBinaryNodeChildren(context.child, 'group')) {
-        const group = network.findGroup(ref.attrs.id ?? '')
-        if (!group?.participants.delete(user.phoneNumber)) continue
-        left.push(group)
-        notify(group, user, { tag: 'leave', attrs: {}, content: [participantNode(group, user)] })
-      }
+      const groups = getBinaryNodeChildren(context.child, 'group')
+        .map((ref) => network.findGroup(ref.attrs.id ?? ''))
+        .filter((g) => g !== undefined)
+      const left = changes.leave(user, groups)
       return [{ tag: 'leave', attrs: {}, content: left.map((g) => ({ tag: 'group', attrs: { id: g.jid } })) }]
     })
-  for (const action of ACTIONS) {
+  for (const action of PARTICIPANT_ACTIONS) {
     router.register(GROUP_NS, 'set', action, (context) => changeParticipants(context, action))
   }
 
@@ -196,44 +143,19 @@ export function registerGroupIqs(router: IqRouter, network: SandboxNetwork, mess
     const user = actor(context)
     const group = groupOf(context)
     requireAdmin(group, user)
-    const results: BinaryNode[] = []
-    const changed: SimUser[] = []
-    for (const requested of getBinaryNodeChildren(context.child, 'participant')) {
-      const jid = requested.attrs.jid ?? ''
-      const target = network.findUser(jid)
-      if (!target) {
-        results.push({ tag: 'participant', attrs: { jid, error: '404' } })
-        continue
-      }
-      const role = group.participants.get(target.phoneNumber)
-      const error = participantError(action, role)
-      if (error) {
-        results.push(participantNode(group, target, { error }))
-        continue
-      }
-      if (action === 'add') group.participants.set(target.phoneNumber, 'member')
-      if (action === 'remove') group.participants.delete(target.phoneNumber)
-      if (action === 'promote') group.participants.set(target.phoneNumber, 'admin')
-      if (action === 'demote') group.participants.set(target.phoneNumber, 'member')
-      changed.push(target)
-      results.push(participantNode(group, target))
-    }
-    if (changed.length) {
-      const child: BinaryNode = {
-        tag: action,
-        attrs: {},
-        content: changed.map((u) => participantNode(group, u, action === 'promote' ? { type: 'admin' } : {})),
-      }
-      notify(group, user, child, action === 'remove' ? changed : [])
-    }
+    const requested = getBinaryNodeChildren(context.child, 'participant').map((p) => {
+      const jid = p.attrs.jid ?? ''
+      return { jid, target: network.findUser(jid) }
+    })
+    const known = requested.flatMap(({ target }) => (target ? [target] : []))
+    const codes = new Map(
+      changes.changeParticipants(group, user, action, known).map(({ user: u, code }) => [u, code]),
+    )
+    const results = requested.map(({ jid, target }): BinaryNode => {
+      if (!target) return { tag: 'participant', attrs: { jid, error: '404' } }
+      const code = codes.get(target) ?? 404
+      return changes.participantNode(group, target, code === 200 ? {} : { error: String(code) })
+    })
     return [{ tag: action, attrs: {}, content: results }]
   }
-}
-
-/** WhatsApp's per-participant errors: 409 already a member, 404 not one, 406 the creator. */
-function participantError(action: ParticipantAction, role: ParticipantRole | undefined): string | undefined {
-  if (action === 'add') return role ? '409' : undefined
-  if (!role) return '404'
-  if (role === 'superadmin' && action !== 'promote') return '406'
-  return undefined
 }

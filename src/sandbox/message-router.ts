@@ -396,24 +396,29 @@ export class MessageRouter {
     })
   }
 
-  /** The account's own phone sends `message` to one of its linked devices (history, key shares). */
-  async sendFromOwnPhone(connection: ClientConnection, message: proto.IMessage): Promise<void> {
+  /**
+   * The account's own phone sends `message` to one of its linked devices (history, key
+   * shares). Returns the message id, which the device's `peer_msg` receipt names.
+   */
+  async sendFromOwnPhone(connection: ClientConnection, message: proto.IMessage): Promise<string | undefined> {
     const login = connection.login
-    if (!login) return
+    if (!login) return undefined
     const target = jidEncode(login.user.phoneNumber, USER_SERVER, login.deviceId)
     const enc = await this.encryptFor(login.user, target, message)
+    const id = this.network.messageId()
     connection.send({
       tag: 'message',
       // WhatsApp drops "peer" messages that do not come from the account's own number.
       attrs: {
         from: login.user.jid,
-        id: this.network.messageId(),
+        id,
         type: 'text',
         category: 'peer',
         t: String(nowSeconds()),
       },
       content: [enc],
     })
+    return id
   }
 
   pendingCount(user: SimUser, deviceId: number): number {

@@ -1,4 +1,5 @@
 import { Curve, jidEncode, type KeyPair, type proto } from '@whiskeysockets/baileys'
+import type { AccountAppState } from './app-state.ts'
 import { SandboxError } from './errors.ts'
 import { SeededRandom } from './random.ts'
 import { type PreKeyBundle, SignalDevice, type SignalDeviceSnapshot } from './signal-device.ts'
@@ -18,6 +19,8 @@ export interface LinkedDevice {
   linkedAt: number
   /** the first-link history sync has been sent to it */
   historySent?: boolean
+  /** the account's app state sync key has been shared with it */
+  appStateKeyShared?: boolean
 }
 
 /** A message as a simulated person's phone decrypted it. */
@@ -51,6 +54,8 @@ export class SimUser {
    */
   addressing: 'lid' | 'pn' = 'lid'
   lastDeviceId = 0
+  /** an account's app state (archived, pinned, muted chats; address book), made when first changed */
+  appState?: AccountAppState
 
   readonly phoneNumber: string
   readonly lid: string

@@ -1,5 +1,5 @@
 import { chmod, readFile, rename, writeFile } from 'node:fs/promises'
-import { BufferJSON, type KeyPair, proto } from '@whiskeysockets/baileys'
+import { BufferJSON, type KeyPair, type LTHashState, proto, type WAPatchName } from '@whiskeysockets/baileys'
 import {
   type LinkedDevice,
   type ParticipantRole,
@@ -27,6 +27,12 @@ interface UserSnapshot {
   phone: SignalDeviceSnapshot
   devices: LinkedDevice[]
   received: StoredMessage[]
+  /** absent in files saved before app state existed */
+  appState?: {
+    keyId: Uint8Array
+    keyData: Uint8Array
+    collections: [WAPatchName, { state: LTHashState; patches: Uint8Array[] }][]
+  }
 }
 
 interface GroupSnapshot {
@@ -83,6 +89,15 @@ export function serializeNetwork(network: SandboxNetwork): string {
       phone: user.phone.snapshot(),
       devices: [...user.devices.values()],
       received: storeMessages(user.received),
+      ...(user.appState
+        ? {
+            appState: {
+              keyId: user.appState.keyId,
+              keyData: user.appState.keyData,
+              collections: [...user.appState.collections],
+            },
+          }
+        : {}),
     })),
     groups: network.allGroups().map((group) => ({
       id: group.id,
@@ -119,6 +134,8 @@ export function deserializeNetwork(json: string): SandboxNetwork {
     user.lastDeviceId = saved.lastDeviceId
     for (const device of saved.devices) user.devices.set(device.deviceId, device)
     user.received.push(...loadMessages(saved.received))
+    if (saved.appState)
+      user.appState = { ...saved.appState, collections: new Map(saved.appState.collections) }
     network.usersByPhone.set(user.phoneNumber, user)
     network.usersByLid.set(user.lid, user)
   }

@@ -11,6 +11,8 @@ import {
 } from '@whiskeysockets/baileys'
 import { type WebSocket, WebSocketServer } from 'ws'
 import { silenceLibsignal } from '../engine/libsignal-silencer.ts'
+import { AppStateSync } from './app-state.ts'
+import { SandboxCalls } from './calls.ts'
 import { ClientConnection } from './connection.ts'
 import {
   buildContactMessage,
@@ -21,6 +23,7 @@ import {
 import { registerCoreIqs } from './core-iqs.ts'
 import { SandboxError } from './errors.ts'
 import { applyConnectionFault, type SandboxFault } from './faults.ts'
+import { GroupChanges } from './group-changes.ts'
 import { registerGroupIqs } from './group-iqs.ts'
 import { type HistorySettings, initialHistorySync } from './history.ts'
 import { IqRouter } from './iq-router.ts'
@@ -76,6 +79,12 @@ export class SandboxServer {
   readonly iqs = new IqRouter()
   readonly linker: Linker
   readonly router: MessageRouter
+  /** group changes and their notifications, whether a client or a simulated member makes them */
+  readonly groupChanges: GroupChanges
+  /** accounts' app state (chat archive, pin, mute, read; address book) and its key shares */
+  readonly appState: AppStateSync
+  /** calls from simulated people to accounts */
+  readonly calls: SandboxCalls
   readonly connections = new Set<ClientConnection>()
   /** the TLS media host clients upload to and download from */
   readonly media = new MediaServer()
@@ -111,8 +120,11 @@ export class SandboxServer {
       { deliveryDelayMs: 50, readDelayMs: null, ...options.receipts },
       (error) => this.reportError(error),
     )
+    this.groupChanges = new GroupChanges(this.network, this.router)
+    this.appState = new AppStateSync(this.router, (user) => this.connectionsOf(user))
+    this.calls = new SandboxCalls(this.network, this.router)
     registerCoreIqs(this.iqs, this.network)
-    registerGroupIqs(this.iqs, this.network, this.router)
+    registerGroupIqs(this.iqs, this.network, this.groupChanges)
     registerMediaIqs(this.iqs, this.media)
     registerPairingCodeIqs(this.iqs, (connection, { advSecret }) => {
       const user = connection.codeLink && this.network.findUser(connection.codeLink.hello.phoneNumber)
@@ -152,6 +164,7 @@ export class SandboxServer {
     clearInterval(this.autosave)
     await this.save()
     this.router.stop()
+    this.calls.stop()
     for (const connection of this.connections) connection.terminate()
     this.connections.clear()
     this.wss.close()
@@ -312,8 +325,10 @@ export class SandboxServer {
     for (const connection of this.connections) connection.terminate()
     this.connections.clear()
     this.router.stop()
+    this.calls.stop()
     this.network.clear()
     this.sentByPeople.clear()
+    this.appState.reset()
     this.slowAccounts.clear()
     this.refuseUpgradesWith = undefined
   }
@@ -392,20 +407,27 @@ export class SandboxServer {
     if (user) void this.afterLogin(connection).catch((error) => this.reportError(error))
   }
 
-  /** What a phone and the server push right after a login: offline replay, then first-link history. */
+  /**
+   * What a phone and the server push right after a login: offline replay, then first-link
+   * history, then (once per device) the account's app state sync key.
+   */
   private async afterLogin(connection: ClientConnection): Promise<void> {
     await this.router.flushOffline(connection)
     const login = connection.login
     const device = login?.user.devices.get(login.deviceId)
-    if (!login || !device || device.historySent) return
+    if (!login || !device) return
+    if (device.historySent && device.appStateKeyShared) return
     // The phone can only encrypt for the new device once it has uploaded its prekeys.
     for (let waited = 0; !device.bundle && waited < PREKEY_UPLOAD_WAIT_MS; waited += 25) {
       if (connection.closed) return
       await new Promise((resolve) => setTimeout(resolve, 25))
     }
     if (!device.bundle || connection.closed) return
-    device.historySent = true
-    await this.router.sendFromOwnPhone(connection, initialHistorySync(this.network, this.history))
+    if (!device.historySent) {
+      device.historySent = true
+      await this.router.sendFromOwnPhone(connection, initialHistorySync(this.network, this.history))
+    }
+    if (!device.appStateKeyShared) await this.appState.shareKey(connection)
   }
 
   private async onStanza(connection: ClientConnection, node: BinaryNode): Promise<void> {

@@ -1,9 +1,18 @@
 import type { Principal } from '../accounts/api-key.types.ts'
-import { AppError, conflict, invalidRequest, invalidState, notFound } from '../domain/errors.ts'
+import {
+  AppError,
+  conflict,
+  type ErrorDetail,
+  invalidRequest,
+  invalidState,
+  notFound,
+} from '../domain/errors.ts'
 import type { IdGenerator } from '../domain/ids.ts'
 import { fieldsNeedingRestart, type SessionConfig, sessionConfigSchema } from '../domain/session-config.ts'
 import { ACTIVE_STATUSES, type SessionStatus } from '../domain/session-status.ts'
 import type { SecretBox } from '../security/secret-box.ts'
+import { TargetRefusedError } from '../webhooks/ssrf-guard.ts'
+import { isReservedHeader } from '../webhooks/webhook-headers.ts'
 import type { SessionPatch, SessionRecord } from './session.types.ts'
 import type { SessionManager } from './session-manager.ts'
 import { sealConfig } from './session-secrets.ts'
@@ -19,6 +28,14 @@ export interface SessionRepositoryPort {
   ): Promise<{ items: SessionRecord[]; nextCursor: string | null; total: number }>
   update(id: string, patch: SessionPatch): Promise<SessionRecord>
   delete(id: string): Promise<void>
+}
+
+/**
+ * Checks a webhook URL before it is saved: the webhooks' SSRF guard, which throws
+ * TargetRefusedError for a target that is not http(s) or resolves to an off-limits address.
+ */
+export interface WebhookUrlCheck {
+  check(url: string): Promise<void>
 }
 
 export interface CreateSessionInput {
@@ -37,6 +54,7 @@ export class SessionsService {
   private readonly manager: SessionManager
   private readonly box: SecretBox
   private readonly newId: IdGenerator
+  private readonly webhookUrls: WebhookUrlCheck
   private readonly now: () => number
 
   constructor(deps: {
@@ -44,12 +62,15 @@ export class SessionsService {
     manager: SessionManager
     secretBox: SecretBox
     newId: IdGenerator
+    /** the same guard organization webhooks are saved through */
+    webhookUrls: WebhookUrlCheck
     now?: () => number
   }) {
     this.repository = deps.repository
     this.manager = deps.manager
     this.box = deps.secretBox
     this.newId = deps.newId
+    this.webhookUrls = deps.webhookUrls
     this.now = deps.now ?? Date.now
   }
 
@@ -57,6 +78,7 @@ export class SessionsService {
     if (principal.sessionIds)
       throw new AppError('forbidden', 'a key scoped to sessions cannot create sessions')
     const config = parseConfig(input.config ?? {})
+    await this.checkWebhooks(config)
     if (await this.repository.getByName(principal.organizationId, input.name)) {
       throw conflict(`a session named ${input.name} already exists`)
     }
@@ -123,12 +145,48 @@ export class SessionsService {
     let restartRequired: string[] = []
     if (input.config !== undefined) {
       const config = parseConfig(input.config)
+      await this.checkWebhooks(config, session.config)
       patch.config = sealConfig(config, this.box, session.config)
       if (ACTIVE_STATUSES.has(session.status))
         restartRequired = fieldsNeedingRestart(session.config, patch.config)
     }
     const updated = Object.keys(patch).length ? await this.repository.update(session.id, patch) : session
     return { session: updated, restartRequired }
+  }
+
+  /**
+   * A session's webhooks get the checks organization webhooks get when saved: no header
+   * of ours overridden, and no target the SSRF guard refuses. A URL the session already had
+   * is not resolved again (it passed when it was saved, and every delivery checks it anew),
+   * so an unrelated edit cannot fail on a receiver's DNS hiccup. Every problem is named.
+   */
+  private async checkWebhooks(config: SessionConfig, previous?: SessionConfig): Promise<void> {
+    const perWebhook = await Promise.all(
+      config.webhooks.map(async (webhook, index): Promise<ErrorDetail[]> => {
+        const field = `body.config.webhooks.${index}`
+        const problems: ErrorDetail[] = webhook.customHeaders.flatMap((header, position) =>
+          isReservedHeader(header.name)
+            ? [
+                {
+                  path: `${field}.customHeaders.${position}.name`,
+                  message: `${header.name} is set by the gateway and cannot be overridden`,
+                },
+              ]
+            : [],
+        )
+        if (previous?.webhooks.some((saved) => saved.url === webhook.url)) return problems
+        try {
+          await this.webhookUrls.check(webhook.url)
+        } catch (error) {
+          if (!(error instanceof TargetRefusedError)) throw error
+          problems.unshift({ path: `${field}.url`, message: error.message })
+        }
+        return problems
+      }),
+    )
+    const details = perWebhook.flat()
+    const first = details[0]
+    if (first) throw invalidRequest(`${first.path}: ${first.message}`, details)
   }
 
   async delete(principal: Principal, idOrName: string): Promise<void> {

@@ -187,6 +187,14 @@ export class ChatsRepository {
     }
   }
 
+  /** Writes the given fields of one chat, creating it if new, and returns it as stored. */
+  async upsert(sessionId: string, chat: ChatUpsert, trx: Executor = this.db): Promise<ChatRecord> {
+    await this.upsertMany(sessionId, [chat], trx)
+    const stored = await this.get(sessionId, chat.jid, trx)
+    if (!stored) throw new Error(`chat ${chat.jid} vanished while it was written`)
+    return stored
+  }
+
   async setRead(sessionId: string, jid: string, trx: Executor = this.db): Promise<void> {
     await trx
       .updateTable('chats')

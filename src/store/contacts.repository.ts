@@ -122,6 +122,21 @@ export class ContactsRepository {
     return row && toRecord(row)
   }
 
+  /** The contacts stored under exactly these JIDs (not by LID), in no particular order. */
+  async listByJids(sessionId: string, jids: string[], trx: Executor = this.db): Promise<ContactRecord[]> {
+    const found: ContactRecord[] = []
+    for (const part of chunks([...new Set(jids)], ROWS_PER_UPSERT)) {
+      const rows = await trx
+        .selectFrom('contacts')
+        .selectAll()
+        .where('session_id', '=', sessionId)
+        .where('jid', 'in', part)
+        .execute()
+      found.push(...rows.map(toRecord))
+    }
+    return found
+  }
+
   /** By JID, so pages are stable whatever names change between them. */
   async search(sessionId: string, query: ContactSearchQuery, trx: Executor = this.db): Promise<ContactPage> {
     let filtered = trx.selectFrom('contacts').where('session_id', '=', sessionId)

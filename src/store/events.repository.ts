@@ -16,7 +16,15 @@ export interface EventListQuery {
   types?: string[]
   /** only events at or after this time (epoch ms) */
   since?: number
+  /** only events before this time (epoch ms) */
+  until?: number
   limit: number
+}
+
+/** Where an event sits in the log's (created_at, id) order. */
+export interface EventPosition {
+  createdAt: number
+  id: string
 }
 
 const toRecord = (row: Selectable<EventsTable>): EventRecord => ({
@@ -77,7 +85,7 @@ export class EventsRepository {
   /** Oldest first, strictly after `cursor` in (created_at, id) order: what a reader that saw it missed. */
   async listAfter(
     organizationId: string,
-    cursor: { createdAt: number; id: string },
+    cursor: EventPosition,
     query: { sessionIds?: string[]; limit: number },
     trx: Executor = this.db,
   ): Promise<EventRecord[]> {
@@ -104,7 +112,72 @@ export class EventsRepository {
     if (query.sessionId !== undefined) select = select.where('session_id', '=', query.sessionId)
     if (query.types) select = select.where('type', 'in', query.types)
     if (query.since !== undefined) select = select.where('created_at', '>=', query.since)
+    if (query.until !== undefined) select = select.where('created_at', '<', query.until)
     const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit).execute()
     return rows.map(toRecord)
+  }
+
+  /*
+   * Retention. The pruner walks one organization at a time so every query is a range of
+   * the (organization_id, created_at) index: a global "created_at < cutoff" has no index
+   * and would scan the whole log on every batch.
+   */
+
+  /** The smallest organization id with events, after `after`: one index seek. */
+  async nextOrganizationId(after?: string, trx: Executor = this.db): Promise<string | undefined> {
+    let select = trx.selectFrom('events').select('organization_id')
+    if (after !== undefined) select = select.where('organization_id', '>', after)
+    const row = await select.orderBy('organization_id').limit(1).executeTakeFirst()
+    return row?.organization_id
+  }
+
+  /** Oldest first: an organization's events created before `cutoff`, strictly after `after`. */
+  async listCreatedBefore(
+    organizationId: string,
+    cutoff: number,
+    query: { after?: EventPosition; limit: number },
+    trx: Executor = this.db,
+  ): Promise<EventPosition[]> {
+    const { after } = query
+    let select = trx
+      .selectFrom('events')
+      .select(['id', 'created_at'])
+      .where('organization_id', '=', organizationId)
+      .where('created_at', '<', cutoff)
+    if (after) {
+      select = select.where((eb) =>
+        eb.or([
+          eb('created_at', '>', after.createdAt),
+          eb.and([eb('created_at', '=', after.createdAt), eb('id', '>', after.id)]),
+        ]),
+      )
+    }
+    const rows = await select.orderBy('created_at').orderBy('id').limit(query.limit).execute()
+    return rows.map((row) => ({ id: row.id, createdAt: row.created_at }))
+  }
+
+  /**
+   * Deletes those of `ids` that no webhook delivery still owes (none pending, leased or
+   * not). The outbox is read here, in the delete itself, so a delivery replayed after the
+   * pruner chose its batch still keeps its event. Returns how many were deleted.
+   */
+  async deleteUnowed(ids: readonly string[], trx: Executor = this.db): Promise<number> {
+    if (ids.length === 0) return 0
+    const result = await trx
+      .deleteFrom('events')
+      .where('id', 'in', ids)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('webhook_deliveries')
+              .select('webhook_deliveries.id')
+              .whereRef('webhook_deliveries.event_id', '=', 'events.id')
+              .where('webhook_deliveries.status', '=', 'pending'),
+          ),
+        ),
+      )
+      .executeTakeFirst()
+    return Number(result.numDeletedRows)
   }
 }

@@ -297,4 +297,66 @@ export class WebhookDeliveriesRepository {
       .executeTakeFirst()
     return row && toDeliveryRecord(row)
   }
+
+  /*
+   * Retention: the delivery log is kept as long as the events it delivered. A pending
+   * delivery (due, retrying or leased) is never deleted here; its event is kept with it.
+   */
+
+  /**
+   * Deletes the settled (delivered or dead) deliveries of `eventIds`, except for events
+   * that still have a pending delivery: those events stay, and so does their whole log.
+   * Attempts go with their deliveries (foreign key cascade). Returns how many were deleted.
+   */
+  async deleteSettledByEvents(eventIds: readonly string[], trx: Executor = this.db): Promise<number> {
+    if (eventIds.length === 0) return 0
+    const result = await trx
+      .deleteFrom('webhook_deliveries')
+      .where('event_id', 'in', eventIds)
+      .where('status', '<>', 'pending')
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('webhook_deliveries as owed')
+              .select('owed.id')
+              .whereRef('owed.event_id', '=', 'webhook_deliveries.event_id')
+              .where('owed.status', '=', 'pending'),
+          ),
+        ),
+      )
+      .executeTakeFirst()
+    return Number(result.numDeletedRows)
+  }
+
+  /**
+   * Deletes up to `limit` settled deliveries created before `cutoff` whose event is no
+   * longer stored — a deleted session's (its events went with it), or one replayed and
+   * settled after its event was pruned. Returns how many were deleted.
+   */
+  async deleteSettledOrphans(cutoff: number, limit: number, trx: Executor = this.db): Promise<number> {
+    const result = await trx
+      .deleteFrom('webhook_deliveries')
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('webhook_deliveries as settled')
+          .select('settled.id')
+          .where('settled.status', 'in', ['delivered', 'dead'])
+          // next_attempt_at starts at created_at and only moves on, so this bound at most
+          // delays a row (one given up before a retry it had scheduled); it lets the
+          // (status, next_attempt_at) index find old rows without reading the whole log.
+          .where('settled.next_attempt_at', '<', cutoff)
+          .where('settled.created_at', '<', cutoff)
+          .where((inner) =>
+            inner.not(
+              inner.exists(
+                inner.selectFrom('events').select('events.id').whereRef('events.id', '=', 'settled.event_id'),
+              ),
+            ),
+          )
+          .limit(limit),
+      )
+      .executeTakeFirst()
+    return Number(result.numDeletedRows)
+  }
 }

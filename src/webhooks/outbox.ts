@@ -1,5 +1,5 @@
 import type { IdGenerator } from '../domain/ids.ts'
-import type { DomainEvent } from '../events/catalogue.ts'
+import { type DomainEvent, wireEvent } from '../events/catalogue.ts'
 import type { Executor } from '../store/schema.ts'
 import type { NewDelivery, WebhookDeliveriesRepository } from '../store/webhook-deliveries.repository.ts'
 import type { WebhooksRepository } from '../store/webhooks.repository.ts'
@@ -64,7 +64,7 @@ export class WebhookOutbox {
       const subscriptions = subscriptionsFor(event, webhooks, sessionWebhooks)
       if (subscriptions.length === 0) continue
       // Serialized once: every endpoint and every retry sends (and signs) these same bytes.
-      const body = JSON.stringify(event)
+      const body = JSON.stringify(wireEvent(event))
       const at = this.now()
       const sessionId = event.session?.id ?? null
       for (const subscription of subscriptions) {

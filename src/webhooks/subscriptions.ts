@@ -7,9 +7,6 @@ import type { WebhookRecord, WebhookTarget } from './webhook.types.ts'
 /** A webhook entry of a session's `config.webhooks` (its HMAC key already sealed). */
 export type SessionWebhookConfig = SessionConfig['webhooks'][number]
 
-/** `*`, an exact type (`session.status`), or a family (`message.*`, `group.*`). */
-export const EVENT_PATTERN = /^(\*|[a-z][a-z_]*(\.[a-z][a-z_]*)*(\.\*)?)$/
-
 /** Whether any pattern selects `type`. `message.*` selects `message.received`, not `message`. */
 export function eventMatches(patterns: readonly string[], type: string): boolean {
   return patterns.some((pattern) => matchesType(pattern, type))

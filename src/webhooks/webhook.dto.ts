@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { WEBHOOK_RETRY_POLICIES } from '../domain/session-config.ts'
-import { EVENT_PATTERN } from './subscriptions.ts'
+import { eventPattern } from '../events/event-filter.ts'
 import {
   type AttemptRecord,
   DELIVERY_STATUSES,
@@ -35,10 +35,7 @@ const retriesPatch = z.object({
 const webhookFields = {
   url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048),
   description: z.string().max(200).nullable(),
-  events: z
-    .array(z.string().regex(EVENT_PATTERN, 'an event type, a family such as message.*, or *'))
-    .min(1)
-    .max(64),
+  events: z.array(eventPattern).min(1).max(64),
   sessionIds: z.array(z.string().regex(/^ses_\w+$/, 'a session id (ses_…)')).max(100),
   secret: z
     .string()

@@ -191,12 +191,13 @@ export class WebhooksService {
   /** Sends a signed `webhook.test` event now, outside the outbox, and reports what happened. */
   async test(organizationId: string, id: string): Promise<TestResult> {
     const webhook = await this.get(organizationId, id)
+    // The envelope every event has, so a receiver's parser is tested too.
     const event = {
       id: this.newId('event'),
       type: 'webhook.test',
-      organizationId,
       session: null,
-      timestamp: this.now(),
+      organization: organizationId,
+      timestamp: new Date(this.now()).toISOString(),
       data: { webhookId: webhook.id },
     }
     const result = await this.sender.send({

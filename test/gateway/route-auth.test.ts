@@ -36,6 +36,8 @@ const PARAM_VALUES: Record<string, string> = {
   phoneNumber: '15550400001',
   jid: '120363000000000000@g.us',
   groupId: '120363000000000000@g.us',
+  chat: '15550400998',
+  contactNumber: '15550400998',
 }
 
 const API_PREFIX = '/api/v1'

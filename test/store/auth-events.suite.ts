@@ -100,7 +100,7 @@ export function authAndEventsSuite(context: StoreContext): void {
   })
 
   describe('events', () => {
-    it('should list newest first, filtered by session, types and time', async () => {
+    it('should list newest first, filtered by session, types and a time range', async () => {
       const organizationId = await createOrganization(context)
       const session = await createSession(context, organizationId)
       const old = event(organizationId, { sessionId: session.id })
@@ -118,6 +118,12 @@ export function authAndEventsSuite(context: StoreContext): void {
         status,
         qr,
       ])
+      assert.deepEqual(await events.list(organizationId, { until: status.createdAt, limit: 10 }), [qr, old])
+      assert.deepEqual(
+        await events.list(organizationId, { since: qr.createdAt, until: unrelated.createdAt, limit: 10 }),
+        [status, qr],
+        'since is inclusive, until exclusive',
+      )
       assert.deepEqual(await events.list(organizationId, { types: [], limit: 10 }), [])
       assert.deepEqual(await events.list(await createOrganization(context), { limit: 10 }), [])
     })

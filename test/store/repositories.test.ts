@@ -8,6 +8,7 @@ import { authAndEventsSuite } from './auth-events.suite.ts'
 import { useStore } from './fixtures.ts'
 import { keysAndOrganizationsSuite } from './keys-organizations.suite.ts'
 import { messagingSuite } from './messaging.suite.ts'
+import { retentionSuite } from './retention.suite.ts'
 import { sessionsSuite } from './sessions.suite.ts'
 
 /** One suite, every dialect: the store must behave the same on SQLite and Postgres. */
@@ -17,6 +18,7 @@ function repositorySuite(open: () => Promise<Database>): void {
   sessionsSuite(context)
   authAndEventsSuite(context)
   messagingSuite(context)
+  retentionSuite(context)
 }
 
 // Both awaited before any describe: suites registered after a top-level await are not run.

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { LightMyRequestResponse } from 'fastify'
-import { type App, createApp } from '../../src/app.ts'
+import { type App, type AppOptions, createApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
 import { SandboxServer } from '../../src/sandbox/server.ts'
 
@@ -27,7 +27,12 @@ export interface TestGateway {
  * that outlives app restarts (as a real WhatsApp would).
  */
 export async function startTestGateway(
-  options: { environment?: Record<string, string>; sandbox?: SandboxServer } = {},
+  options: {
+    environment?: Record<string, string>
+    sandbox?: SandboxServer
+    /** merged over the shortened timings every test gateway has */
+    tuning?: AppOptions['tuning']
+  } = {},
 ): Promise<TestGateway> {
   const dataDir = await mkdtemp(join(tmpdir(), 'wagate-test-'))
   const sandbox = options.sandbox ?? (await new SandboxServer({ seed: 5 }).listen())
@@ -37,11 +42,13 @@ export async function startTestGateway(
         DATA_DIR: dataDir,
         PORT: '0',
         LOG_LEVEL: 'silent',
+        // Tests' receivers and media servers listen on loopback.
         WEBHOOK_ALLOW_PRIVATE: '1',
+        MEDIA_ALLOW_PRIVATE: '1',
         ...options.environment,
       }),
       sandbox,
-      tuning: { keepAliveIntervalMs: 2_000, backoff: { initialMs: 50, maxMs: 500 } },
+      tuning: { keepAliveIntervalMs: 2_000, backoff: { initialMs: 50, maxMs: 500 }, ...options.tuning },
     })
   let app = await open()
   const adminKey = app.bootstrap.adminKey

@@ -225,6 +225,13 @@ describe('webhooks API', () => {
         }),
         'body.events.0',
       )
+      // A typo would silently subscribe to nothing.
+      assertInvalidField(
+        await api.request('POST', '/api/v1/webhooks', {
+          body: { url: receiver.url(), events: ['message.*', 'message.recieved'] },
+        }),
+        'body.events.1',
+      )
       assertInvalidField(
         await api.request('POST', '/api/v1/webhooks', {
           body: { url: receiver.url(), sessionIds: ['sales'] },

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Principal } from '../../accounts/api-key.types.ts'
-import type { DomainEvent } from '../../events/catalogue.ts'
-import type { EventFilter } from '../../events/event-filter.ts'
-import { matchesType } from '../../events/event-filter.ts'
+import { type DomainEvent, wireEvent } from '../../events/catalogue.ts'
+import { type EventFilter, matchesType, unknownEventPatterns } from '../../events/event-filter.ts'
+import { EVENT_TYPES, eventDescription, eventEnvelopeSchema } from '../../events/event-schemas.ts'
 import { type EventStreamService, toEnvelope } from '../../realtime/event-stream.service.ts'
 import type { EventsRepository } from '../../store/events.repository.ts'
 import { requireRole } from '../auth.ts'
@@ -29,20 +29,34 @@ const list = z
       : [],
   )
 
+/** Event type patterns; one that names no type of the catalogue is refused, not matched to nothing. */
+const typePatterns = list
+  .superRefine((patterns, ctx) => {
+    const unknown = unknownEventPatterns(patterns)
+    if (unknown.length) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `no event type matches ${unknown.join(', ')} (see GET /api/v1/events/types)`,
+      })
+    }
+  })
+  .describe('comma-separated event types; `message.*` and `*` are wildcards')
+
 const streamQuery = z.object({
-  types: list.describe('comma-separated event types; `message.*` and `*` are wildcards'),
+  types: typePatterns,
   sessions: list.describe('comma-separated session ids'),
   after: z.string().max(100).optional().describe('an event id: replay what came after it first'),
   ticket: z.string().max(100).optional().describe('from POST /events/ticket, for browsers'),
 })
 
-const envelope = (event: DomainEvent) => ({
-  id: event.id,
-  type: event.type,
-  session: event.session,
-  organization: event.organizationId,
-  timestamp: new Date(event.timestamp).toISOString(),
-  data: event.data,
+const eventTypesView = z.object({
+  items: z.array(
+    z.object({
+      type: z.enum(EVENT_TYPES),
+      description: z.string(),
+      schema: z.string().describe('its OpenAPI component'),
+    }),
+  ),
 })
 
 function filterOf(query: { types: string[]; sessions: string[] }): EventFilter {
@@ -61,16 +75,18 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         summary: 'Recent events, newest first',
         querystring: z.object({
           session: z.string().max(100).optional(),
-          types: list,
-          since: z.iso.datetime({ offset: true }).optional(),
+          types: typePatterns,
+          since: z.iso.datetime({ offset: true }).optional().describe('events at or after this time'),
+          until: z.iso.datetime({ offset: true }).optional().describe('events before this time'),
           limit: z.coerce.number().int().min(1).max(500).default(100),
         }),
-        response: { 200: z.object({ items: z.array(z.object({}).passthrough()) }), ...errors },
+        description: 'Each item is an `Event`: its `type` names the payload schema, `Event.<type>`.',
+        response: { 200: z.object({ items: z.array(eventEnvelopeSchema) }), ...errors },
       },
     },
     async (request) => {
       const principal = requireRole(request, 'viewer')
-      const { session, types, since, limit } = request.query
+      const { session, types, since, until, limit } = request.query
       if (session && principal.sessionIds && !principal.sessionIds.includes(session)) {
         return { items: [] }
       }
@@ -79,13 +95,35 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         ...(session ? { sessionId: session } : {}),
         ...(exact.length === types.length && types.length ? { types } : {}),
         ...(since ? { since: Date.parse(since) } : {}),
+        ...(until ? { until: Date.parse(until) } : {}),
         limit,
       })
       const items = rows
         .map(toEnvelope)
         .filter((e) => !principal.sessionIds || (e.session && principal.sessionIds.includes(e.session.id)))
         .filter((e) => types.length === 0 || types.some((t) => matchesType(t, e.type)))
-      return { items: items.map(envelope) }
+      return { items: items.map(wireEvent) }
+    },
+  )
+
+  app.get(
+    '/events/types',
+    {
+      schema: {
+        tags,
+        summary: 'Every event type, with what it means and its payload schema',
+        response: { 200: eventTypesView, ...errors },
+      },
+    },
+    async (request) => {
+      requireRole(request, 'viewer')
+      return {
+        items: EVENT_TYPES.map((type) => ({
+          type,
+          description: eventDescription(type),
+          schema: `#/components/schemas/Event.${type}`,
+        })),
+      }
     },
   )
 
@@ -127,7 +165,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       raw.write(': connected\n\n')
       const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), HEARTBEAT_MS)
       const close = await subscribeOrFail(principal, query, (event) => {
-        raw.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(envelope(event))}\n\n`)
+        raw.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(wireEvent(event))}\n\n`)
         if (raw.writableLength > MAX_BUFFERED_BYTES) {
           raw.end(': dropped: too slow\n\n')
           return false
@@ -157,7 +195,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
             socket.close(SLOW_CONSUMER_CLOSE, 'slow consumer: read faster or filter more')
             return false
           }
-          socket.send(JSON.stringify(envelope(event)))
+          socket.send(JSON.stringify(wireEvent(event)))
           return true
         })
       } catch (error) {
