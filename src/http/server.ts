@@ -111,6 +111,28 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
         },
       },
       security: [{ apiKey: [] }, { bearer: [] }],
+      // What wagate POSTs to webhook receivers: the same envelope as the stream and GET /events.
+      webhooks: {
+        event: {
+          post: {
+            summary: 'An event, delivered to an organization or session webhook',
+            description:
+              'Signed over the exact body bytes: by default Standard Webhooks (`webhook-id` = the event id, ' +
+              '`webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`); ' +
+              'or `X-Webhook-Hmac` (hex HMAC-SHA512, with `X-Webhook-Hmac-Algorithm: sha512`); or ' +
+              '`X-Webhook-Signature: sha256=<hex>`. Answer 2xx to acknowledge; 410 disables the webhook; ' +
+              'anything else is retried by its policy. Deduplicate on `id`.',
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Event' } } },
+            },
+            responses: {
+              '2XX': { description: 'received' },
+              '410': { description: 'gone: the webhook is disabled' },
+            },
+          },
+        },
+      },
     },
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,

@@ -1,7 +1,8 @@
 import { type Kysely, type Selectable, sql, type Updateable } from 'kysely'
 import { notFound } from '../domain/errors.ts'
+import { decodeCursor, encodeCursor } from './cursor.ts'
 import { containsIgnoringCase } from './dialect-sql.ts'
-import { chunks, decodeCursor, encodeCursor } from './messages.repository.ts'
+import { chunks } from './messages.repository.ts'
 import type { Executor, Tables } from './schema.ts'
 import type { ChatsTable } from './schema-messages.ts'
 

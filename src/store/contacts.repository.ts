@@ -1,6 +1,7 @@
 import type { Insertable, Kysely, Selectable } from 'kysely'
+import { decodeCursor, encodeCursor } from './cursor.ts'
 import { containsIgnoringCase } from './dialect-sql.ts'
-import { chunks, decodeCursor, encodeCursor } from './messages.repository.ts'
+import { chunks } from './messages.repository.ts'
 import type { Executor, Tables } from './schema.ts'
 import type { ContactsTable } from './schema-messages.ts'
 

@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from 'kysely'
 import { bareJid, parseJid, phoneOf } from '../domain/jid.ts'
+import { decodeCursor, encodeCursor } from './cursor.ts'
 import { containsIgnoringCase } from './dialect-sql.ts'
-import { decodeCursor, encodeCursor } from './messages.repository.ts'
 import type { Executor, Tables } from './schema.ts'
 import type { WaGroupsTable } from './schema-messages.ts'
 

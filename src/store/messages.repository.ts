@@ -6,6 +6,7 @@ import type {
   MessageType,
   NormalizedMessage,
 } from '../messages/message.types.ts'
+import { decodeCursor, encodeCursor } from './cursor.ts'
 import type { Executor, Tables } from './schema.ts'
 import type { MessagesTable } from './schema-messages.ts'
 
@@ -240,7 +241,7 @@ export class MessagesRepository {
     trx: Executor = this.db,
   ): Promise<TimelinePage> {
     if (query.before !== undefined && query.after !== undefined) {
-      throw invalidRequest('give before or after, not both', [{ path: 'after', message: 'not with before' }])
+      throw invalidRequest('give before or after, not both', [{ path: 'querystring.after', message: 'not with before' }])
     }
     const older = query.after === undefined
     const field = older ? 'before' : 'after'
@@ -337,38 +338,8 @@ export class MessagesRepository {
 }
 
 /*
- * Helpers the messaging repositories share: keyset cursors and statement chunking.
+ * Helpers the messaging repositories share: statement chunking.
  */
-
-type CursorPart = 'number' | 'string'
-type CursorValues<K extends readonly CursorPart[]> = {
-  [I in keyof K]: K[I] extends 'number' ? number : string
-}
-
-/** A cursor is opaque to callers: the sort key of the last row a page showed. */
-export const encodeCursor = (key: readonly (number | string)[]): string =>
-  Buffer.from(JSON.stringify(key)).toString('base64url')
-
-/** @throws AppError `invalid_request` naming `field` when the cursor is not one of ours */
-export function decodeCursor<const K extends readonly CursorPart[]>(
-  cursor: string,
-  parts: K,
-  field = 'cursor',
-): CursorValues<K> {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString())
-    const valid =
-      Array.isArray(value) &&
-      value.length === parts.length &&
-      parts.every((part, i) =>
-        part === 'number' ? Number.isSafeInteger(value[i]) : typeof value[i] === 'string',
-      )
-    if (valid) return value as CursorValues<K>
-  } catch {}
-  throw invalidRequest(`${field} is not valid`, [
-    { path: field, message: 'not a cursor from a previous page' },
-  ])
-}
 
 export function chunks<T>(items: readonly T[], size: number): T[][] {
   const result: T[][] = []

@@ -1,7 +1,8 @@
 import type { Insertable, Kysely, Selectable, Updateable } from 'kysely'
-import { conflict, invalidRequest, notFound } from '../domain/errors.ts'
+import { conflict, notFound } from '../domain/errors.ts'
 import type { SessionConfig } from '../domain/session-config.ts'
 import type { DesiredState, SessionStatus, StatusChange } from '../domain/session-status.ts'
+import { decodeCursor, encodeCursor } from './cursor.ts'
 import { isUniqueViolation } from './dialect-sql.ts'
 import type { Executor, SessionsTable, Tables } from './schema.ts'
 
@@ -105,22 +106,6 @@ function toColumns(patch: SessionRowPatch): Updateable<SessionsTable> {
   return values as Updateable<SessionsTable>
 }
 
-/** The cursor is opaque to callers: the (created_at, id) of the last row of the page. */
-const encodeCursor = (row: { createdAt: number; id: string }): string =>
-  Buffer.from(JSON.stringify([row.createdAt, row.id])).toString('base64url')
-
-function decodeCursor(cursor: string): [number, string] {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString())
-    if (Array.isArray(value) && Number.isSafeInteger(value[0]) && typeof value[1] === 'string') {
-      return [value[0], value[1]]
-    }
-  } catch {}
-  throw invalidRequest('cursor is not valid', [
-    { path: 'cursor', message: 'not a cursor from a previous page' },
-  ])
-}
-
 /** Sessions of every organization; tenant-facing reads take the organization id. */
 export class SessionsRepository {
   private readonly db: Kysely<Tables>
@@ -199,7 +184,7 @@ export class SessionsRepository {
       .orderBy('id')
       .limit(query.limit + 1)
     if (query.cursor) {
-      const [createdAt, id] = decodeCursor(query.cursor)
+      const [createdAt, id] = decodeCursor(query.cursor, ['number', 'string'])
       page = page.where((eb) =>
         eb.or([
           eb('created_at', '>', createdAt),
@@ -215,7 +200,7 @@ export class SessionsRepository {
     const last = items.at(-1)
     return {
       items,
-      nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null,
+      nextCursor: rows.length > query.limit && last ? encodeCursor([last.createdAt, last.id]) : null,
       total: Number(counted.total),
     }
   }

@@ -1,12 +1,8 @@
 import type { Kysely } from 'kysely'
 import type { AttemptRecord, DeliveryRecord, DeliveryStatus } from '../webhooks/webhook.types.ts'
+import { decodeCursor, encodeCursor } from './cursor.ts'
 import type { Executor, Tables } from './schema.ts'
-import {
-  decodeDeliveryCursor,
-  encodeDeliveryCursor,
-  toAttemptRecord,
-  toDeliveryRecord,
-} from './webhook-delivery-rows.ts'
+import { toAttemptRecord, toDeliveryRecord } from './webhook-delivery-rows.ts'
 
 /** A delivery as the outbox writes it: pending, due at `createdAt`, never tried. */
 export type NewDelivery = Pick<
@@ -133,7 +129,7 @@ export class WebhookDeliveriesRepository {
       .where('webhook_id', '=', webhookId)
     if (query.status) select = select.where('status', '=', query.status)
     if (query.cursor) {
-      const [seq, id] = decodeDeliveryCursor(query.cursor)
+      const [seq, id] = decodeCursor(query.cursor, ['number', 'string'])
       select = select.where((eb) =>
         eb.or([eb('seq', '<', seq), eb.and([eb('seq', '=', seq), eb('id', '<', id)])]),
       )
@@ -145,7 +141,7 @@ export class WebhookDeliveriesRepository {
       .execute()
     const items = rows.slice(0, query.limit).map(toDeliveryRecord)
     const last = items.at(-1)
-    return { items, nextCursor: rows.length > query.limit && last ? encodeDeliveryCursor(last) : null }
+    return { items, nextCursor: rows.length > query.limit && last ? encodeCursor([last.seq, last.id]) : null }
   }
 
   async listAttempts(deliveryId: string, trx: Executor = this.db): Promise<AttemptRecord[]> {

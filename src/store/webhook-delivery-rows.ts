@@ -1,5 +1,4 @@
 import type { Selectable } from 'kysely'
-import { invalidRequest } from '../domain/errors.ts'
 import type {
   AttemptRecord,
   DeliveryRecord,
@@ -44,19 +43,3 @@ export const toAttemptRecord = (row: Selectable<WebhookAttemptsTable>): AttemptR
   error: row.error,
   response: row.response,
 })
-
-/** The cursor is opaque to callers: the (seq, id) of the last row of the page. */
-export const encodeDeliveryCursor = (row: DeliveryRecord): string =>
-  Buffer.from(JSON.stringify([row.seq, row.id])).toString('base64url')
-
-export function decodeDeliveryCursor(cursor: string): [number, string] {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString())
-    if (Array.isArray(value) && Number.isSafeInteger(value[0]) && typeof value[1] === 'string') {
-      return [value[0], value[1]]
-    }
-  } catch {}
-  throw invalidRequest('cursor is not valid', [
-    { path: 'cursor', message: 'not a cursor from a previous page' },
-  ])
-}

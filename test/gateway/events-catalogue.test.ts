@@ -471,6 +471,7 @@ describe('the event catalogue, against the sandbox', () => {
       const doc = (await gateway.request('GET', '/api/openapi.json')).json() as {
         components: { schemas: Record<string, Record<string, unknown>> }
         paths: Record<string, Record<string, { responses: Record<string, unknown> }>>
+        webhooks: Record<string, Record<string, { requestBody: unknown }>>
       }
       const schemas = doc.components.schemas
       for (const type of EVENT_TYPES) {
@@ -487,6 +488,8 @@ describe('the event catalogue, against the sandbox', () => {
       assert.equal(envelope.discriminator.propertyName, 'type')
       const list = JSON.stringify(doc.paths['/api/v1/events']?.get?.responses['200'])
       assert.match(list, /#\/components\/schemas\/Event"/)
+      // Receivers see the same envelope: the document says what a webhook POST carries.
+      assert.match(JSON.stringify(doc.webhooks.event?.post?.requestBody), /#\/components\/schemas\/Event"/)
     })
 
     it('emitted only events whose payload matches its schema exactly', () => {
