@@ -241,7 +241,9 @@ export class MessagesRepository {
     trx: Executor = this.db,
   ): Promise<TimelinePage> {
     if (query.before !== undefined && query.after !== undefined) {
-      throw invalidRequest('give before or after, not both', [{ path: 'querystring.after', message: 'not with before' }])
+      throw invalidRequest('give before or after, not both', [
+        { path: 'querystring.after', message: 'not with before' },
+      ])
     }
     const older = query.after === undefined
     const field = older ? 'before' : 'after'
