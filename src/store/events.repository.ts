@@ -13,6 +13,8 @@ export interface EventRecord {
 
 export interface EventListQuery {
   sessionId?: string
+  /** only these sessions' events (an API key's scope) */
+  sessionIds?: string[]
   types?: string[]
   /** only events at or after this time (epoch ms) */
   since?: number
@@ -107,9 +109,10 @@ export class EventsRepository {
 
   /** Newest first. */
   async list(organizationId: string, query: EventListQuery, trx: Executor = this.db): Promise<EventRecord[]> {
-    if (query.types?.length === 0) return []
+    if (query.types?.length === 0 || query.sessionIds?.length === 0) return []
     let select = trx.selectFrom('events').selectAll().where('organization_id', '=', organizationId)
     if (query.sessionId !== undefined) select = select.where('session_id', '=', query.sessionId)
+    if (query.sessionIds) select = select.where('session_id', 'in', query.sessionIds)
     if (query.types) select = select.where('type', 'in', query.types)
     if (query.since !== undefined) select = select.where('created_at', '>=', query.since)
     if (query.until !== undefined) select = select.where('created_at', '<', query.until)

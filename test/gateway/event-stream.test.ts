@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import WebSocket from 'ws'
 import { startTestGateway, type TestGateway } from '../support/gateway.ts'
+import { waitForStatus } from '../support/sessions.ts'
 import { eventually } from '../support/wait.ts'
 
 interface Envelope {
@@ -123,5 +124,36 @@ describe('the live event stream', () => {
     await new Promise((resolve) => setTimeout(resolve, 200))
     assert.ok(stream.received.every((e) => e.session?.id === mine.id))
     stream.socket.close()
+  })
+
+  it('lists stored events with type families and key scope applied before the limit', async () => {
+    const early = (await create('listed-early', true)).json()
+    await waitForStatus(gateway, early.id, 'scan_qr')
+    await gateway.request('POST', `/api/v1/sessions/${early.id}/stop`)
+    const key = (
+      await gateway.request('POST', '/api/v1/api-keys', {
+        body: { name: 'listed', role: 'viewer', sessionIds: [early.id] },
+      })
+    ).json().key as string
+    // Newer events of another session, and of other types, that a limit of 1 must see past.
+    for (const name of ['listed-later-1', 'listed-later-2']) {
+      const later = (await create(name, true)).json()
+      await waitForStatus(gateway, later.id, 'scan_qr')
+    }
+
+    const family = (await gateway.request('GET', '/api/v1/events?types=session.*&limit=1')).json()
+    assert.match(family.items[0]?.type ?? '', /^session\./)
+    const qr = (await gateway.request('GET', '/api/v1/events?types=session.qr,message.*&limit=1')).json()
+    assert.equal(qr.items[0]?.type, 'session.qr')
+    const own = (
+      await gateway.request(
+        'GET',
+        `/api/v1/events?types=session.status,message.*&limit=1&session=${early.id}`,
+      )
+    ).json()
+    assert.equal(own.items.length, 1)
+    const scoped = (await gateway.request('GET', '/api/v1/events?limit=1', { key })).json()
+    assert.equal(scoped.items.length, 1, 'the scoped key sees its own session past the newer ones')
+    assert.equal(scoped.items[0]?.session.id, early.id)
   })
 })
