@@ -63,6 +63,20 @@ function filterOf(query: { types: string[]; sessions: string[] }): EventFilter {
   return { types: query.types, sessionIds: query.sessions.length ? query.sessions : null }
 }
 
+/**
+ * An event's JSON, made once however many streams it goes to: the bus hands every
+ * subscriber the same object, and with a hundred clients serializing per socket showed.
+ */
+const wireJson = new WeakMap<DomainEvent, string>()
+function serialized(event: DomainEvent): string {
+  let json = wireJson.get(event)
+  if (json === undefined) {
+    json = JSON.stringify(wireEvent(event))
+    wireJson.set(event, json)
+  }
+  return json
+}
+
 export const eventsRoutes: FastifyPluginAsyncZod<{
   stream: EventStreamService
   events: EventsRepository
@@ -167,7 +181,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       raw.write(': connected\n\n')
       const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), HEARTBEAT_MS)
       const close = await subscribeOrFail(principal, query, (event) => {
-        raw.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(wireEvent(event))}\n\n`)
+        raw.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${serialized(event)}\n\n`)
         if (raw.writableLength > MAX_BUFFERED_BYTES) {
           raw.end(': dropped: too slow\n\n')
           return false
@@ -197,7 +211,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
             socket.close(SLOW_CONSUMER_CLOSE, 'slow consumer: read faster or filter more')
             return false
           }
-          socket.send(JSON.stringify(wireEvent(event)))
+          socket.send(serialized(event))
           return true
         })
       } catch (error) {
