@@ -36,12 +36,16 @@ export class ContactBook {
     const stored = new Map(
       (await this.contacts.listByJids(sessionId, [...merged.keys()], trx)).map((c) => [c.jid, c]),
     )
-    await this.contacts.upsertMany(sessionId, [...merged.values()], trx)
     const updates: ContactUpdate[] = []
+    const writes: ContactUpsert[] = []
     for (const upsert of merged.values()) {
       const before = stored.get(upsert.jid)
       const after = { ...fieldsOf(before), ...known(upsert) }
       const changed = CONTACT_FIELDS.filter((field) => (after[field] ?? null) !== (before?.[field] ?? null))
+      // Most messages come from someone already stored as they are: nothing to write.
+      const businessChanged = upsert.isBusiness !== undefined && upsert.isBusiness !== before?.isBusiness
+      if (before && changed.length === 0 && !businessChanged) continue
+      writes.push(upsert)
       if (changed.length === 0) continue
       updates.push({
         jid: upsert.jid,
@@ -53,6 +57,7 @@ export class ContactBook {
         verifiedName: after.verifiedName ?? null,
       })
     }
+    if (writes.length) await this.contacts.upsertMany(sessionId, writes, trx)
     return updates
   }
 

@@ -374,8 +374,14 @@ export class MessageIngest {
       ],
       trx,
     )
-    if (message.senderJid && message.senderLid) {
-      await this.deps.contacts.mapLid(sessionId, message.senderLid, message.senderJid, trx)
+    // A LID stands for one number for good: once mapped, a read is all a message costs.
+    const { senderJid, senderLid } = message
+    if (
+      senderJid &&
+      senderLid &&
+      (await this.deps.contacts.pnForLid(sessionId, senderLid, trx)) !== senderJid
+    ) {
+      await this.deps.contacts.mapLid(sessionId, senderLid, senderJid, trx)
     }
     return changes
   }
