@@ -29,7 +29,7 @@ const statusChangeSchema = z.object({
   reason: z.string().optional(),
 })
 
-const mediaSchema = z.object({
+export const mediaSchema = z.object({
   type: z.enum(MEDIA_TYPES),
   mimetype: z.string(),
   fileName: z.string().optional(),

@@ -16,6 +16,21 @@ export const errorEnvelope = z
   })
   .meta({ id: 'Error' })
 
+/** The error responses of most routes, each described for the OpenAPI document. */
+export const errorResponses = {
+  400: errorEnvelope.describe('Invalid request: `error.details` names each field and why'),
+  401: errorEnvelope.describe('Missing or invalid API key'),
+  403: errorEnvelope.describe('The key’s role does not allow this'),
+  404: errorEnvelope.describe('Not found: the session, or what the path names'),
+  409: errorEnvelope.describe('Not possible now, e.g. the session is not ready'),
+}
+
+/**
+ * A time as `Date#toISOString` writes it. Published as `date-time`, checked only as a
+ * string: an odd stored time should not fail a whole page of results.
+ */
+export const isoTime = z.string().meta({ format: 'date-time' })
+
 export const sessionName = z.string().regex(/^[A-Za-z0-9-]{3,50}$/, '3–50 letters, digits and hyphens')
 
 export const sessionIdParam = z.object({

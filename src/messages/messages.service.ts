@@ -167,7 +167,7 @@ export class MessagesService {
       chatJid: jid,
       chatLid: null,
       fromMe: true,
-      senderJid: session.jid ? `${session.phone}@s.whatsapp.net` : null,
+      senderJid: session.phone ? `${session.phone}@s.whatsapp.net` : null,
       senderLid: null,
       pushName: null,
       timestamp: now,

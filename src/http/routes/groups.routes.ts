@@ -4,20 +4,14 @@ import type { GroupsService } from '../../messages/groups.service.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
 import { requireRole } from '../auth.ts'
 import * as s from '../schemas.ts'
+import * as m from '../schemas-messaging.ts'
 import { groupView } from '../views-messaging.ts'
 
 const tags = ['groups']
-const errors = {
-  400: s.errorEnvelope,
-  401: s.errorEnvelope,
-  403: s.errorEnvelope,
-  404: s.errorEnvelope,
-  409: s.errorEnvelope,
-}
+const errors = s.errorResponses
 const groupParam = s.sessionIdParam.extend({
   groupId: z.string().min(6).max(100).describe('group JID (…@g.us) or its id'),
 })
-const group = z.object({}).passthrough().meta({ id: 'Group' })
 const people = z.array(z.string().min(3).max(100)).min(1).max(256)
 
 export const groupsRoutes: FastifyPluginAsyncZod<{
@@ -32,14 +26,11 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
         summary: 'Groups the session is in',
         params: s.sessionIdParam,
         querystring: z.object({
-          q: z.string().max(100).optional(),
-          cursor: z.string().max(300).optional(),
+          q: z.string().max(100).optional().describe('part of the subject or JID'),
+          cursor: z.string().max(300).optional().describe('a page’s nextCursor'),
           limit: z.coerce.number().int().min(1).max(100).default(20),
         }),
-        response: {
-          200: z.object({ items: z.array(group), nextCursor: z.string().nullable() }).passthrough(),
-          ...errors,
-        },
+        response: { 200: m.listPage(m.group).describe('A page of groups'), ...errors },
       },
     },
     async (request) => {
@@ -58,7 +49,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
         tags,
         summary: 'A group with its participants, roles and in-group names',
         params: groupParam,
-        response: { 200: group, ...errors },
+        response: { 200: m.group.describe('The group'), ...errors },
       },
     },
     async (request) =>
@@ -78,7 +69,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
         summary: 'Create a group',
         params: s.sessionIdParam,
         body: z.object({ subject: z.string().min(1).max(100), participants: people }),
-        response: { 201: group, ...errors },
+        response: { 201: m.group.describe('The new group'), ...errors },
       },
     },
     async (request, reply) => {
@@ -105,7 +96,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
             message: 'give subject and/or description',
             path: ['subject'],
           }),
-        response: { 200: group, ...errors },
+        response: { 200: m.group.describe('The group, changed'), ...errors },
       },
     },
     async (request) =>
@@ -127,7 +118,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
         params: groupParam,
         body: z.object({ action: z.enum(['add', 'remove', 'promote', 'demote']), participants: people }),
         response: {
-          200: z.object({ group, results: z.array(z.object({ jid: z.string(), status: z.string() })) }),
+          200: m.participantsResult.describe('The group after the change, and a result per person'),
           ...errors,
         },
       },
@@ -146,7 +137,12 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
   app.post(
     '/sessions/:id/groups/:groupId/leave',
     {
-      schema: { tags, summary: 'Leave a group', params: groupParam, response: { 204: z.null(), ...errors } },
+      schema: {
+        tags,
+        summary: 'Leave a group',
+        params: groupParam,
+        response: { 204: z.null().describe('Left; the group is forgotten'), ...errors },
+      },
     },
     async (request, reply) => {
       await groups.leave(
@@ -168,7 +164,10 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
           tags,
           summary: revoke ? 'Revoke the invite link (a new one replaces it)' : 'The invite link',
           params: groupParam,
-          response: { 200: z.object({ code: z.string(), link: z.string() }), ...errors },
+          response: {
+            200: m.groupInvite.describe(revoke ? 'The new invite code and link' : 'The invite code and link'),
+            ...errors,
+          },
         },
       },
       async (request) =>

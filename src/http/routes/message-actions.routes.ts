@@ -4,18 +4,12 @@ import type { MessageActionsService } from '../../messages/message-actions.servi
 import type { SessionsService } from '../../sessions/sessions.service.ts'
 import { requireRole } from '../auth.ts'
 import * as s from '../schemas.ts'
-import { messageView } from './messages.routes.ts'
+import * as m from '../schemas-messaging.ts'
+import { messageView } from '../views-messaging.ts'
 
 const tags = ['messages']
-const errors = {
-  400: s.errorEnvelope,
-  401: s.errorEnvelope,
-  403: s.errorEnvelope,
-  404: s.errorEnvelope,
-  409: s.errorEnvelope,
-}
-const params = s.sessionIdParam.extend({ messageId: z.string().min(1).max(100) })
-const message = z.object({}).passthrough()
+const errors = s.errorResponses
+const params = s.sessionIdParam.extend({ messageId: m.messageIdParam })
 
 export const messageActionsRoutes: FastifyPluginAsyncZod<{
   sessions: SessionsService
@@ -29,7 +23,7 @@ export const messageActionsRoutes: FastifyPluginAsyncZod<{
         summary: 'Edit a sent message (its text or caption)',
         params,
         body: z.object({ text: z.string().min(1, 'empty text').max(65_536) }),
-        response: { 200: message, ...errors },
+        response: { 200: m.message.describe('The message, edited'), ...errors },
       },
     },
     async (request) => {
@@ -45,7 +39,7 @@ export const messageActionsRoutes: FastifyPluginAsyncZod<{
         tags,
         summary: 'Delete a message for everyone',
         params,
-        response: { 200: message, ...errors },
+        response: { 200: m.message.describe('The message, deleted for everyone'), ...errors },
       },
     },
     async (request) => {
@@ -61,16 +55,10 @@ export const messageActionsRoutes: FastifyPluginAsyncZod<{
         tags,
         summary: 'Forward a stored message to another chat (queued and paced like any send)',
         params,
-        body: z.object({ to: z.string().min(3).max(100) }),
-        response: {
-          202: z.object({
-            id: z.string(),
-            waId: z.string(),
-            status: z.literal('pending'),
-            sendAfter: z.string(),
-          }),
-          ...errors,
-        },
+        body: z.object({
+          to: z.string().min(3).max(100).describe('phone number, user JID, LID or group JID to forward to'),
+        }),
+        response: { 202: m.acceptedMessage.describe('Accepted: the copy is queued and paced'), ...errors },
       },
     },
     async (request, reply) => {

@@ -5,48 +5,19 @@ import type { ConversationsService } from '../../messages/conversations.service.
 import type { MessagesService } from '../../messages/messages.service.ts'
 import { sendMessageBody } from '../../messages/send-request.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
-import type { MessageRecord } from '../../store/messages.repository.ts'
 import { requireRole } from '../auth.ts'
 import * as s from '../schemas.ts'
-import { chatView, contactView } from '../views-messaging.ts'
+import * as m from '../schemas-messaging.ts'
+import { chatView, contactView, messageView } from '../views-messaging.ts'
 
 const tags = ['messages']
-const errors = {
-  400: s.errorEnvelope,
-  401: s.errorEnvelope,
-  403: s.errorEnvelope,
-  404: s.errorEnvelope,
-  409: s.errorEnvelope,
-}
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
-
-/** A message as the API shows it. */
-export function messageView(message: MessageRecord) {
-  return {
-    id: message.id,
-    waId: message.waId,
-    chatId: message.chatJid,
-    chatLid: message.chatLid,
-    fromMe: message.fromMe,
-    sender: { jid: message.senderJid, lid: message.senderLid, pushName: message.pushName },
-    timestamp: new Date(message.timestamp).toISOString(),
-    type: message.type,
-    text: message.text,
-    media: message.media,
-    quotedId: message.quotedId,
-    mentions: message.mentions,
-    targetId: message.targetId,
-    details: message.details,
-    status: message.status,
-    failureReason: message.failureReason,
-    sendAfter: iso(message.sendAfter),
-  }
-}
-
-const messageSchema = z.object({}).passthrough().meta({ id: 'Message' })
-const page = (item: z.ZodType) =>
-  z.object({ items: z.array(item), nextCursor: z.string().nullable() }).passthrough()
-const chatIdParam = s.sessionIdParam.extend({ chatId: z.string().min(3).max(100) })
+const errors = s.errorResponses
+const chatIdParam = s.sessionIdParam.extend({ chatId: m.chatIdParam })
+const listQuery = z.object({
+  q: z.string().max(100).optional().describe('part of a name, number or JID'),
+  cursor: z.string().max(300).optional().describe('a page’s nextCursor'),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+})
 
 export const messagesRoutes: FastifyPluginAsyncZod<{
   sessions: SessionsService
@@ -66,12 +37,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
         params: s.sessionIdParam,
         body: sendMessageBody,
         response: {
-          202: z.object({
-            id: z.string(),
-            waId: z.string(),
-            status: z.literal('pending'),
-            sendAfter: z.string(),
-          }),
+          202: m.acceptedMessage.describe('Accepted: queued, paced, then reported by events'),
           ...errors,
         },
       },
@@ -128,8 +94,8 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       schema: {
         tags,
         summary: 'A message and its status',
-        params: s.sessionIdParam.extend({ messageId: z.string().min(1).max(100) }),
-        response: { 200: messageSchema, ...errors },
+        params: s.sessionIdParam.extend({ messageId: m.messageIdParam }),
+        response: { 200: m.message.describe('The message'), ...errors },
       },
     },
     async (request) => {
@@ -145,12 +111,8 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
         tags: ['chats'],
         summary: 'Chats by last activity; search by name or number',
         params: s.sessionIdParam,
-        querystring: z.object({
-          q: z.string().max(100).optional(),
-          cursor: z.string().max(300).optional(),
-          limit: z.coerce.number().int().min(1).max(100).default(20),
-        }),
-        response: { 200: page(z.object({}).passthrough()), ...errors },
+        querystring: listQuery,
+        response: { 200: m.listPage(m.chat).describe('A page of chats'), ...errors },
       },
     },
     async (request) => {
@@ -168,11 +130,11 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
         summary: "A chat's messages, newest first; page back with `before`, forward with `after`",
         params: chatIdParam,
         querystring: z.object({
-          before: z.string().max(300).optional(),
-          after: z.string().max(300).optional(),
+          before: z.string().max(300).optional().describe('a page’s nextCursor: older messages'),
+          after: z.string().max(300).optional().describe('a page’s previousCursor: newer messages'),
           limit: z.coerce.number().int().min(1).max(100).default(50),
         }),
-        response: { 200: page(messageSchema), ...errors },
+        response: { 200: m.timelinePage.describe('A page of messages, newest first'), ...errors },
       },
     },
     async (request) => {
@@ -189,7 +151,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
         tags: ['chats'],
         summary: 'Mark a chat read (sends read receipts)',
         params: chatIdParam,
-        response: { 204: z.null(), ...errors },
+        response: { 204: z.null().describe('Marked read'), ...errors },
       },
     },
     async (request, reply) => {
@@ -208,9 +170,11 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
         params: s.sessionIdParam,
         body: z.object({
           state: z.enum(['available', 'unavailable', 'composing', 'recording', 'paused']),
-          chatId: z.string().min(3).max(100).optional(),
+          chatId: m.chatIdParam
+            .optional()
+            .describe('the chat to show composing, recording or paused in (required for those)'),
         }),
-        response: { 204: z.null(), ...errors },
+        response: { 204: z.null().describe('Shown'), ...errors },
       },
     },
     async (request, reply) => {
@@ -227,13 +191,14 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
         tags: ['contacts'],
         summary: 'Which phone numbers are on WhatsApp',
         params: s.sessionIdParam,
-        body: z.object({ numbers: z.array(z.string().min(3).max(40)).min(1).max(50) }),
-        response: {
-          200: z.object({
-            results: z.array(z.object({ input: z.string(), jid: z.string(), exists: z.boolean() })),
-          }),
-          ...errors,
-        },
+        body: z.object({
+          numbers: z
+            .array(z.string().min(3).max(40))
+            .min(1)
+            .max(50)
+            .describe('phone numbers with country code'),
+        }),
+        response: { 200: m.numbersCheck.describe('A result per number, in the order given'), ...errors },
       },
     },
     async (request) => {
@@ -249,12 +214,8 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
         tags: ['contacts'],
         summary: 'People the session has seen; search name, push name, phone or LID',
         params: s.sessionIdParam,
-        querystring: z.object({
-          q: z.string().max(100).optional(),
-          cursor: z.string().max(300).optional(),
-          limit: z.coerce.number().int().min(1).max(100).default(20),
-        }),
-        response: { 200: page(z.object({}).passthrough()), ...errors },
+        querystring: listQuery,
+        response: { 200: m.listPage(m.contact).describe('A page of contacts'), ...errors },
       },
     },
     async (request) => {
@@ -271,8 +232,8 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
         tags: ['contacts'],
         summary:
           'A contact, their direct chat and the groups they share with the session (with their name in each)',
-        params: s.sessionIdParam.extend({ contactId: z.string().min(3).max(100) }),
-        response: { 200: z.object({}).passthrough(), ...errors },
+        params: s.sessionIdParam.extend({ contactId: m.contactIdParam }),
+        response: { 200: m.contactDetail.describe('The contact'), ...errors },
       },
     },
     async (request) => {
@@ -288,17 +249,30 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       schema: {
         tags: ['messages'],
         summary: 'Downloaded media of a received message',
-        params: s.sessionIdParam.extend({ mediaId: z.string().regex(/^med_[a-z0-9]+$/, 'a med_… id') }),
+        params: s.sessionIdParam.extend({
+          mediaId: z
+            .string()
+            .regex(/^med_[a-z0-9]+$/, 'a med_… id')
+            .describe('a message’s media.mediaId (med_…), set once the file is downloaded'),
+        }),
+        response: {
+          200: {
+            description: 'The file, with its MIME type as Content-Type',
+            content: { 'application/octet-stream': { schema: z.string().meta({ format: 'binary' }) } },
+          },
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
       const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
       const file = await conversations.media(session, request.params.mediaId)
+      // Fastify sends a stream as it is, unserialized; the 200 schema only documents the bytes.
       return reply
         .type(file.mimetype)
         .header('content-length', file.size)
         .header('x-content-type-options', 'nosniff')
-        .send(file.stream)
+        .send(file.stream as never)
     },
   )
 }
