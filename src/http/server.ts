@@ -167,6 +167,15 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
             scope.addHook('preHandler', async (request) => {
               requireRole(request, 'admin')
             })
+            // Grouped under their own tag in /api/docs; the README documents each call.
+            scope.addHook('onRoute', (route) => {
+              const method = Array.isArray(route.method) ? route.method.join('/') : route.method
+              route.schema = {
+                ...route.schema,
+                tags: ['sandbox'],
+                summary: route.schema?.summary ?? `Sandbox control: ${method} ${route.url}`,
+              }
+            })
             await scope.register(sandboxControlRoutes, { sandbox })
           },
           { prefix: '/sandbox' },
