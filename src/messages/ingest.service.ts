@@ -10,7 +10,7 @@ import type {
   HistoryBatch,
   StatusReport,
 } from '../engine/engine.ts'
-import type { DomainEventMap } from '../events/catalogue.ts'
+import type { DomainEventMap, DomainEventType } from '../events/catalogue.ts'
 import type { EventRecorder } from '../events/event-recorder.ts'
 import type { SessionRecord } from '../sessions/session.types.ts'
 import { eventSession } from '../sessions/session-store.ts'
@@ -88,9 +88,15 @@ export class MessageIngest {
     const queue = (what: string, work: () => Promise<void>) => {
       chain = chain.then(() => guard(what, work))
     }
-    connection.events.on('messages', ({ kind, messages }) =>
-      queue('messages', () => this.ingestLive(sessionId, connection, kind, messages)),
-    )
+    // Baileys hands messages over one upsert at a time; those that arrive while the chain is
+    // busy are stored together, in one transaction, when their turn comes.
+    const waiting: { kind: 'notify' | 'append'; message: EngineMessage }[] = []
+    connection.events.on('messages', ({ kind, messages }) => {
+      if (waiting.length === 0) {
+        queue('messages', () => this.ingestLive(sessionId, connection, waiting.splice(0)))
+      }
+      for (const message of messages) waiting.push({ kind, message })
+    })
     connection.events.on('history', (batch) => queue('history', () => this.ingestHistory(sessionId, batch)))
     connection.events.on('message-status', (reports) =>
       queue('statuses', () => this.applyStatuses(sessionId, reports)),
@@ -120,13 +126,18 @@ export class MessageIngest {
   private async ingestLive(
     sessionId: string,
     connection: EngineConnection,
-    kind: 'notify' | 'append',
-    messages: EngineMessage[],
+    arrivals: { kind: 'notify' | 'append'; message: EngineMessage }[],
   ): Promise<void> {
     const session = await this.deps.session(sessionId)
-    if (!session) return
+    if (!session || arrivals.length === 0) return
     const now = this.now()
-    for (const message of messages) {
+    const batch: {
+      kind: 'notify' | 'append'
+      message: EngineMessage
+      normalized: NormalizedMessage
+      record: MessageRecord
+    }[] = []
+    for (const { kind, message } of arrivals) {
       const decoded = normalizeMessage(message, session.jid)
       if (!decoded || ignoredChat(session.config, decoded.chatJid)) continue
       // Our own sends are already stored by the outbound queue; only other devices' are new.
@@ -153,10 +164,18 @@ export class MessageIngest {
         createdAt: now,
         updatedAt: now,
       }
-      const events = await this.deps.database.db.transaction().execute(async (trx) => {
+      batch.push({ kind, message, normalized, record })
+    }
+    if (batch.length === 0) return
+    const { events, stored } = await this.deps.database.db.transaction().execute(async (trx) => {
+      const items: { type: DomainEventType; data: DomainEventMap[DomainEventType] }[] = []
+      const stored: typeof batch = []
+      for (const entry of batch) {
+        const { kind, normalized, record } = entry
         let people: ContactUpdate[] = []
         if (session.config.store.enabled) {
-          if (!(await this.deps.messages.insertIfNew(record, trx))) return []
+          // a message seen before (an offline replay, a retry) is neither stored nor announced again
+          if (!(await this.deps.messages.insertIfNew(record, trx))) continue
           people = await this.rememberPeople(sessionId, normalized, trx)
           await this.deps.chats.upsertActivity(
             sessionId,
@@ -170,27 +189,25 @@ export class MessageIngest {
             trx,
           )
         }
+        stored.push(entry)
         const type =
           EVENT_BY_TYPE[normalized.type] ?? (normalized.fromMe ? 'message.sent' : 'message.received')
-        return this.deps.recorder.store(
-          eventSession(session),
-          [
-            { type, data: { ...normalized, id: record.id, status: record.status } },
-            ...people.map((data) => ({ type: 'contact.update' as const, data })),
-          ],
-          trx,
-        )
-      })
-      this.deps.recorder.publish(events)
-      if (events.length && normalized.media && session.config.store.enabled) {
-        this.deps.media.enqueue({
-          sessionId,
-          messageId: record.id,
-          message,
-          connection,
-          descriptor: normalized.media,
-        })
+        items.push({ type, data: { ...normalized, id: record.id, status: record.status } })
+        for (const data of people) items.push({ type: 'contact.update', data })
       }
+      return { events: await this.deps.recorder.store(eventSession(session), items, trx), stored }
+    })
+    this.deps.recorder.publish(events)
+    if (!session.config.store.enabled) return
+    for (const { message, normalized, record } of stored) {
+      if (!normalized.media) continue
+      this.deps.media.enqueue({
+        sessionId,
+        messageId: record.id,
+        message,
+        connection,
+        descriptor: normalized.media,
+      })
     }
   }
 
