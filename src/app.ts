@@ -61,6 +61,8 @@ export interface App {
   bootstrap: BootstrapResult
   /** prunes the event log in the background; tests run a pass by hand */
   eventRetention: EventRetention
+  /** stores and publishes domain events, as the ingest does; tools and benchmarks feed it directly */
+  recorder: EventRecorder
   /** starts listening; resolves with the base URL */
   listen(): Promise<string>
   /** starts every session that should run, from stored credentials */
@@ -281,6 +283,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     sandbox,
     bootstrap: bootstrapped,
     eventRetention,
+    recorder,
     listen: () => http.listen({ host: config.host, port: config.port }),
     restoreSessions: async () => {
       const count = await manager.restoreAll()

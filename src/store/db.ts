@@ -5,6 +5,7 @@ import { isPostgresUrl, PG_INT8_OID } from './dialect-sql.ts'
 import * as initial from './migrations/0001-initial.ts'
 import * as messages from './migrations/0003-messages.ts'
 import * as webhooks from './migrations/0004-webhooks.ts'
+import * as webhookWorkerIndexes from './migrations/0005-webhook-worker-indexes.ts'
 import { NodeSqliteDialect, openSqliteFile } from './node-sqlite-dialect.ts'
 import type { Tables } from './schema.ts'
 
@@ -31,6 +32,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
   '0003-messages': messages,
   '0004-webhooks': webhooks,
+  '0005-webhook-worker-indexes': webhookWorkerIndexes,
 }
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {

@@ -38,6 +38,9 @@ const toRecord = (row: Selectable<EventsTable>): EventRecord => ({
   createdAt: row.created_at,
 })
 
+/** Events per insert statement (6 bound values each): far below either dialect's limit. */
+const APPEND_CHUNK = 1000
+
 /** The event log: written before publishing, so webhooks and streams can read what they missed. */
 export class EventsRepository {
   private readonly db: Kysely<Tables>
@@ -46,22 +49,33 @@ export class EventsRepository {
     this.db = db
   }
 
-  /** Pass the transaction that made the change, so the change and its event commit together. */
+  /**
+   * Pass the transaction that made the change, so the change and its event commit together.
+   * A batch is written in slices of `APPEND_CHUNK` rows, all in one transaction (the
+   * caller's, or one of its own): SQLite refuses a statement with more than 32,766 bound
+   * values, which one insert of some 5,400 events would pass.
+   */
   async append(records: EventRecord[], trx: Executor = this.db): Promise<void> {
     if (records.length === 0) return
-    await trx
-      .insertInto('events')
-      .values(
-        records.map((record) => ({
-          id: record.id,
-          organization_id: record.organizationId,
-          session_id: record.sessionId,
-          type: record.type,
-          payload: JSON.stringify(record.payload),
-          created_at: record.createdAt,
-        })),
-      )
-      .execute()
+    if (records.length > APPEND_CHUNK && !trx.isTransaction) {
+      await this.db.transaction().execute((own) => this.append(records, own))
+      return
+    }
+    for (let i = 0; i < records.length; i += APPEND_CHUNK) {
+      await trx
+        .insertInto('events')
+        .values(
+          records.slice(i, i + APPEND_CHUNK).map((record) => ({
+            id: record.id,
+            organization_id: record.organizationId,
+            session_id: record.sessionId,
+            type: record.type,
+            payload: JSON.stringify(record.payload),
+            created_at: record.createdAt,
+          })),
+        )
+        .execute()
+    }
   }
 
   /** A deleted session takes its event history with it. */

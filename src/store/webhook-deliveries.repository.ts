@@ -1,8 +1,20 @@
-import type { Kysely } from 'kysely'
+import { CompiledQuery, type Kysely } from 'kysely'
 import type { AttemptRecord, DeliveryRecord, DeliveryStatus } from '../webhooks/webhook.types.ts'
 import { decodeCursor, encodeCursor } from './cursor.ts'
 import type { Executor, Tables } from './schema.ts'
-import { toAttemptRecord, toDeliveryRecord } from './webhook-delivery-rows.ts'
+import {
+  type ClaimedDelivery,
+  type ClaimRow,
+  toAttemptRecord,
+  toClaimedDelivery,
+  toDeliveryRecord,
+} from './webhook-delivery-rows.ts'
+import {
+  attemptParameters,
+  DeliveryStatements,
+  deliveryParameters,
+  settleParameters,
+} from './webhook-delivery-sql.ts'
 
 /** A delivery as the outbox writes it: pending, due at `createdAt`, never tried. */
 export type NewDelivery = Pick<
@@ -42,8 +54,10 @@ export interface ClaimOptions {
   /** endpoints that must not be tried now (open circuits) */
   blockedKeys: string[]
   /** a last say per candidate, oldest first (a half-open circuit admits one) */
-  admit?: (delivery: DeliveryRecord) => boolean
+  admit?: (delivery: ClaimedDelivery) => boolean
 }
+
+export type { ClaimedDelivery } from './webhook-delivery-rows.ts'
 
 /** Where a delivery stands after a try (or after being given up without one). */
 export interface DeliveryOutcome {
@@ -55,52 +69,42 @@ export interface DeliveryOutcome {
   at: number
 }
 
-/** Rows per insert statement: well under SQLite's bound-parameter limit. */
+/** One settled claim: the try (when there was one) and where the delivery now stands. */
+export interface DeliveryCompletion {
+  id: string
+  /** the claim's lease token: only its holder may record the outcome */
+  token: string
+  attempt: AttemptRecord | null
+  outcome: DeliveryOutcome
+}
+
+/** Rows per statement: well under SQLite's bound-parameter limit (32,766) and Postgres' (65,535). */
 const INSERT_CHUNK = 500
 
 /**
  * The webhook outbox and its attempt log. The claim is the one query that differs between
  * dialects: Postgres locks candidates with FOR UPDATE SKIP LOCKED, so concurrent workers
- * pass each other instead of queueing; SQLite has one writer at a time already. On both,
- * the lease is taken by a conditional update, so a row is never leased twice.
+ * pass each other instead of queueing; SQLite has one writer at a time already (the
+ * transaction takes the write lock before it reads). Either way the rows a claim leases
+ * were chosen under a lock its own transaction holds, so a row is never leased twice.
+ * The worker's statements are written out in `webhook-delivery-sql.ts`.
  */
 export class WebhookDeliveriesRepository {
   private readonly db: Kysely<Tables>
-  private readonly dialect: 'sqlite' | 'postgres'
+  private readonly statements: DeliveryStatements
 
   constructor(db: Kysely<Tables>, dialect: 'sqlite' | 'postgres') {
     this.db = db
-    this.dialect = dialect
+    this.statements = new DeliveryStatements(dialect)
   }
 
   /** Pass the transaction that stored the event: the event and its deliveries commit together. */
   async createMany(records: NewDelivery[], trx: Executor = this.db): Promise<void> {
     for (let i = 0; i < records.length; i += INSERT_CHUNK) {
-      const values = records.slice(i, i + INSERT_CHUNK).map((record) => ({
-        id: record.id,
-        organization_id: record.organizationId,
-        webhook_id: record.webhookId,
-        endpoint_key: record.endpointKey,
-        session_id: record.sessionId,
-        event_id: record.eventId,
-        event_type: record.eventType,
-        body: record.body,
-        target: record.target === null ? null : JSON.stringify(record.target),
-        ordering_key: record.orderingKey,
-        seq: record.seq,
-        status: 'pending',
-        attempts: 0,
-        replay_offset: 0,
-        next_attempt_at: record.createdAt,
-        created_at: record.createdAt,
-        updated_at: record.createdAt,
-      }))
-      // The same event enqueued twice for an endpoint is delivered once.
-      await trx
-        .insertInto('webhook_deliveries')
-        .values(values)
-        .onConflict((oc) => oc.columns(['event_id', 'endpoint_key']).doNothing())
-        .execute()
+      const chunk = records.slice(i, i + INSERT_CHUNK)
+      await trx.executeQuery(
+        CompiledQuery.raw(this.statements.insertDeliveries(chunk.length), deliveryParameters(chunk)),
+      )
     }
   }
 
@@ -155,57 +159,13 @@ export class WebhookDeliveriesRepository {
   }
 
   /**
-   * Leases due deliveries, oldest first. A delivery with an ordering key is a candidate only
-   * while no older delivery of its queue is pending, so an ordered queue has at most one
-   * delivery in flight and never overtakes a failing head.
+   * Leases due deliveries, oldest first, each with where it goes now (its organization
+   * webhook read in the same transaction). A delivery with an ordering key is a candidate
+   * only while no older delivery of its queue is pending, so an ordered queue has at most
+   * one delivery in flight and never overtakes a failing head.
    */
-  async claimDue(options: ClaimOptions): Promise<DeliveryRecord[]> {
-    const { now, token } = options
-    return this.db.transaction().execute(async (trx) => {
-      let candidates = trx
-        .selectFrom('webhook_deliveries as d')
-        .selectAll('d')
-        .where('d.status', '=', 'pending')
-        .where('d.next_attempt_at', '<=', now)
-        .where((eb) => eb.or([eb('d.locked_until', 'is', null), eb('d.locked_until', '<=', now)]))
-        .where((eb) =>
-          eb.or([
-            eb('d.ordering_key', 'is', null),
-            eb.not(
-              eb.exists(
-                eb
-                  .selectFrom('webhook_deliveries as o')
-                  .select('o.id')
-                  .whereRef('o.ordering_key', '=', 'd.ordering_key')
-                  .where('o.status', '=', 'pending')
-                  .whereRef('o.seq', '<', 'd.seq'),
-              ),
-            ),
-          ]),
-        )
-      if (options.blockedKeys.length > 0) {
-        candidates = candidates.where('d.endpoint_key', 'not in', options.blockedKeys)
-      }
-      candidates = candidates.orderBy('d.next_attempt_at').orderBy('d.seq').limit(options.limit)
-      if (this.dialect === 'postgres') candidates = candidates.forUpdate().skipLocked()
-
-      const found = (await candidates.execute()).map(toDeliveryRecord)
-      const chosen = options.admit ? found.filter(options.admit) : found
-      if (chosen.length === 0) return []
-      const leased = await trx
-        .updateTable('webhook_deliveries')
-        .set({ locked_until: now + options.leaseMs, lease_token: token })
-        .where(
-          'id',
-          'in',
-          chosen.map((delivery) => delivery.id),
-        )
-        .where('status', '=', 'pending')
-        .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
-        .returningAll()
-        .execute()
-      return leased.map(toDeliveryRecord).sort((a, b) => a.seq - b.seq)
-    })
+  async claimDue(options: ClaimOptions): Promise<ClaimedDelivery[]> {
+    return this.db.transaction().execute((trx) => this.claimIn(trx, options))
   }
 
   /**
@@ -219,40 +179,74 @@ export class WebhookDeliveriesRepository {
     attempt: AttemptRecord | null,
     outcome: DeliveryOutcome,
   ): Promise<boolean> {
+    return (await this.completeMany([{ id, token, attempt, outcome }])).has(id)
+  }
+
+  /** `complete` for many deliveries, in one transaction; the ids whose outcome was recorded. */
+  async completeMany(completions: readonly DeliveryCompletion[]): Promise<Set<string>> {
+    if (completions.length === 0) return new Set()
+    return this.db.transaction().execute((trx) => this.settleIn(trx, completions))
+  }
+
+  /**
+   * `completeMany`, then `claimDue`, in one transaction: the worker's step. The outcomes
+   * are stored before the claim reads, so an ordered queue whose head just settled offers
+   * its next delivery at once.
+   */
+  async completeAndClaim(
+    completions: readonly DeliveryCompletion[],
+    options: ClaimOptions,
+  ): Promise<{ kept: Set<string>; claimed: ClaimedDelivery[] }> {
     return this.db.transaction().execute(async (trx) => {
-      const result = await trx
-        .updateTable('webhook_deliveries')
-        .set({
-          status: outcome.status,
-          next_attempt_at: outcome.nextAttemptAt,
-          last_status_code: outcome.lastStatusCode,
-          last_error: outcome.lastError,
-          delivered_at: outcome.deliveredAt,
-          ...(attempt ? { attempts: attempt.number } : {}),
-          locked_until: null,
-          lease_token: null,
-          updated_at: outcome.at,
-        })
-        .where('id', '=', id)
-        .where('lease_token', '=', token)
-        .executeTakeFirst()
-      if (attempt) {
-        await trx
-          .insertInto('webhook_attempts')
-          .values({
-            delivery_id: attempt.deliveryId,
-            number: attempt.number,
-            started_at: attempt.startedAt,
-            duration_ms: attempt.durationMs,
-            status_code: attempt.statusCode,
-            error: attempt.error,
-            response: attempt.response,
-          })
-          .onConflict((oc) => oc.columns(['delivery_id', 'number']).doNothing())
-          .execute()
-      }
-      return result.numUpdatedRows > 0n
+      const kept = await this.settleIn(trx, completions)
+      return { kept, claimed: options.limit > 0 ? await this.claimIn(trx, options) : [] }
     })
+  }
+
+  private async claimIn(trx: Executor, options: ClaimOptions): Promise<ClaimedDelivery[]> {
+    const { now, token, blockedKeys } = options
+    const { rows } = await trx.executeQuery<ClaimRow>(
+      CompiledQuery.raw(this.statements.claim(blockedKeys.length), [now, now, ...blockedKeys, options.limit]),
+    )
+    const found: ClaimedDelivery[] = []
+    for (const row of rows) {
+      const delivery = toClaimedDelivery(row)
+      if (!options.admit || options.admit(delivery)) found.push(delivery)
+    }
+    if (found.length === 0) return found
+    // By primary key alone: this transaction chose the rows under its lock (see the class).
+    const lockedUntil = now + options.leaseMs
+    await trx.executeQuery(
+      CompiledQuery.raw(this.statements.lease(found.length), [
+        lockedUntil,
+        lockedUntil,
+        token,
+        ...found.map((delivery) => delivery.id),
+      ]),
+    )
+    for (const delivery of found) {
+      delivery.lockedUntil = lockedUntil
+      delivery.leaseToken = token
+    }
+    return found.sort((a, b) => a.seq - b.seq)
+  }
+
+  /** Stores outcomes, a few statements for the lot; the ids whose lease still held. */
+  private async settleIn(trx: Executor, completions: readonly DeliveryCompletion[]): Promise<Set<string>> {
+    const kept = new Set<string>()
+    for (let i = 0; i < completions.length; i += INSERT_CHUNK) {
+      const chunk = completions.slice(i, i + INSERT_CHUNK)
+      const { rows } = await trx.executeQuery<{ id: string }>(
+        CompiledQuery.raw(this.statements.settle(chunk.length), settleParameters(chunk)),
+      )
+      for (const row of rows) kept.add(row.id)
+      const attempts = chunk.flatMap((completion) => (completion.attempt ? [completion.attempt] : []))
+      if (attempts.length === 0) continue
+      await trx.executeQuery(
+        CompiledQuery.raw(this.statements.insertAttempts(attempts.length), attemptParameters(attempts)),
+      )
+    }
+    return kept
   }
 
   /** Gives up every pending, unleased delivery to an endpoint (its receiver said 410 Gone). */
@@ -338,9 +332,10 @@ export class WebhookDeliveriesRepository {
           .selectFrom('webhook_deliveries as settled')
           .select('settled.id')
           .where('settled.status', 'in', ['delivered', 'dead'])
-          // next_attempt_at starts at created_at and only moves on, so this bound at most
-          // delays a row (one given up before a retry it had scheduled); it lets the
-          // (status, next_attempt_at) index find old rows without reading the whole log.
+          // next_attempt_at is never before created_at (a lease or a retry moves it on,
+          // settling sets it to then), so this bound at most delays a row (one given up
+          // before a retry it had scheduled); it lets the claim index (status,
+          // next_attempt_at, …) find old rows without reading the whole log.
           .where('settled.next_attempt_at', '<', cutoff)
           .where('settled.created_at', '<', cutoff)
           .where((inner) =>

@@ -1,13 +1,16 @@
 import type { Selectable } from 'kysely'
 import type {
   AttemptRecord,
+  CustomHeader,
   DeliveryRecord,
   DeliveryStatus,
+  RetryPolicyName,
+  SignatureScheme,
   WebhookTarget,
 } from '../webhooks/webhook.types.ts'
 import type { WebhookAttemptsTable, WebhookDeliveriesTable } from './schema.ts'
 
-/* Row ↔ domain mapping of the outbox tables, and the deliveries list cursor. */
+/* Row ↔ domain mapping of the outbox tables. */
 
 export const toDeliveryRecord = (row: Selectable<WebhookDeliveriesTable>): DeliveryRecord => ({
   id: row.id,
@@ -43,3 +46,124 @@ export const toAttemptRecord = (row: Selectable<WebhookAttemptsTable>): AttemptR
   error: row.error,
   response: row.response,
 })
+
+/**
+ * A leased delivery: what sending it and recording the outcome take, and where it goes now.
+ * Its `nextAttemptAt` is when it fell due; the row's has moved to the end of the lease.
+ */
+export interface ClaimedDelivery
+  extends Pick<
+    DeliveryRecord,
+    | 'id'
+    | 'webhookId'
+    | 'endpointKey'
+    | 'eventId'
+    | 'body'
+    | 'seq'
+    | 'attempts'
+    | 'replayOffset'
+    | 'nextAttemptAt'
+    | 'lastStatusCode'
+    | 'lastError'
+    | 'lockedUntil'
+    | 'leaseToken'
+  > {
+  /**
+   * The target of this attempt: a session webhook's snapshot, or the organization webhook
+   * as it stood when the claim read it (so an edit or a disable applies to what is queued);
+   * null when that webhook is disabled.
+   */
+  sendTo: WebhookTarget | null
+}
+
+/** The columns a claim reads: the delivery's (`d`) and its organization webhook's (`w`, null without one). */
+export const CLAIM_COLUMNS = [
+  ...[
+    'id',
+    'webhook_id',
+    'endpoint_key',
+    'event_id',
+    'body',
+    'target',
+    'seq',
+    'attempts',
+    'replay_offset',
+    'next_attempt_at',
+    'last_status_code',
+    'last_error',
+  ].map((column) => `d.${column}`),
+  ...[
+    'url',
+    'secret',
+    'signature_scheme',
+    'custom_headers',
+    'retry_policy',
+    'retry_delay_seconds',
+    'retry_attempts',
+    'enabled',
+  ].map((column) => `w.${column} as w_${column}`),
+].join(', ')
+
+/** A row as `CLAIM_COLUMNS` reads it. */
+export interface ClaimRow
+  extends Pick<
+    Selectable<WebhookDeliveriesTable>,
+    | 'id'
+    | 'webhook_id'
+    | 'endpoint_key'
+    | 'event_id'
+    | 'body'
+    | 'target'
+    | 'seq'
+    | 'attempts'
+    | 'replay_offset'
+    | 'next_attempt_at'
+    | 'last_status_code'
+    | 'last_error'
+  > {
+  w_url: string | null
+  w_secret: string | null
+  w_signature_scheme: string | null
+  w_custom_headers: string | null
+  w_retry_policy: string | null
+  w_retry_delay_seconds: number | null
+  w_retry_attempts: number | null
+  w_enabled: number | null
+}
+
+export const toClaimedDelivery = (row: ClaimRow): ClaimedDelivery => ({
+  id: row.id,
+  webhookId: row.webhook_id,
+  endpointKey: row.endpoint_key,
+  eventId: row.event_id,
+  body: row.body,
+  seq: row.seq,
+  attempts: row.attempts,
+  replayOffset: row.replay_offset,
+  nextAttemptAt: row.next_attempt_at,
+  lastStatusCode: row.last_status_code,
+  lastError: row.last_error,
+  lockedUntil: null,
+  leaseToken: null,
+  sendTo: claimedTarget(row),
+})
+
+/**
+ * A session webhook's snapshot, or its organization webhook as it stands in the claim's
+ * transaction; null when that webhook is disabled (or gone).
+ */
+function claimedTarget(row: ClaimRow): WebhookTarget | null {
+  if (row.webhook_id === null) return row.target === null ? null : (JSON.parse(row.target) as WebhookTarget)
+  if (row.w_enabled !== 1 || row.w_url === null || row.w_secret === null) return null
+  return {
+    url: row.w_url,
+    sealedSecret: row.w_secret,
+    scheme: row.w_signature_scheme as SignatureScheme,
+    customHeaders: JSON.parse(row.w_custom_headers ?? '[]') as CustomHeader[],
+    retries: {
+      policy: row.w_retry_policy as RetryPolicyName,
+      delaySeconds: Number(row.w_retry_delay_seconds),
+      attempts: Number(row.w_retry_attempts),
+    },
+  }
+}

@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
-import type { DeliveryOutcome, WebhookDeliveriesRepository } from '../store/webhook-deliveries.repository.ts'
+import type {
+  ClaimedDelivery,
+  DeliveryCompletion,
+  WebhookDeliveriesRepository,
+} from '../store/webhook-deliveries.repository.ts'
 import type { WebhooksRepository } from '../store/webhooks.repository.ts'
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts'
-import { nextAttemptAt } from './retry-policy.ts'
+import { GONE_REASON, givenUp, handedBack, judge } from './delivery-outcome.ts'
 import type { WebhookSender } from './sender.ts'
-import { webhookTarget } from './subscriptions.ts'
-import type { AttemptRecord, DeliveryRecord, WebhookTarget } from './webhook.types.ts'
+import type { AttemptRecord } from './webhook.types.ts'
 
 export interface DeliveryWorkerOptions {
   webhooks: WebhooksRepository
@@ -19,20 +22,41 @@ export interface DeliveryWorkerOptions {
   random?: () => number
   /** how often to look for due deliveries when nothing wakes the worker */
   pollIntervalMs?: number
-  /** deliveries in flight at once */
+  /** requests in flight at once */
   concurrency?: number
   /** how long a claim holds; must outlast a request (the sender's timeout) */
   leaseMs?: number
   circuit?: Partial<CircuitBreakerOptions>
 }
 
-const GONE_REASON = 'the receiver answered 410 Gone; the webhook was disabled'
+/** While busy, how long an outcome may wait to be stored while a batch gathers (an ordered queue waits on it). */
+const SETTLE_DELAY_MS = 10
+
+/** A leased delivery, waiting for a slot or being sent. */
+interface Lease {
+  delivery: ClaimedDelivery
+  token: string
+  /** admitted as its half-open circuit's one probe */
+  probe: boolean
+}
+
+/** A delivery tried (or handed back, or given up) whose outcome is not stored yet. */
+interface Finished extends DeliveryCompletion {
+  delivery: ClaimedDelivery
+}
 
 /**
  * The read side of the outbox: claims due deliveries with a lease, sends each, records
  * every attempt and schedules the next per the endpoint's retry policy. The rows are the
  * truth — a worker that dies mid-request leaves a lease that expires, and the delivery is
  * tried again (at least once, never lost).
+ *
+ * The store is visited in steps, not per delivery: one transaction stores the outcomes of
+ * what finished since the last step and claims more. Claims run ahead of the requests (up
+ * to `concurrency` deliveries wait, leased, for a slot), so a finished request is followed
+ * by the next at once, and a busy worker takes a step only when a good batch has gathered.
+ * Until its step, a finished delivery is still leased: a crash then means it is sent again
+ * once the lease expires, as after a crash mid-request.
  */
 export class DeliveryWorker {
   private readonly webhooks: WebhooksRepository
@@ -44,11 +68,20 @@ export class DeliveryWorker {
   private readonly pollIntervalMs: number
   private readonly concurrency: number
   private readonly leaseMs: number
+  /** deliveries leased and not finished (waiting or in flight) the worker aims to hold */
+  private readonly window: number
+  /** while busy, the smallest step worth a transaction */
+  private readonly batch: number
   readonly breaker: CircuitBreaker
+  private readonly waiting: Lease[] = []
   private readonly inFlight = new Set<Promise<void>>()
+  private finished: Finished[] = []
+  /** when the oldest of `finished` finished (performance.now) */
+  private finishedSince = 0
   private running = false
   private ticking: Promise<void> | undefined
   private timer: NodeJS.Timeout | undefined
+  private immediate: NodeJS.Immediate | undefined
   private wokenWhileTicking = false
 
   constructor(options: DeliveryWorkerOptions) {
@@ -61,6 +94,8 @@ export class DeliveryWorker {
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000
     this.concurrency = options.concurrency ?? 32
     this.leaseMs = options.leaseMs ?? options.sender.requestTimeoutMs + 60_000
+    this.window = 2 * this.concurrency
+    this.batch = Math.max(1, Math.floor(this.concurrency / 2))
     this.breaker = new CircuitBreaker(options.circuit)
   }
 
@@ -70,13 +105,18 @@ export class DeliveryWorker {
     this.schedule(0)
   }
 
-  /** Stops claiming and waits for the deliveries in flight (each is bounded by the request timeout). */
+  /**
+   * Stops claiming, hands back what was claimed but not started, waits for the requests in
+   * flight (each bounded by the request timeout) and stores every outcome.
+   */
   async stop(): Promise<void> {
     this.running = false
-    clearTimeout(this.timer)
-    this.timer = undefined
+    this.cancelSchedule()
     await this.ticking
+    const at = this.now()
+    for (const lease of this.waiting.splice(0)) this.handBack(lease, at)
     await Promise.all(this.inFlight)
+    await this.flush()
   }
 
   /** Something was enqueued or finished: look for due work now instead of at the next poll. */
@@ -86,50 +126,88 @@ export class DeliveryWorker {
       this.wokenWhileTicking = true
       return
     }
-    clearTimeout(this.timer)
+    if (this.immediate) return
+    this.cancelSchedule()
     this.schedule(0)
   }
 
-  /** One claim, every claimed delivery sent and settled; how many there were. For tests and tools. */
+  /** One claim, every claimed delivery sent and its outcome stored; how many there were. For tests and tools. */
   async runOnce(): Promise<number> {
-    const runs = await this.dispatch()
-    await Promise.all(runs)
-    return runs.length
+    const leases = await this.step(this.concurrency - this.inFlight.size)
+    await Promise.all(leases.map((lease) => this.send(lease)))
+    await this.flush()
+    return leases.length
   }
 
+  /**
+   * Delay 0 runs after the I/O callbacks of this loop turn (setImmediate), so every
+   * response that arrived in it is settled by the same step.
+   */
   private schedule(delayMs: number): void {
-    this.timer = setTimeout(() => {
+    const run = () => {
       this.timer = undefined
-      this.ticking = this.tick()
-    }, delayMs)
+      this.immediate = undefined
+      this.ticking = this.tick(delayMs > 0).finally(() => {
+        // Cleared before deciding what next, so a wake from here on schedules at once.
+        this.ticking = undefined
+        if (!this.running) return
+        const again = this.wokenWhileTicking
+        this.wokenWhileTicking = false
+        this.schedule(again ? 0 : this.finished.length > 0 ? SETTLE_DELAY_MS : this.pollIntervalMs)
+      })
+    }
+    if (delayMs === 0) this.immediate = setImmediate(run)
+    else this.timer = setTimeout(run, delayMs)
   }
 
-  private async tick(): Promise<void> {
+  private cancelSchedule(): void {
+    clearTimeout(this.timer)
+    clearImmediate(this.immediate)
+    this.timer = undefined
+    this.immediate = undefined
+  }
+
+  /** `timed`: a timer's tick (the poll, or an outcome waited long enough), which always takes a step. */
+  private async tick(timed: boolean): Promise<void> {
     try {
-      await this.dispatch()
+      const held = this.waiting.length + this.inFlight.size
+      const room = this.window - held
+      const waited = this.finished.length > 0 && performance.now() - this.finishedSince >= SETTLE_DELAY_MS
+      // Idle, a batch's worth of room or of outcomes, or an outcome kept waiting: a step.
+      // Otherwise the requests in flight wake the worker again as they finish.
+      if (timed || held === 0 || room >= this.batch || this.finished.length >= this.batch || waited) {
+        this.waiting.push(...(await this.step(room)))
+        this.pump()
+      }
     } catch (error) {
       this.logger?.error({ err: error }, 'claiming webhook deliveries failed')
     }
-    // Cleared before deciding what next, so a wake from here on schedules at once.
-    this.ticking = undefined
-    if (!this.running) return
-    const again = this.wokenWhileTicking
-    this.wokenWhileTicking = false
-    this.schedule(again ? 0 : this.pollIntervalMs)
   }
 
-  /** Claims what free slots allow and starts sending; resolves once the sends have started. */
-  private async dispatch(): Promise<Promise<void>[]> {
-    const free = this.concurrency - this.inFlight.size
-    if (free <= 0) return []
+  /** Starts waiting deliveries while there are free slots. */
+  private pump(): void {
+    while (this.running && this.inFlight.size < this.concurrency && this.waiting.length > 0) {
+      void this.send(this.waiting.shift() as Lease)
+    }
+  }
+
+  /**
+   * Stores what finished and claims up to `limit` more, in one transaction. Should that
+   * fail, the outcomes are stored one by one and the claim waits for the next step.
+   */
+  private async step(limit: number): Promise<Lease[]> {
+    const settling = this.finished
+    this.finished = []
+    if (settling.length === 0 && limit <= 0) return []
     const now = this.now()
     const token = randomUUID()
     const probes = new Set<string>()
-    let claimed: DeliveryRecord[]
+    let kept: Set<string>
+    let claimed: ClaimedDelivery[]
     try {
-      claimed = await this.deliveries.claimDue({
+      ;({ kept, claimed } = await this.deliveries.completeAndClaim(settling, {
         now,
-        limit: free,
+        limit: Math.max(0, limit),
         leaseMs: this.leaseMs,
         token,
         blockedKeys: this.breaker.blockedKeys(now),
@@ -139,100 +217,147 @@ export class DeliveryWorker {
           if (probing) probes.add(delivery.endpointKey)
           return true
         },
-      })
+      }))
     } catch (error) {
       for (const key of probes) this.breaker.cancel(key)
+      await this.afterSettled(settling, await this.settleOneByOne(settling, error))
       throw error
     }
-    // A probe slot taken for a row another worker leased first goes back.
-    for (const key of probes) {
-      if (!claimed.some((delivery) => delivery.endpointKey === key)) this.breaker.cancel(key)
-    }
-    return claimed.map((delivery) => {
-      const run = this.deliver(delivery, token).finally(() => {
-        this.inFlight.delete(run)
-        this.wake()
-      })
-      this.inFlight.add(run)
-      return run
-    })
+    // Every admitted candidate was leased (the claim chose it under its lock): no probe slot to give back.
+    await this.afterSettled(settling, kept)
+    return claimed.map((delivery) => ({ delivery, token, probe: probes.has(delivery.endpointKey) }))
   }
 
-  private async deliver(delivery: DeliveryRecord, token: string): Promise<void> {
-    const log = this.logger?.child({ deliveryId: delivery.id, endpoint: delivery.endpointKey })
+  private send(lease: Lease): Promise<void> {
+    const run = this.deliver(lease).finally(() => {
+      this.inFlight.delete(run)
+      this.pump()
+      this.wake()
+    })
+    this.inFlight.add(run)
+    return run
+  }
+
+  private async deliver(lease: Lease): Promise<void> {
+    const { delivery } = lease
     try {
-      const target = await this.targetOf(delivery)
+      const target = delivery.sendTo
+      const startedAt = this.now()
       if (!target) {
-        this.breaker.cancel(delivery.endpointKey)
-        await this.deliveries.complete(delivery.id, token, null, {
-          status: 'dead',
-          nextAttemptAt: delivery.nextAttemptAt,
-          lastStatusCode: delivery.lastStatusCode,
-          lastError: 'the webhook is disabled or deleted',
-          deliveredAt: null,
-          at: this.now(),
-        })
+        if (lease.probe) this.breaker.cancel(delivery.endpointKey)
+        this.finish(lease, null, givenUp(delivery, 'the webhook is disabled or deleted', startedAt))
         return
       }
-      const startedAt = this.now()
+      // Claimed ahead: its circuit may have opened meanwhile (a probe was admitted at its claim),
+      // or, after a long wait, its lease may no longer cover a request.
+      const leaseLeft = (delivery.lockedUntil ?? 0) - startedAt
+      if (
+        (!lease.probe && !this.breaker.admit(delivery.endpointKey, startedAt)) ||
+        leaseLeft < this.sender.requestTimeoutMs
+      ) {
+        this.handBack(lease, startedAt)
+        return
+      }
       const result = await this.sender.send({ target, eventId: delivery.eventId, body: delivery.body })
       const attempt: AttemptRecord = {
         deliveryId: delivery.id,
         number: delivery.attempts + 1,
         startedAt,
-        ...result,
+        statusCode: result.statusCode,
+        durationMs: result.durationMs,
+        error: result.error,
+        response: result.response,
       }
       const at = this.now()
-      const outcome = this.judge(delivery, target, attempt, at)
-      const kept = await this.deliveries.complete(delivery.id, token, attempt, outcome)
-      if (!kept) log?.warn('a delivery outlived its lease; another worker owns it now')
-      if (attempt.statusCode === 410) await this.retire(delivery, at)
-      if (outcome.status === 'dead') log?.warn({ attempts: attempt.number }, 'webhook delivery is dead')
+      const { outcome, healthy } = judge(delivery, target.retries, attempt, at, this.random)
+      if (healthy) this.breaker.onSuccess(delivery.endpointKey)
+      else this.breaker.onFailure(delivery.endpointKey, at)
+      this.finish(lease, attempt, outcome)
     } catch (error) {
       // The lease expires and the delivery is claimed again: nothing is lost.
-      log?.error({ err: error }, 'webhook delivery failed unexpectedly')
+      this.logOf(delivery).error({ err: error }, 'webhook delivery failed unexpectedly')
     }
   }
 
-  /** Organization webhooks are read fresh (an edit or disable applies to queued deliveries). */
-  private async targetOf(delivery: DeliveryRecord): Promise<WebhookTarget | null> {
-    if (delivery.webhookId === null) return delivery.target
-    const webhook = await this.webhooks.getByIdUnscoped(delivery.webhookId)
-    return webhook?.enabled ? webhookTarget(webhook) : null
+  private finish(lease: Lease, attempt: AttemptRecord | null, outcome: Finished['outcome']): void {
+    const { delivery, token } = lease
+    if (this.finished.length === 0) this.finishedSince = performance.now()
+    this.finished.push({ delivery, id: delivery.id, token, attempt, outcome })
   }
 
-  /** 2xx delivers; 410 gives up on the endpoint; anything else retries per policy until spent. */
-  private judge(
-    delivery: DeliveryRecord,
-    target: WebhookTarget,
-    attempt: AttemptRecord,
-    at: number,
-  ): DeliveryOutcome {
-    const code = attempt.statusCode
-    const base = { lastStatusCode: code, at }
-    if (code !== null && code >= 200 && code < 300) {
-      this.breaker.onSuccess(delivery.endpointKey)
-      return { ...base, status: 'delivered', nextAttemptAt: at, lastError: null, deliveredAt: at }
+  /** Untried: pending again as it was, instead of held until its lease expires. */
+  private handBack(lease: Lease, at: number): void {
+    if (lease.probe) this.breaker.cancel(lease.delivery.endpointKey)
+    this.finish(lease, null, handedBack(lease.delivery, at))
+  }
+
+  /** Stores the outcomes of what finished, in one transaction. */
+  private async flush(): Promise<void> {
+    const batch = this.finished
+    this.finished = []
+    if (batch.length === 0) return
+    let kept: Set<string>
+    try {
+      kept = await this.deliveries.completeMany(batch)
+    } catch (error) {
+      kept = await this.settleOneByOne(batch, error)
     }
-    if (code === 410) {
-      this.breaker.onSuccess(delivery.endpointKey)
-      return { ...base, status: 'dead', nextAttemptAt: at, lastError: GONE_REASON, deliveredAt: null }
+    await this.afterSettled(batch, kept)
+  }
+
+  /**
+   * When storing a batch failed: each outcome on its own, so one bad row (its delivery
+   * deleted meanwhile) costs only itself. One that still fails stays leased, and its
+   * delivery is sent again when the lease expires.
+   */
+  private async settleOneByOne(batch: Finished[], error: unknown): Promise<Set<string>> {
+    const kept = new Set<string>()
+    if (batch.length === 0) return kept
+    this.logger?.warn({ err: error, count: batch.length }, 'storing webhook outcomes together failed')
+    for (const one of batch) {
+      try {
+        if (await this.deliveries.complete(one.id, one.token, one.attempt, one.outcome)) kept.add(one.id)
+      } catch (error) {
+        this.logOf(one.delivery).error({ err: error }, 'storing a webhook outcome failed')
+      }
     }
-    this.breaker.onFailure(delivery.endpointKey, at)
-    const lastError = attempt.error ?? `HTTP ${code}`
-    const next = nextAttemptAt(target.retries, attempt.number - delivery.replayOffset, at, this.random)
-    return next === null
-      ? { ...base, status: 'dead', nextAttemptAt: at, lastError, deliveredAt: null }
-      : { ...base, status: 'pending', nextAttemptAt: next, lastError, deliveredAt: null }
+    return kept
+  }
+
+  /** What follows stored outcomes: a word on a lost lease or a dead delivery; a 410 retires its endpoint. */
+  private async afterSettled(batch: Finished[], kept: Set<string>): Promise<void> {
+    for (const { delivery, attempt, outcome } of batch) {
+      if (!attempt) continue
+      if (!kept.has(delivery.id)) {
+        this.logOf(delivery).warn('a delivery outlived its lease; another worker owns it now')
+      }
+      if (attempt.statusCode === 410) {
+        try {
+          await this.retire(delivery, outcome.at)
+        } catch (error) {
+          this.logOf(delivery).error({ err: error }, 'retiring a gone webhook endpoint failed')
+        }
+      }
+      if (outcome.status === 'dead') {
+        this.logOf(delivery).warn({ attempts: attempt.number }, 'webhook delivery is dead')
+      }
+    }
   }
 
   /**
    * 410 Gone: an organization webhook is disabled (re-enable it to resume); for a session
    * webhook, whose config we do not own, what is queued for it is given up.
    */
-  private async retire(delivery: DeliveryRecord, at: number): Promise<void> {
+  private async retire(delivery: ClaimedDelivery, at: number): Promise<void> {
     if (delivery.webhookId !== null) await this.webhooks.disable(delivery.webhookId, GONE_REASON, at)
     await this.deliveries.killPending(delivery.endpointKey, GONE_REASON, at)
     this.logger?.warn({ endpoint: delivery.endpointKey }, 'webhook receiver is gone (410); endpoint retired')
   }
+
+  /** The delivery's child logger, made only when there is something to log. */
+  private logOf(delivery: ClaimedDelivery): Pick<Logger, 'warn' | 'error'> {
+    return this.logger?.child({ deliveryId: delivery.id, endpoint: delivery.endpointKey }) ?? SILENT
+  }
 }
+
+const SILENT: Pick<Logger, 'warn' | 'error'> = { warn: () => {}, error: () => {} }

@@ -1,9 +1,14 @@
+import type { KeyObject } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { SecretBox } from '../security/secret-box.ts'
 import type { WebhookHttpClient } from './http-client.ts'
+import { signingKey } from './signing.ts'
 import { type SsrfGuard, TargetRefusedError } from './ssrf-guard.ts'
-import type { SendResult, WebhookTarget } from './webhook.types.ts'
+import type { SendResult, SignatureScheme, WebhookTarget } from './webhook.types.ts'
 import { requestHeaders } from './webhook-headers.ts'
+
+/** Signing keys kept ready, by scheme and sealed secret: far more than there are endpoints in use. */
+const KEY_CACHE_SIZE = 1_000
 
 export interface SendInput {
   target: WebhookTarget
@@ -22,6 +27,7 @@ export class WebhookSender {
   private readonly secretBox: SecretBox
   private readonly timeoutMs: number
   private readonly now: () => number
+  private readonly keys = new Map<string, KeyObject>()
 
   constructor(deps: {
     client: WebhookHttpClient
@@ -52,7 +58,10 @@ export class WebhookSender {
         timestamp: Math.floor(this.now() / 1000),
         body: input.body,
         scheme: target.scheme,
-        secret: target.sealedSecret === null ? null : this.secretBox.decrypt(target.sealedSecret),
+        key:
+          target.scheme === 'none' || target.sealedSecret === null
+            ? null
+            : this.keyOf(target.scheme, target.sealedSecret),
         customHeaders: target.customHeaders,
       })
       const response = await this.client.post({
@@ -65,6 +74,22 @@ export class WebhookSender {
     } catch (error) {
       return { statusCode: null, durationMs: elapsed(), error: this.describe(error), response: null }
     }
+  }
+
+  /**
+   * The signing key of a sealed secret, decrypted once rather than at every attempt. Keyed
+   * by the ciphertext, which changes whenever the secret does (sealing draws a fresh IV),
+   * so an edited secret is never signed with its old key. The oldest entry goes first.
+   */
+  private keyOf(scheme: SignatureScheme, sealed: string): KeyObject {
+    const id = `${scheme}:${sealed}`
+    let key = this.keys.get(id)
+    if (key === undefined) {
+      key = signingKey(scheme, this.secretBox.decrypt(sealed))
+      if (this.keys.size >= KEY_CACHE_SIZE) this.keys.delete(this.keys.keys().next().value as string)
+      this.keys.set(id, key)
+    }
+    return key
   }
 
   /** A failure as the webhook's owner may read it: no stack, no internals beyond the network error. */

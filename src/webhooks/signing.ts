@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHmac, createSecretKey, type KeyObject, randomBytes } from 'node:crypto'
 import type { SignatureScheme } from './webhook.types.ts'
 
 const STANDARD_PREFIX = 'whsec_'
@@ -31,11 +31,17 @@ export function secretProblem(scheme: SignatureScheme, secret: string): string |
   return null
 }
 
-/** The HMAC key bytes of a secret under a scheme (see `secretProblem`). */
-export function signingKey(scheme: SignatureScheme, secret: string): Buffer {
-  return scheme === 'standard' && secret.startsWith(STANDARD_PREFIX)
-    ? Buffer.from(secret.slice(STANDARD_PREFIX.length), 'base64')
-    : Buffer.from(secret, 'utf8')
+/**
+ * The HMAC key of a secret under a scheme (see `secretProblem`). A KeyObject, made once
+ * and reused: HMAC with raw key bytes builds one on every call, which costs several times
+ * the signing itself.
+ */
+export function signingKey(scheme: SignatureScheme, secret: string): KeyObject {
+  return createSecretKey(
+    scheme === 'standard' && secret.startsWith(STANDARD_PREFIX)
+      ? Buffer.from(secret.slice(STANDARD_PREFIX.length), 'base64')
+      : Buffer.from(secret, 'utf8'),
+  )
 }
 
 export interface SignatureInput {
@@ -50,18 +56,22 @@ export interface SignatureInput {
 /**
  * The signature headers of one request, lowercase names. Each signs the exact bytes of
  * the body as sent; only the standard scheme binds the id and timestamp too (which is what
- * lets its receivers reject replays).
+ * lets its receivers reject replays). `secret`: the plaintext, or its `signingKey`.
  */
 export function signatureHeaders(
   scheme: SignatureScheme,
-  secret: string,
+  secret: string | KeyObject,
   input: SignatureInput,
 ): Record<string, string> {
-  const key = signingKey(scheme, secret)
+  const key = typeof secret === 'string' ? signingKey(scheme, secret) : secret
   switch (scheme) {
     case 'standard': {
-      const signed = `${input.id}.${input.timestamp}.${input.body}`
-      return { 'webhook-signature': `v1,${createHmac('sha256', key).update(signed).digest('base64')}` }
+      // Fed in parts: the same bytes as `${id}.${timestamp}.${body}`, without copying the body.
+      const signature = createHmac('sha256', key)
+        .update(`${input.id}.${input.timestamp}.`)
+        .update(input.body)
+        .digest('base64')
+      return { 'webhook-signature': `v1,${signature}` }
     }
     case 'hmac-sha512':
       return {

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto'
 import { signatureHeaders } from './signing.ts'
 import type { CustomHeader, SignatureScheme } from './webhook.types.ts'
 
@@ -32,8 +33,8 @@ export interface RequestHeaderInput {
   timestamp: number
   body: string
   scheme: SignatureScheme | 'none'
-  /** plaintext; null with scheme `none` */
-  secret: string | null
+  /** the secret's `signingKey` under `scheme`; null with scheme `none` */
+  key: KeyObject | null
   customHeaders: readonly CustomHeader[]
 }
 
@@ -52,10 +53,10 @@ export function requestHeaders(input: RequestHeaderInput): Record<string, string
   // Sent with every scheme: the id lets any receiver deduplicate retries.
   headers['webhook-id'] = input.eventId
   headers['webhook-timestamp'] = String(input.timestamp)
-  if (input.scheme !== 'none' && input.secret !== null) {
+  if (input.scheme !== 'none' && input.key !== null) {
     Object.assign(
       headers,
-      signatureHeaders(input.scheme, input.secret, {
+      signatureHeaders(input.scheme, input.key, {
         id: input.eventId,
         timestamp: input.timestamp,
         body: input.body,

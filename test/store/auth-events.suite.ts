@@ -128,6 +128,24 @@ export function authAndEventsSuite(context: StoreContext): void {
       assert.deepEqual(await events.list(await createOrganization(context), { limit: 10 }), [])
     })
 
+    it('should append a batch larger than one statement may bind, all or nothing', async () => {
+      const organizationId = await createOrganization(context)
+      const { events } = context.repositories
+      // 6,000 events are 36,000 bound values: past SQLite's 32,766 for a single insert.
+      const batch = Array.from({ length: 6_000 }, () => event(organizationId))
+      await events.append(batch)
+      const stored = await events.list(organizationId, { limit: 10_000 })
+      assert.equal(stored.length, batch.length)
+      assert.deepEqual(stored[0], batch.at(-1))
+
+      const other = await createOrganization(context)
+      const failing = Array.from({ length: 2_500 }, () => event(other))
+      // The last slice repeats an id: the slices written before it are rolled back.
+      failing.push({ ...event(other), id: failing[0]!.id })
+      await assert.rejects(events.append(failing))
+      assert.deepEqual(await events.list(other, { limit: 10 }), [])
+    })
+
     it('should store a change and its event together or not at all', async () => {
       const organizationId = await createOrganization(context)
       const session = await createSession(context, organizationId)

@@ -164,6 +164,140 @@ export function deliveriesStoreSuite(context: WebhookStoreContext): void {
       assert.equal(ids.length, 40, 'and every due one leased')
     })
 
+    it('should settle many deliveries at once, every attempt recorded, outcomes only where the lease held', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId)
+      const [ok, failed, lost] = [delivery(hook), delivery(hook), delivery(hook)]
+      await context.deliveries.createMany([ok!, failed!, lost!])
+      const token = randomUUID()
+      assert.equal((await claim(lastTick() + 1, { token })).length, 3)
+      const at = tick()
+      const attempt = (deliveryId: string, statusCode: number) => ({
+        deliveryId,
+        number: 1,
+        startedAt: at,
+        durationMs: 4,
+        statusCode,
+        error: null,
+        response: '',
+      })
+      const delivered = {
+        status: 'delivered' as const,
+        nextAttemptAt: at,
+        lastStatusCode: 200,
+        lastError: null,
+        deliveredAt: at,
+        at,
+      }
+      const kept = await context.deliveries.completeMany([
+        { id: ok!.id, token, attempt: attempt(ok!.id, 200), outcome: delivered },
+        {
+          id: failed!.id,
+          token,
+          attempt: attempt(failed!.id, 500),
+          outcome: {
+            ...delivered,
+            status: 'pending',
+            nextAttemptAt: at + 5_000,
+            lastStatusCode: 500,
+            lastError: 'HTTP 500',
+            deliveredAt: null,
+          },
+        },
+        { id: lost!.id, token: 'stale-token', attempt: attempt(lost!.id, 200), outcome: delivered },
+      ])
+      assert.deepEqual([...kept].sort(), [ok!.id, failed!.id].sort())
+
+      const stored = async (id: string) => context.deliveries.getById(organizationId, hook.id, id)
+      const settled = await stored(ok!.id)
+      assert.equal(settled?.status, 'delivered')
+      assert.equal(settled?.attempts, 1)
+      assert.equal(settled?.leaseToken, null)
+      const retrying = await stored(failed!.id)
+      assert.deepEqual(
+        [retrying?.status, retrying?.nextAttemptAt, retrying?.lastError, retrying?.lockedUntil],
+        ['pending', at + 5_000, 'HTTP 500', null],
+      )
+      const held = await stored(lost!.id)
+      assert.deepEqual([held?.status, held?.leaseToken, held?.attempts], ['pending', token, 0])
+      for (const row of [ok!, failed!, lost!]) {
+        assert.equal((await context.deliveries.listAttempts(row.id)).length, 1, 'the attempt happened')
+      }
+    })
+
+    it('should claim each delivery with where it goes now: its webhook as it stands, none when disabled', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId, { signatureScheme: 'sha256' })
+      const off = await webhook(organizationId)
+      const target = {
+        url: 'https://session.example/hook',
+        sealedSecret: null,
+        scheme: 'none' as const,
+        customHeaders: [],
+        retries: { policy: 'constant' as const, delaySeconds: 1, attempts: 2 },
+      }
+      const [ofHook, ofOff, ofSession] = [
+        delivery(hook),
+        delivery(off),
+        delivery(hook, { webhookId: null, endpointKey: 'ses_a#0123', target }),
+      ]
+      await context.deliveries.createMany([ofHook!, ofOff!, ofSession!])
+      // Edited and disabled after the deliveries were written.
+      await context.webhooks.update(organizationId, hook.id, {
+        url: 'https://receiver.example/moved',
+        updatedAt: tick(),
+      })
+      await context.webhooks.disable(off.id, 'gone', tick())
+
+      const claimed = new Map((await claim(lastTick() + 1)).map((d) => [d.id, d.sendTo]))
+      assert.deepEqual(claimed.get(ofHook!.id), {
+        url: 'https://receiver.example/moved',
+        sealedSecret: hook.secret,
+        scheme: 'sha256',
+        customHeaders: hook.customHeaders,
+        retries: hook.retries,
+      })
+      assert.equal(claimed.get(ofOff!.id), null)
+      assert.deepEqual(claimed.get(ofSession!.id), target)
+    })
+
+    it('should store outcomes before it claims, so an ordered queue moves on in the same step', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId, { ordered: true })
+      const key = `${hook.id}|ses_a`
+      const [head, next] = [delivery(hook, { orderingKey: key }), delivery(hook, { orderingKey: key })]
+      await context.deliveries.createMany([head!, next!])
+      const token = randomUUID()
+      const now = lastTick() + 1
+      assert.deepEqual(
+        (await claim(now, { token })).map((d) => d.id),
+        [head!.id],
+      )
+      const { kept, claimed } = await context.deliveries.completeAndClaim(
+        [
+          {
+            id: head!.id,
+            token,
+            attempt: null,
+            outcome: {
+              status: 'delivered',
+              nextAttemptAt: now,
+              lastStatusCode: 200,
+              lastError: null,
+              deliveredAt: now,
+              at: now,
+            },
+          },
+        ],
+        { now, limit: 10, leaseMs: 30_000, token: randomUUID(), blockedKeys: [] },
+      )
+      assert.deepEqual([...kept], [head!.id])
+      assert.deepEqual(
+        claimed.map((d) => d.id),
+        [next!.id],
+      )
+    })
+
     it('should replay only dead deliveries, with a fresh retry budget', async () => {
       const organizationId = await organization()
       const hook = await webhook(organizationId)

@@ -315,3 +315,102 @@ describe('webhook delivery timeouts', () => {
     )
   })
 })
+
+describe('webhook delivery with claims ahead of requests', () => {
+  let harness: Harness
+  let receiver: Receiver
+
+  beforeEach(async () => {
+    // One request at a time, so a second claimed delivery waits for its slot.
+    harness = await openHarness({ concurrency: 1, circuit: { failureThreshold: 1, cooldownMs: 60_000 } })
+    receiver = await Receiver.start()
+  })
+  afterEach(async () => {
+    await harness.close()
+    await receiver.stop()
+  })
+
+  const emitThree = async () => {
+    const session = newSession()
+    for (let i = 0; i < 3; i++) await harness.emit('message.received', { session, data: { i } })
+  }
+  const states = async () =>
+    (await harness.rows()).map((row) => [
+      row.status,
+      row.attempts,
+      row.lease_token === null ? 'free' : 'leased',
+    ])
+
+  it('hands back what it claimed but had not sent when stopped, rather than holding the lease', async () => {
+    await harness.createWebhook({ url: receiver.url() })
+    receiver.respond = () => ({ status: 200, delayMs: 200 })
+    await emitThree()
+    harness.module.worker.start()
+    await eventually(() => receiver.active === 1, 'the first request to be under way')
+    await harness.module.worker.stop()
+
+    assert.equal(receiver.requests.length, 1)
+    assert.deepEqual(await states(), [
+      ['delivered', 1, 'free'],
+      ['pending', 0, 'free'],
+      ['pending', 0, 'free'],
+    ])
+    const [, handedBack] = await harness.rows()
+    assert.ok(handedBack && handedBack.next_attempt_at <= harness.clock.now(), 'due again at once')
+  })
+
+  it('does not send a delivery claimed ahead once its endpoint’s circuit has opened', async () => {
+    await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 5 },
+    })
+    receiver.respond = () => ({ status: 500, delayMs: 50 })
+    await emitThree()
+    harness.module.worker.start()
+    await eventually(async () => {
+      const [first, second] = await harness.rows()
+      return first?.attempts === 1 && second?.lease_token === null
+    }, 'the failure and the hand-back to be stored')
+    await harness.module.worker.stop()
+
+    assert.equal(receiver.requests.length, 1, 'the open circuit stopped the delivery waiting behind')
+    assert.deepEqual(await states(), [
+      ['pending', 1, 'free'],
+      ['pending', 0, 'free'],
+      ['pending', 0, 'free'],
+    ])
+  })
+})
+
+describe('webhook delivery outcomes', () => {
+  let harness: Harness
+  let receiver: Receiver
+
+  before(async () => {
+    harness = await openHarness()
+    receiver = await Receiver.start()
+  })
+  after(async () => {
+    await harness.close()
+    await receiver.stop()
+  })
+
+  it('stores the other outcomes of a batch when one delivery was deleted mid-request', async () => {
+    const gone = await harness.createWebhook({ url: receiver.url('/gone') })
+    const kept = await harness.createWebhook({ url: receiver.url('/kept') })
+    receiver.respond = () => ({ status: 200, delayMs: 150 })
+    await harness.emit('message.received', { session: newSession() })
+    const run = harness.module.worker.runOnce()
+    await eventually(() => receiver.active === 2, 'both requests to be under way')
+    // Deleting the webhook takes its delivery with it: its attempt can no longer be stored.
+    await harness.module.service.delete(harness.organizationId, gone.id)
+    assert.equal(await run, 2)
+
+    const rows = await harness.rows()
+    assert.deepEqual(
+      rows.map((row) => [row.webhook_id, row.status, row.attempts]),
+      [[kept.id, 'delivered', 1]],
+    )
+    assert.equal((await harness.attempts(rows[0]!.id)).length, 1)
+  })
+})

@@ -176,6 +176,20 @@ describe('webhook signing', () => {
     )
   })
 
+  it('signs with a rotated secret from the next delivery on, never with the old one', async () => {
+    const first = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+    const second = 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD'
+    const webhook = await harness.createWebhook({ url: receiver.url(), secret: first })
+    const before = await deliverOne()
+    await harness.module.service.update(harness.organizationId, webhook.id, { secret: second })
+    const after = await deliverOne()
+    await harness.module.service.delete(harness.organizationId, webhook.id)
+
+    assert.ok(verifyStandard(first, before.request.headers, before.request.body, nowSeconds()))
+    assert.ok(verifyStandard(second, after.request.headers, after.request.body, nowSeconds()))
+    assert.equal(verifyStandard(first, after.request.headers, after.request.body, nowSeconds()), false)
+  })
+
   it('re-signs each retry with a new timestamp over the same bytes', async () => {
     const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
     const webhook = await harness.createWebhook({
