@@ -112,7 +112,9 @@ export async function createApp(options: AppOptions): Promise<App> {
     allowPrivateTargets: config.webhookAllowPrivate,
   })
   // Events are published after their transaction commits: deliver now, not at the next poll.
-  bus.subscribe(() => webhooks.worker.wake())
+  bus.subscribe((event) => {
+    if (webhooks.outbox.owesDeliveries(event)) webhooks.worker.wake()
+  })
   const recorder = new EventRecorder({
     events: repositories.events,
     bus,

@@ -25,6 +25,8 @@ function nextSeq(now: number): number {
  * between the two cannot lose a delivery.
  */
 export class WebhookOutbox {
+  /** events given deliveries, until they are collected */
+  private readonly owing = new WeakSet<DomainEvent>()
   private readonly webhooks: WebhooksRepository
   private readonly deliveries: WebhookDeliveriesRepository
   private readonly newId: IdGenerator
@@ -40,6 +42,14 @@ export class WebhookOutbox {
     this.deliveries = deps.deliveries
     this.newId = deps.newId
     this.now = deps.now ?? Date.now
+  }
+
+  /**
+   * Whether `event` was given deliveries: only then is the worker worth waking once the
+   * event is published (a wake is a claim transaction, and most events go to no webhook).
+   */
+  owesDeliveries(event: DomainEvent): boolean {
+    return this.owing.has(event)
   }
 
   /**
@@ -63,6 +73,7 @@ export class WebhookOutbox {
       }
       const subscriptions = subscriptionsFor(event, webhooks, sessionWebhooks)
       if (subscriptions.length === 0) continue
+      this.owing.add(event)
       // Serialized once: every endpoint and every retry sends (and signs) these same bytes.
       const body = JSON.stringify(wireEvent(event))
       const at = this.now()
