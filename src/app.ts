@@ -76,7 +76,12 @@ export async function createApp(options: AppOptions): Promise<App> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'wagate' } })
   // Owner only: the data directory holds the database, the encryption key and the admin key.
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    backgroundCheckpoints: true,
+    logger,
+  })
   await migrateToLatest(database)
   const repositories = createRepositories(database)
   const secretBox = new SecretBox(await loadOrCreateEncryptionKey(config.dataDir, config.encryptionKey))

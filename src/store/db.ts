@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { Kysely, type Migration, type MigrationResultSet, Migrator, PostgresDialect } from 'kysely'
 import pg from 'pg'
+import type { Logger } from 'pino'
 import { isPostgresUrl, PG_INT8_OID } from './dialect-sql.ts'
 import * as initial from './migrations/0001-initial.ts'
 import * as messages from './migrations/0003-messages.ts'
@@ -8,6 +9,7 @@ import * as webhooks from './migrations/0004-webhooks.ts'
 import * as webhookWorkerIndexes from './migrations/0005-webhook-worker-indexes.ts'
 import { NodeSqliteDialect, openSqliteFile } from './node-sqlite-dialect.ts'
 import type { Tables } from './schema.ts'
+import { WalCheckpointer } from './wal-checkpointer.ts'
 
 /** An open store: the query builder, which dialect it speaks, and how to close it. */
 export interface Database {
@@ -21,6 +23,13 @@ export interface OpenDatabaseOptions {
   databaseUrl?: string
   /** where the SQLite file lives: `${dataDir}/wagate.db` */
   dataDir: string
+  /**
+   * SQLite: copy the write-ahead log back from a thread of its own (wal-checkpointer.ts)
+   * rather than in the commits. For the gateway's connection; a second connection to the
+   * same file (a tool, a test's look at the rows) leaves it off.
+   */
+  backgroundCheckpoints?: boolean
+  logger?: Logger
 }
 
 /**
@@ -51,9 +60,21 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) })
     return { db, dialect: 'postgres', close: () => db.destroy() }
   }
-  const file = openSqliteFile(join(options.dataDir, 'wagate.db'))
+  const path = join(options.dataDir, 'wagate.db')
+  const file = openSqliteFile(path, { backgroundCheckpoints: options.backgroundCheckpoints })
   const db = new Kysely<Tables>({ dialect: new NodeSqliteDialect({ database: file }) })
-  return { db, dialect: 'sqlite', close: () => db.destroy() }
+  const checkpointer = options.backgroundCheckpoints
+    ? WalCheckpointer.start({ path, logger: options.logger })
+    : undefined
+  return {
+    db,
+    dialect: 'sqlite',
+    close: async () => {
+      // First, so the gateway's connection is the last one and its close folds the log in.
+      await checkpointer?.stop()
+      await db.destroy()
+    },
+  }
 }
 
 /** Applies every migration not yet applied; safe to run on each start and from several nodes. */

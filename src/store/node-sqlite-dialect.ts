@@ -22,17 +22,34 @@ const BUSY_TIMEOUT_MS = 5_000
 const STATEMENT_CACHE_SIZE = 256
 
 /**
+ * Logged pages at which a commit copies the write-ahead log back itself. SQLite's default
+ * is 1,000; with the background checkpointer (wal-checkpointer.ts) doing that work, this
+ * commit finds nearly every page copied, and lets the log start over from the beginning.
+ */
+export const WAL_AUTOCHECKPOINT_PAGES = 4_000
+/** A log that has started over is cut back to this size, rather than kept at its largest. */
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+
+/**
  * Opens (creating it and its directory) an SQLite file tuned for a server: WAL so readers
  * never block the writer, NORMAL sync (durable at each checkpoint, safe with WAL), foreign
  * keys on (SQLite leaves them off by default, and our cascades rely on them).
+ * `backgroundCheckpoints`: a WalCheckpointer copies the log back, so commits need not.
  */
-export function openSqliteFile(path: string): DatabaseSync {
+export function openSqliteFile(
+  path: string,
+  options: { backgroundCheckpoints?: boolean } = {},
+): DatabaseSync {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
   const database = new DatabaseSync(path)
   database.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
   database.exec('PRAGMA journal_mode = WAL')
   database.exec('PRAGMA synchronous = NORMAL')
   database.exec('PRAGMA foreign_keys = ON')
+  if (options.backgroundCheckpoints) {
+    database.exec(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`)
+    database.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`)
+  }
   return database
 }
 

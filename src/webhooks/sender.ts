@@ -68,7 +68,7 @@ export class WebhookSender {
         url: target.url,
         headers,
         body: input.body,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        timeoutMs: this.timeoutMs,
       })
       return { statusCode: response.status, durationMs: elapsed(), error: null, response: response.body }
     } catch (error) {
@@ -101,7 +101,12 @@ export class WebhookSender {
       message?: string
       cause?: unknown
     }
-    if (name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    if (
+      name === 'TimeoutError' ||
+      code === 'UND_ERR_HEADERS_TIMEOUT' ||
+      code === 'UND_ERR_BODY_TIMEOUT' ||
+      code === 'UND_ERR_CONNECT_TIMEOUT'
+    ) {
       return `timed out after ${this.timeoutMs} ms`
     }
     // The guarded socket lookup reports its refusal as the cause of a connect failure.

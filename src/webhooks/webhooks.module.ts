@@ -50,7 +50,9 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
   const webhooks = new WebhooksRepository(options.database.db)
   const deliveries = new WebhookDeliveriesRepository(options.database.db, options.database.dialect)
   const guard = new SsrfGuard({ allowPrivateTargets: options.allowPrivateTargets, resolve: options.resolve })
-  const client = options.httpClient ?? new UndiciWebhookClient({ lookup: guard.lookup() })
+  const client =
+    options.httpClient ??
+    new UndiciWebhookClient({ lookup: guard.lookup(), connectTimeoutMs: options.requestTimeoutMs })
   const sender = new WebhookSender({
     client,
     guard,

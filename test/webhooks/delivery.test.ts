@@ -291,18 +291,34 @@ describe('webhook delivery timeouts', () => {
   let harness: Harness
   let receiver: Receiver
 
-  before(async () => {
+  beforeEach(async () => {
     harness = await openHarness({ requestTimeoutMs: 200 })
     receiver = await Receiver.start()
   })
-  after(async () => {
+  afterEach(async () => {
     await harness.close()
     await receiver.stop()
   })
 
+  // The HTTP client's timers tick every half second: a timeout fires up to a second late.
   it('abandons a request that outlives the timeout and retries it later', async () => {
     await harness.createWebhook({ url: receiver.url() })
-    receiver.respond = () => ({ status: 200, delayMs: 1_000 })
+    receiver.respond = () => ({ status: 200, delayMs: 5_000 })
+    await harness.emit('message.received', { session: newSession() })
+    await harness.module.worker.runOnce()
+    const [row] = await harness.rows()
+    assert.equal(row?.status, 'pending')
+    assert.equal(row?.last_error, 'timed out after 200 ms')
+    const [attempt] = await harness.attempts(row.id)
+    assert.ok(
+      attempt && attempt.durationMs >= 190 && attempt.durationMs < 2_000,
+      `took ${attempt?.durationMs} ms`,
+    )
+  })
+
+  it('cuts off a response body that trickles past the timeout', async () => {
+    await harness.createWebhook({ url: receiver.url() })
+    receiver.respond = () => ({ status: 200, body: 'x'.repeat(100), trickleMs: 20 })
     await harness.emit('message.received', { session: newSession() })
     await harness.module.worker.runOnce()
     const [row] = await harness.rows()

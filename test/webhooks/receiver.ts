@@ -15,6 +15,8 @@ export interface Reply {
   headers?: Record<string, string>
   /** answer only after this long */
   delayMs?: number
+  /** send the headers at once, then the body a byte at a time, one every this many ms */
+  trickleMs?: number
 }
 
 /**
@@ -65,7 +67,20 @@ export class Receiver {
         setTimeout(() => {
           this.active -= 1
           response.writeHead(reply.status, reply.headers ?? {})
-          response.end(reply.body ?? '')
+          if (!reply.trickleMs) {
+            response.end(reply.body ?? '')
+            return
+          }
+          const bytes = Buffer.from(reply.body ?? '')
+          let sent = 0
+          const drip = setInterval(() => {
+            if (sent >= bytes.length || response.destroyed) {
+              clearInterval(drip)
+              response.end()
+              return
+            }
+            response.write(bytes.subarray(sent, ++sent))
+          }, reply.trickleMs)
         }, reply.delayMs ?? 0)
       })
     })

@@ -167,7 +167,7 @@ describe('SSRF guard', () => {
             url: `http://localhost:${port}/hook`,
             headers: {},
             body: '{}',
-            signal: AbortSignal.timeout(2_000),
+            timeoutMs: 2_000,
           })
           .then(
             () => assert.fail('the request went through'),
