@@ -144,7 +144,7 @@ export async function createApp(options: AppOptions): Promise<App> {
 
   // Messaging: what sessions receive is ingested per connection; what they send goes
   // through the paced, durable outbound queue, woken whenever a session becomes ready.
-  const sessionById = (id: string) => repositories.sessions.getByIdUnscoped(id)
+  const sessionById = (id: string) => repositories.sessions.getRecent(id)
   const mediaDownloader = new MediaDownloader({
     dataDir: config.dataDir,
     mediaFiles: repositories.mediaFiles,

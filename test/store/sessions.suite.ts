@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { AppError } from '../../src/domain/errors.ts'
+import { SessionsRepository } from '../../src/store/sessions.repository.ts'
 import { createOrganization, createSession, type StoreContext, sessionRecord, tick } from './fixtures.ts'
 
 const codeOf = (error: unknown) => (error instanceof AppError ? error.code : error)
@@ -168,6 +169,31 @@ export function sessionsSuite(context: StoreContext): void {
       assert.equal(await sessions.getById(organizationId, record.id), undefined)
       assert.equal(await authState.getCreds(record.id), undefined)
       assert.equal(await authState.countKeys(record.id), 0)
+    })
+
+    it('should reuse a recent read for a second, and never one older than its own writes', async () => {
+      let now = 1_000_000
+      const sessions = new SessionsRepository(context.database.db, () => now)
+      const organizationId = await createOrganization(context)
+      const record = await createSession(context, organizationId, { pushName: 'First' })
+      assert.equal((await sessions.getRecent(record.id))?.pushName, 'First')
+
+      // Changed behind its back (another node): the recent read stands until it is a second old.
+      await context.database.db
+        .updateTable('sessions')
+        .set({ push_name: 'Elsewhere' })
+        .where('id', '=', record.id)
+        .execute()
+      now += 999
+      assert.equal((await sessions.getRecent(record.id))?.pushName, 'First')
+      now += 1
+      assert.equal((await sessions.getRecent(record.id))?.pushName, 'Elsewhere')
+
+      // Changed through it: the next read is fresh at once.
+      await sessions.update(record.id, { pushName: 'Renamed' })
+      assert.equal((await sessions.getRecent(record.id))?.pushName, 'Renamed')
+      await sessions.delete(record.id)
+      assert.equal(await sessions.getRecent(record.id), undefined)
     })
   })
 }
