@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
+import { sql } from 'kysely'
 import { Agent, request } from 'undici'
 import WebSocket from 'ws'
 
@@ -204,6 +205,7 @@ async function main(): Promise<void> {
   const STREAM_CLIENTS = 100
   const WARM_UP = 1000
   const STREAM_WARM_UP = 200
+  const BARE_WARM_UP_ROUNDS = 10
   // The delivery worker's and the webhook HTTP client's defaults (delivery-worker.ts,
   // http-client.ts): the bare client gets the same in-flight cap and connection cap.
   const CONCURRENCY = 32
@@ -286,6 +288,16 @@ async function main(): Promise<void> {
       return { receipts: await helper.ask<T[]>({ op: 'take' }), cpu }
     }
 
+    /**
+     * Before each timed phase: SQLite's write-ahead log copied back into the database file
+     * and a pause, so that no phase pays for the checkpoint of what the one before wrote
+     * (the background checkpointer's thread shares the two cores with everything else).
+     */
+    const quiesce = async () => {
+      if (!postgres) await sql`pragma wal_checkpoint(truncate)`.execute(store.db)
+      await sleep(200)
+    }
+
     /** Every (endpoint, id) expected arrived exactly once, and nothing else did. */
     const verify = (label: string, receipts: Receipt[], ids: Iterable<string>, endpoints: number) => {
       const expected = new Set<string>()
@@ -331,6 +343,7 @@ async function main(): Promise<void> {
 
     /** Events through the gateway: recorded, stored with their deliveries, claimed, signed, POSTed. */
     const pipeline = async (label: string, count: number, endpoints: number, rate?: number) => {
+      await quiesce()
       const from = clock()
       const cpuFrom = process.threadCpuUsage()
       const begun = await record(count, rate)
@@ -354,6 +367,7 @@ async function main(): Promise<void> {
       }))
       // One call, one transaction: the events and every delivery they owe.
       const stored = await recorder.store(session, items)
+      await quiesce()
       const from = clock()
       const cpuFrom = process.threadCpuUsage()
       recorder.publish(stored)
@@ -373,6 +387,7 @@ async function main(): Promise<void> {
       const first = begun ? Math.min(...begun.values()) : 0
       const offsets = arrivals.map((arrival) => (begun ? (begun.get(arrival.id) ?? first) - first : 0))
       const order = arrivals.map((_, i) => i).sort((a, b) => offsets[a]! - offsets[b]!)
+      await quiesce()
       const start = clock()
       const cpuFrom = process.threadCpuUsage()
       let next = 0
@@ -415,9 +430,11 @@ async function main(): Promise<void> {
       for (let e = 0; e < endpoints; e++) ids.push(await webhook(e))
       progress(label('warming up'))
       const warm = await pipeline(label('warm-up'), Math.ceil(WARM_UP / endpoints), endpoints)
-      // The bare client's code has to be as warm as the gateway's: its first thousand
-      // requests run measurably slower than the next.
-      for (let round = 0; round < 3; round++) await bare(label('bare warm-up'), warm.arrivals)
+      // The bare client's code has to be as warm as the gateway's, whose HTTP client runs on
+      // a thread of its own: on this thread undici's first several thousand requests ran up
+      // to twice as slow as later ones (1 endpoint, 3 rounds: 7,100 req/s; 10 rounds: 13,400).
+      for (let round = 0; round < BARE_WARM_UP_ROUNDS; round++)
+        await bare(label('bare warm-up'), warm.arrivals)
       progress(label(`backlog of ${events} events`))
       const drained = await backlog(label('backlog'), events, endpoints)
       const drainedBare = await bare(label('bare backlog'), drained.arrivals)
@@ -548,15 +565,16 @@ async function main(): Promise<void> {
         `Backlog: from the commit of the transaction that stored the events to the last request at a receiver;`,
         `the bare client (undici, keep-alive) posts the same requests, same bytes and headers, all ready at once.`,
         `One by one: from the first record call (one transaction per event, as the ingest writes them) to the`,
-        `last request; the gateway records and delivers on one event loop. Both sides: at most ${CONCURRENCY}`,
-        `requests in flight and ${CONNECTIONS_PER_ORIGIN} keep-alive connections per receiver (the delivery worker's`,
-        `and its HTTP client's defaults; the worker also holds up to as many claimed deliveries ready, as the`,
-        `bare client holds all of its requests). Both are warmed up first: ${WARM_UP} deliveries, and the bare`,
-        `client replays them three times. Latency at a steady rate: from the record call (bare: from when the`,
-        `gateway recorded that event) to the request's arrival. µs CPU each: this thread's CPU time over the`,
-        `run (process.threadCpuUsage) per request, the recording included one by one; it moves less than the`,
-        `rates when other work shares the machine. Receivers (one port each, answering 204) and stream`,
-        `clients run in worker threads of this process.`,
+        `last request; the gateway records and delivers on one event loop, its HTTP requests made on a thread`,
+        `of their own. Both sides: at most ${CONCURRENCY} requests in flight and ${CONNECTIONS_PER_ORIGIN} keep-alive connections per`,
+        `receiver (the delivery worker's and its HTTP client's defaults; the worker also holds up to as many`,
+        `claimed deliveries ready, as the bare client holds all of its requests). Both are warmed up first:`,
+        `${WARM_UP} deliveries, and the bare client replays them ${BARE_WARM_UP_ROUNDS} times; each timed phase starts with`,
+        `SQLite's write-ahead log copied back. Latency at a steady rate: from the record call (bare: from when`,
+        `the gateway recorded that event) to the request's arrival. µs CPU each: this (the event loop's) thread's`,
+        `CPU time over the run (process.threadCpuUsage) per request, the recording included one by one; the`,
+        `gateway's HTTP thread is not in it. Receivers (one port each, answering 204) and stream clients run in`,
+        `worker threads of this process.`,
       ].join('\n'),
     )
     if (problems.length > 0) {

@@ -10,6 +10,7 @@ import { UndiciWebhookClient, type WebhookHttpClient } from './http-client.ts'
 import { WebhookOutbox } from './outbox.ts'
 import { WebhookSender } from './sender.ts'
 import { type HostResolver, SsrfGuard } from './ssrf-guard.ts'
+import { ThreadedWebhookClient } from './threaded-http-client.ts'
 import { WebhooksService } from './webhooks.service.ts'
 
 export interface WebhookModuleOptions {
@@ -50,9 +51,15 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
   const webhooks = new WebhooksRepository(options.database.db)
   const deliveries = new WebhookDeliveriesRepository(options.database.db, options.database.dialect)
   const guard = new SsrfGuard({ allowPrivateTargets: options.allowPrivateTargets, resolve: options.resolve })
+  // A resolver handed in (tests' fake DNS) cannot cross to another thread: such a client stays on this one.
   const client =
     options.httpClient ??
-    new UndiciWebhookClient({ lookup: guard.lookup(), connectTimeoutMs: options.requestTimeoutMs })
+    (options.resolve
+      ? new UndiciWebhookClient({ lookup: guard.lookup(), connectTimeoutMs: options.requestTimeoutMs })
+      : new ThreadedWebhookClient({
+          allowPrivateTargets: options.allowPrivateTargets,
+          connectTimeoutMs: options.requestTimeoutMs,
+        }))
   const sender = new WebhookSender({
     client,
     guard,

@@ -1,0 +1,68 @@
+/*
+ * The thread of `ThreadedWebhookClient`: an `UndiciWebhookClient` behind the SSRF guard's
+ * socket lookup, posting what the event loop's delivery worker hands over.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import { UndiciWebhookClient } from './http-client.ts'
+import { SsrfGuard, TargetRefusedError } from './ssrf-guard.ts'
+import type {
+  FromHttpThread,
+  ThreadError,
+  ThreadedWebhookClientOptions,
+  ToHttpThread,
+} from './threaded-http-client.ts'
+
+const port = parentPort
+if (!port) throw new Error('http-client.worker.ts runs as a worker thread')
+const options = workerData as ThreadedWebhookClientOptions
+const guard = new SsrfGuard({ allowPrivateTargets: options.allowPrivateTargets })
+const client = new UndiciWebhookClient({
+  lookup: guard.lookup(),
+  connectTimeoutMs: options.connectTimeoutMs,
+  connectionsPerOrigin: options.connectionsPerOrigin,
+})
+
+type Outcome = Extract<FromHttpThread, { op: 'done' }>['outcomes'][number]
+let outcomes: Outcome[] = []
+
+/** Outcomes of one turn of this thread's loop go back together. */
+function answer(outcome: Outcome): void {
+  if (outcomes.length === 0) {
+    setImmediate(() => {
+      const batch = outcomes
+      outcomes = []
+      port?.postMessage({ op: 'done', outcomes: batch } satisfies FromHttpThread)
+    })
+  }
+  outcomes.push(outcome)
+}
+
+function crossable(error: unknown): ThreadError {
+  const { name, message, code, cause } = (error ?? {}) as {
+    name?: string
+    message?: string
+    code?: string
+    cause?: unknown
+  }
+  // The guarded socket lookup reports its refusal as the cause of a connect failure.
+  const refusal =
+    error instanceof TargetRefusedError ? error : cause instanceof TargetRefusedError ? cause : null
+  if (refusal) return { name: refusal.name, message: refusal.message, refused: true }
+  return { name: name ?? 'Error', message: message ?? String(error), ...(code ? { code } : {}) }
+}
+
+port.on('message', (message: ToHttpThread) => {
+  if (message.op === 'close') {
+    void client.close().finally(() => {
+      port.postMessage({ op: 'closed' } satisfies FromHttpThread)
+      port.close()
+    })
+    return
+  }
+  for (const { id, ...request } of message.requests) {
+    client.post(request).then(
+      (response) => answer({ id, response }),
+      (error: unknown) => answer({ id, error: crossable(error) }),
+    )
+  }
+})

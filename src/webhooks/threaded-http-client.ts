@@ -1,0 +1,124 @@
+import { Worker } from 'node:worker_threads'
+import type { WebhookHttpClient, WebhookHttpRequest, WebhookHttpResponse } from './http-client.ts'
+import { TargetRefusedError } from './ssrf-guard.ts'
+
+/** What the thread is told: requests to make, or to close. */
+export type ToHttpThread = { op: 'post'; requests: (WebhookHttpRequest & { id: number })[] } | { op: 'close' }
+
+/** A failure as it crosses the thread boundary: enough for the sender to describe it. */
+export interface ThreadError {
+  name: string
+  message: string
+  code?: string
+  /** the SSRF guard refused the address the socket would have used */
+  refused?: boolean
+}
+
+/** What the thread answers: outcomes of requests, or that it has closed. */
+export type FromHttpThread =
+  | {
+      op: 'done'
+      outcomes: ({ id: number; response: WebhookHttpResponse } | { id: number; error: ThreadError })[]
+    }
+  | { op: 'closed' }
+
+export interface ThreadedWebhookClientOptions {
+  /** WEBHOOK_ALLOW_PRIVATE: the thread's socket lookup lets private addresses through */
+  allowPrivateTargets: boolean
+  connectTimeoutMs?: number
+  connectionsPerOrigin?: number
+}
+
+/**
+ * The undici keep-alive client (`UndiciWebhookClient`, with the SSRF guard's socket lookup)
+ * run on a thread of its own. The HTTP work of a delivery — writing the request, parsing
+ * the response — was about a third of what the delivery worker spent on the event loop;
+ * there it also competed with the API. Requests cross in batches: those started in one
+ * synchronous stretch go over in one message, and the outcomes of one turn of the thread's
+ * loop come back in one. The thread starts at the first request.
+ */
+export class ThreadedWebhookClient implements WebhookHttpClient {
+  private readonly options: ThreadedWebhookClientOptions
+  private worker: Worker | undefined
+  private nextId = 0
+  private readonly pending = new Map<
+    number,
+    { resolve: (response: WebhookHttpResponse) => void; reject: (error: Error) => void }
+  >()
+  private outgoing: (WebhookHttpRequest & { id: number })[] = []
+  private closed = false
+
+  constructor(options: ThreadedWebhookClientOptions) {
+    this.options = options
+  }
+
+  post(request: WebhookHttpRequest): Promise<WebhookHttpResponse> {
+    if (this.closed) return Promise.reject(new Error('the webhook HTTP client is closed'))
+    const id = ++this.nextId
+    const answer = new Promise<WebhookHttpResponse>((resolve, reject) =>
+      this.pending.set(id, { resolve, reject }),
+    )
+    if (this.outgoing.length === 0) queueMicrotask(() => this.flush())
+    this.outgoing.push({ ...request, id })
+    return answer
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    const worker = this.worker
+    if (!worker) return
+    // Held by the process until it is gone, or the process could end while waiting.
+    worker.ref()
+    const closed = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+    worker.postMessage({ op: 'close' } satisfies ToHttpThread)
+    await closed
+  }
+
+  private flush(): void {
+    const requests = this.outgoing
+    this.outgoing = []
+    if (requests.length === 0) return
+    this.thread().postMessage({ op: 'post', requests } satisfies ToHttpThread)
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker
+    const worker = new Worker(new URL('./http-client.worker.ts', import.meta.url), {
+      workerData: this.options,
+    })
+    // Outstanding requests keep nothing alive on their own: the server (or the caller) does.
+    worker.unref()
+    worker.on('message', (message: FromHttpThread) => {
+      if (message.op !== 'done') return
+      for (const outcome of message.outcomes) {
+        const waiter = this.pending.get(outcome.id)
+        if (!waiter) continue
+        this.pending.delete(outcome.id)
+        if ('response' in outcome) waiter.resolve(outcome.response)
+        else waiter.reject(toError(outcome.error))
+      }
+    })
+    worker.on('error', (error) => this.failAll(error))
+    worker.on('exit', () => {
+      this.worker = undefined
+      this.failAll(new Error('the webhook HTTP thread stopped'))
+    })
+    this.worker = worker
+    return worker
+  }
+
+  /** The thread is gone: what it was doing fails, and its deliveries are tried again. */
+  private failAll(error: Error): void {
+    for (const waiter of this.pending.values()) waiter.reject(error)
+    this.pending.clear()
+  }
+}
+
+function toError(crossed: ThreadError): Error {
+  if (crossed.refused) return new TargetRefusedError(crossed.message)
+  return Object.assign(new Error(crossed.message), {
+    name: crossed.name,
+    ...(crossed.code ? { code: crossed.code } : {}),
+  })
+}
