@@ -7,6 +7,7 @@ import * as initial from './migrations/0001-initial.ts'
 import * as messages from './migrations/0003-messages.ts'
 import * as webhooks from './migrations/0004-webhooks.ts'
 import * as webhookWorkerIndexes from './migrations/0005-webhook-worker-indexes.ts'
+import * as dropEndpointPendingIndex from './migrations/0006-drop-endpoint-pending-index.ts'
 import { NodeSqliteDialect, openSqliteFile } from './node-sqlite-dialect.ts'
 import type { Tables } from './schema.ts'
 import { WalCheckpointer } from './wal-checkpointer.ts'
@@ -42,6 +43,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0003-messages': messages,
   '0004-webhooks': webhooks,
   '0005-webhook-worker-indexes': webhookWorkerIndexes,
+  '0006-drop-endpoint-pending-index': dropEndpointPendingIndex,
 }
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {

@@ -249,7 +249,11 @@ export class WebhookDeliveriesRepository {
     return kept
   }
 
-  /** Gives up every pending, unleased delivery to an endpoint (its receiver said 410 Gone). */
+  /**
+   * Gives up every pending, unleased delivery to an endpoint (its receiver said 410 Gone).
+   * Rare, so it reads the pending rows through the claim index rather than keep an index of
+   * its own that every settled delivery would have to update (migration 0006).
+   */
   async killPending(endpointKey: string, reason: string, now: number, trx: Executor = this.db) {
     const result = await trx
       .updateTable('webhook_deliveries')
