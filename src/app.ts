@@ -30,7 +30,7 @@ import { loadOrCreateEncryptionKey, SecretBox } from './security/secret-box.ts'
 import { SessionManager } from './sessions/session-manager.ts'
 import { RepositorySessionStore } from './sessions/session-store.ts'
 import { SessionsService } from './sessions/sessions.service.ts'
-import { migrateToLatest, openDatabase } from './store/db.ts'
+import { type Database, migrateToLatest, openDatabase } from './store/db.ts'
 import { createRepositories } from './store/index.ts'
 import { SsrfGuard } from './webhooks/ssrf-guard.ts'
 import { createWebhookModule } from './webhooks/webhooks.module.ts'
@@ -82,6 +82,18 @@ export async function createApp(options: AppOptions): Promise<App> {
     backgroundCheckpoints: true,
     logger,
   })
+  try {
+    return await assemble(options, logger, database)
+  } catch (error) {
+    // Not left open (with its checkpointer thread) by a start that failed halfway.
+    await database.close().catch(() => {})
+    throw error
+  }
+}
+
+/** Everything on top of the open store. */
+async function assemble(options: AppOptions, logger: Logger, database: Database): Promise<App> {
+  const { config } = options
   await migrateToLatest(database)
   const repositories = createRepositories(database)
   const secretBox = new SecretBox(await loadOrCreateEncryptionKey(config.dataDir, config.encryptionKey))

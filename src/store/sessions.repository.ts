@@ -117,6 +117,8 @@ export class SessionsRepository {
   private readonly db: Kysely<Tables>
   private readonly now: () => number
   private readonly recent = new Map<string, { record: SessionRecord; readAt: number }>()
+  /** bumped by every write through this repository: a read that overlapped one is not kept */
+  private readonly writes = new Map<string, number>()
 
   constructor(db: Kysely<Tables>, now: () => number = Date.now) {
     this.db = db
@@ -127,16 +129,24 @@ export class SessionsRepository {
    * `getByIdUnscoped`, reusing a read of the last second: the ingest asks for the session
    * (its config, identity and metadata) with every message it stores, and the read, its
    * JSON columns decoded, was about 0.1 ms of the 2.5 ms CPU a received message cost
-   * (bench/messages.ts, 2026-12-05). The record is shared: do not change it.
+   * (bench/messages.ts, 2026-12-05). The record is shared: do not change it. A change made
+   * in a transaction shows here once the write returns, or within a second of its commit.
    */
   async getRecent(id: string): Promise<SessionRecord | undefined> {
     const now = this.now()
     const hit = this.recent.get(id)
     if (hit && now - hit.readAt < RECENT_READ_MS) return hit.record
+    const writesBefore = this.writes.get(id) ?? 0
     const record = await this.getByIdUnscoped(id)
-    if (record) this.recent.set(id, { record, readAt: now })
+    if (record && (this.writes.get(id) ?? 0) === writesBefore) this.recent.set(id, { record, readAt: now })
     else this.recent.delete(id)
     return record
+  }
+
+  /** Around every write: the recent read goes, and reads under way will not be kept. */
+  private forget(id: string): void {
+    this.recent.delete(id)
+    this.writes.set(id, (this.writes.get(id) ?? 0) + 1)
   }
 
   /** @throws AppError `conflict` when the organization already has a session with this name */
@@ -232,20 +242,22 @@ export class SessionsRepository {
 
   /** @throws AppError `not_found` when the session is gone */
   async update(id: string, patch: SessionRowPatch, trx: Executor = this.db): Promise<SessionRecord> {
-    this.recent.delete(id)
+    this.forget(id)
     const values = toColumns(patch)
     const row =
       Object.keys(values).length === 0
         ? await trx.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst()
         : await trx.updateTable('sessions').set(values).where('id', '=', id).returningAll().executeTakeFirst()
+    this.forget(id)
     if (!row) throw notFound('session')
     return toRecord(row)
   }
 
   /** Removes the session; its credentials and keys go with it (ON DELETE CASCADE). */
   async delete(id: string, trx: Executor = this.db): Promise<void> {
-    this.recent.delete(id)
+    this.forget(id)
     await trx.deleteFrom('sessions').where('id', '=', id).execute()
+    this.forget(id)
   }
 
   /** Sessions per status across organizations, for the metrics gauge. */

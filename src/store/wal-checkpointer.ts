@@ -24,10 +24,13 @@ const DEFAULT_INTERVAL_MS = 250
  */
 export class WalCheckpointer {
   private readonly worker: Worker
+  /** settles when the thread is gone, however it went */
+  private readonly exited: Promise<void>
   private stopped = false
 
   private constructor(worker: Worker) {
     this.worker = worker
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()))
   }
 
   static start(options: WalCheckpointerOptions): WalCheckpointer {
@@ -35,14 +38,15 @@ export class WalCheckpointer {
       workerData: { path: options.path, intervalMs: options.intervalMs ?? DEFAULT_INTERVAL_MS },
     })
     const checkpointer = new WalCheckpointer(worker)
-    // Never keeps the process alive on its own; a failure only hands the work back to the commits.
-    worker.unref()
     worker.on('message', (message: { failed?: string }) => {
       if (message.failed) options.logger?.warn({ err: message.failed }, 'background WAL checkpoint failed')
     })
     worker.on('error', (error) => {
       options.logger?.warn({ err: error }, 'the background WAL checkpointer stopped')
     })
+    // Never keeps the process alive on its own; a failure only hands the work back to the commits.
+    // After the listeners: adding one would hold the thread's port, and the process, again.
+    worker.unref()
     return checkpointer
   }
 
@@ -50,10 +54,10 @@ export class WalCheckpointer {
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()))
     // Held by the process again until it is gone, or the process could end while waiting.
+    // (Posting to a thread that has already exited does nothing; `exited` has settled then.)
     this.worker.ref()
     this.worker.postMessage('stop')
-    await exited
+    await this.exited
   }
 }

@@ -326,12 +326,15 @@ export class DeliveryWorker {
 
   /** What follows stored outcomes: a word on a lost lease or a dead delivery; a 410 retires its endpoint. */
   private async afterSettled(batch: Finished[], kept: Set<string>): Promise<void> {
+    // An endpoint that answered 410 to several deliveries of the batch is retired once.
+    const retired = new Set<string>()
     for (const { delivery, attempt, outcome } of batch) {
       if (!attempt) continue
       if (!kept.has(delivery.id)) {
         this.logOf(delivery).warn('a delivery outlived its lease; another worker owns it now')
       }
-      if (attempt.statusCode === 410) {
+      if (attempt.statusCode === 410 && !retired.has(delivery.endpointKey)) {
+        retired.add(delivery.endpointKey)
         try {
           await this.retire(delivery, outcome.at)
         } catch (error) {

@@ -1,16 +1,16 @@
 import type { LookupFunction } from 'node:net'
-import { Agent } from 'undici'
+import { Agent, type Dispatcher } from 'undici'
 
 export interface WebhookHttpRequest {
   url: string
   headers: Record<string, string>
   body: string
   /**
-   * The attempt's timeout, for the response headers and for the part of the body that is
-   * read (connecting has the client's `connectTimeoutMs`). Timed by the HTTP client's own
-   * timers, which tick every half second, so a timeout fires up to a second late. An
-   * AbortSignal.timeout per request (a timer, listeners, a weak reference) made each
-   * delivery cost 15–25% more CPU (webhook backlog, 2026-12-05).
+   * The attempt's timeout: the whole request, from the call to the end of what is read of
+   * the body (connecting also has the client's `connectTimeoutMs`). Checked on the HTTP
+   * client's own timers, so it may fire up to a second late. An AbortSignal.timeout per
+   * request (a timer, listeners, a weak reference) made each delivery cost 15–25% more CPU
+   * (webhook backlog, 2026-12-05).
    */
   timeoutMs: number
 }
@@ -31,6 +31,15 @@ export interface WebhookHttpClient {
 export const RESPONSE_KEEP_BYTES = 1024
 /** Bodies up to this are drained so the connection goes back to the pool; longer ones end it. */
 const RESPONSE_DRAIN_BYTES = 64 * 1024
+/** How often requests past their deadline are looked for. */
+const SWEEP_INTERVAL_MS = 250
+
+/** A request in flight: when it must be over, and its handle once undici has started it. */
+interface Attempt {
+  deadline: number
+  controller?: Dispatcher.DispatchController
+}
+
 /** Parsed webhook URLs kept: far more than there are endpoints in use. */
 const TARGET_CACHE_SIZE = 1_000
 
@@ -51,6 +60,9 @@ export interface UndiciWebhookClientOptions {
 export class UndiciWebhookClient implements WebhookHttpClient {
   private readonly agent: Agent
   private readonly targets = new Map<string, { origin: string; path: string }>()
+  /** requests not yet settled, for the deadline sweep */
+  private readonly attempts = new Set<Attempt>()
+  private sweeper: NodeJS.Timeout | undefined
 
   constructor(options: UndiciWebhookClientOptions = {}) {
     this.agent = new Agent({
@@ -64,29 +76,36 @@ export class UndiciWebhookClient implements WebhookHttpClient {
   }
 
   /**
-   * The headers get the whole timeout, and so may a body that goes silent; a body that
-   * trickles is cut off at the deadline. (A request waiting for one of the origin's
-   * connections is not timed: the requests ahead of it are.)
+   * The attempt's timeout bounds all of it, from this call on: waiting for one of the
+   * origin's connections, the headers (interim 1xx answers do not extend it) and the part
+   * of the body that is read. Undici's headers and body timers cover what they can; a sweep
+   * every quarter second aborts whatever has outlived its deadline all the same.
    *
    * Undici's handler callbacks rather than `request()`: that wraps every response in a
    * stream read through an async iterator, the largest share of a delivery's HTTP cost
    * (webhook backlog profile, 2026-12-05), for a body that is mostly empty.
    */
   post(input: WebhookHttpRequest): Promise<WebhookHttpResponse> {
-    const { origin, path } = this.targetOf(input.url)
-    return new Promise((resolve, reject) => {
+    let target: { origin: string; path: string }
+    try {
+      target = this.targetOf(input.url)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const attempt: Attempt = { deadline: performance.now() + input.timeoutMs }
+    this.track(attempt)
+    return new Promise<WebhookHttpResponse>((resolve, reject) => {
       const kept: Buffer[] = []
       let size = 0
       let status = 0
-      let deadline = Number.POSITIVE_INFINITY
       const response = () => ({
         status,
         body: Buffer.concat(kept).subarray(0, RESPONSE_KEEP_BYTES).toString('utf8'),
       })
       this.agent.dispatch(
         {
-          origin,
-          path,
+          origin: target.origin,
+          path: target.path,
           method: 'POST',
           headers: input.headers,
           body: input.body,
@@ -94,18 +113,21 @@ export class UndiciWebhookClient implements WebhookHttpClient {
           bodyTimeout: input.timeoutMs,
         },
         {
-          // Its presence marks this a handler of undici's current (controller) interface.
-          onRequestStart() {},
+          onRequestStart(controller) {
+            attempt.controller = controller
+            // It waited for a connection past its deadline.
+            if (performance.now() > attempt.deadline) controller.abort(new AttemptTimeoutError())
+          },
           onResponseStart(_controller, statusCode) {
-            status = statusCode
-            deadline = performance.now() + input.timeoutMs
+            // An interim answer (102, 103): the real one is still to come, within the deadline.
+            if (statusCode >= 200) status = statusCode
           },
           onResponseData(controller, chunk) {
             if (size < RESPONSE_KEEP_BYTES) kept.push(chunk)
             size += chunk.length
             // Aborting ends the connection: a receiver streaming megabytes loses its keep-alive.
             if (size > RESPONSE_DRAIN_BYTES) controller.abort(new ResponseDrained())
-            else if (performance.now() > deadline) controller.abort(new BodyTimeoutError())
+            else if (performance.now() > attempt.deadline) controller.abort(new AttemptTimeoutError())
           },
           onResponseEnd() {
             resolve(response())
@@ -116,7 +138,25 @@ export class UndiciWebhookClient implements WebhookHttpClient {
           },
         },
       )
-    })
+    }).finally(() => this.untrack(attempt))
+  }
+
+  private track(attempt: Attempt): void {
+    this.attempts.add(attempt)
+    this.sweeper ??= setInterval(() => {
+      const now = performance.now()
+      for (const late of this.attempts) {
+        if (now > late.deadline) late.controller?.abort(new AttemptTimeoutError())
+      }
+    }, SWEEP_INTERVAL_MS).unref()
+  }
+
+  private untrack(attempt: Attempt): void {
+    this.attempts.delete(attempt)
+    if (this.attempts.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper)
+      this.sweeper = undefined
+    }
   }
 
   /** A webhook URL's origin and path, parsed once: the same few URLs are posted to over and over. */
@@ -140,10 +180,10 @@ export class UndiciWebhookClient implements WebhookHttpClient {
 /** Enough of a response was read: the rest is not waited for. */
 class ResponseDrained extends Error {}
 
-/** A response body still arriving at the attempt's deadline. */
-export class BodyTimeoutError extends Error {
+/** A request still unanswered, or its body still arriving, at the attempt's deadline. */
+export class AttemptTimeoutError extends Error {
   override readonly name = 'TimeoutError'
   constructor() {
-    super('the response body outlasted the timeout')
+    super('the attempt outlasted its timeout')
   }
 }

@@ -24,17 +24,19 @@ const client = new UndiciWebhookClient({
 
 type Outcome = Extract<FromHttpThread, { op: 'done' }>['outcomes'][number]
 let outcomes: Outcome[] = []
+const inFlight = new Set<Promise<void>>()
 
 /** Outcomes of one turn of this thread's loop go back together. */
 function answer(outcome: Outcome): void {
-  if (outcomes.length === 0) {
-    setImmediate(() => {
-      const batch = outcomes
-      outcomes = []
-      port?.postMessage({ op: 'done', outcomes: batch } satisfies FromHttpThread)
-    })
-  }
+  if (outcomes.length === 0) setImmediate(sendOutcomes)
   outcomes.push(outcome)
+}
+
+function sendOutcomes(): void {
+  if (outcomes.length === 0) return
+  const batch = outcomes
+  outcomes = []
+  port?.postMessage({ op: 'done', outcomes: batch } satisfies FromHttpThread)
 }
 
 function crossable(error: unknown): ThreadError {
@@ -53,16 +55,23 @@ function crossable(error: unknown): ThreadError {
 
 port.on('message', (message: ToHttpThread) => {
   if (message.op === 'close') {
-    void client.close().finally(() => {
-      port.postMessage({ op: 'closed' } satisfies FromHttpThread)
-      port.close()
-    })
+    // The requests in flight finish and their outcomes leave before the port closes.
+    void Promise.all(inFlight)
+      .then(() => client.close())
+      .finally(() => {
+        sendOutcomes()
+        port.postMessage({ op: 'closed' } satisfies FromHttpThread)
+        port.close()
+      })
     return
   }
   for (const { id, ...request } of message.requests) {
-    client.post(request).then(
+    // post() never throws: a bad URL is a rejected promise like any other failure.
+    const done = client.post(request).then(
       (response) => answer({ id, response }),
       (error: unknown) => answer({ id, error: crossable(error) }),
     )
+    inFlight.add(done)
+    void done.finally(() => inFlight.delete(done))
   }
 })

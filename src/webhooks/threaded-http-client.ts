@@ -65,6 +65,8 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
 
   async close(): Promise<void> {
     if (this.closed) return
+    // What was posted in this same stretch goes first: the thread answers it, then closes.
+    this.flush()
     this.closed = true
     const worker = this.worker
     if (!worker) return
@@ -87,8 +89,6 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
     const worker = new Worker(new URL('./http-client.worker.ts', import.meta.url), {
       workerData: this.options,
     })
-    // Outstanding requests keep nothing alive on their own: the server (or the caller) does.
-    worker.unref()
     worker.on('message', (message: FromHttpThread) => {
       if (message.op !== 'done') return
       for (const outcome of message.outcomes) {
@@ -98,12 +98,15 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
         if ('response' in outcome) waiter.resolve(outcome.response)
         else waiter.reject(toError(outcome.error))
       }
+      if (this.pending.size === 0 && !this.closed) worker.unref()
     })
     worker.on('error', (error) => this.failAll(error))
     worker.on('exit', () => {
       this.worker = undefined
       this.failAll(new Error('the webhook HTTP thread stopped'))
     })
+    // After the listeners, which would otherwise hold the thread's port (and the process) again.
+    if (this.pending.size === 0) worker.unref()
     this.worker = worker
     return worker
   }

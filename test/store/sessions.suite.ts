@@ -195,5 +195,15 @@ export function sessionsSuite(context: StoreContext): void {
       await sessions.delete(record.id)
       assert.equal(await sessions.getRecent(record.id), undefined)
     })
+
+    it('should not keep a read that overlapped a write', async () => {
+      const sessions = new SessionsRepository(context.database.db)
+      const organizationId = await createOrganization(context)
+      const record = await createSession(context, organizationId, { pushName: 'Old' })
+      const reading = sessions.getRecent(record.id)
+      await sessions.update(record.id, { pushName: 'New' })
+      await reading
+      assert.equal((await sessions.getRecent(record.id))?.pushName, 'New')
+    })
   })
 }

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test'
 import { sql } from 'kysely'
 import { type Database, openDatabase } from '../../src/store/db.ts'
 import { WAL_AUTOCHECKPOINT_PAGES } from '../../src/store/node-sqlite-dialect.ts'
+import { WalCheckpointer } from '../../src/store/wal-checkpointer.ts'
 import { eventually } from '../support/wait.ts'
 
 /** About 2 MiB: well under the commits' own checkpoint mark, so only the thread copies it back. */
@@ -52,6 +53,16 @@ describe('the background WAL checkpointer', () => {
     await new Promise((resolve) => setTimeout(resolve, 600))
     assert.ok(size(file()) < (ROWS * ROW_BYTES) / 2, `database file is ${size(file())} bytes`)
     assert.ok(size(`${file()}-wal`) >= ROWS * ROW_BYTES)
+  })
+
+  it('stops at once when its thread has already gone', async () => {
+    const checkpointer = WalCheckpointer.start({ path: join(dataDir, 'no-such-dir', 'x.db') })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const stopped = await Promise.race([
+      checkpointer.stop().then(() => true),
+      new Promise((resolve) => setTimeout(() => resolve(false), 2_000)),
+    ])
+    assert.equal(stopped, true)
   })
 
   it('stops with the database, which then folds the log in and removes it', async () => {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { createServer, type Server, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
+import { UndiciWebhookClient, type WebhookHttpClient } from '../../src/webhooks/http-client.ts'
 import { TargetRefusedError } from '../../src/webhooks/ssrf-guard.ts'
 import { ThreadedWebhookClient } from '../../src/webhooks/threaded-http-client.ts'
 import { Receiver } from './receiver.ts'
@@ -65,8 +67,12 @@ describe('the webhook HTTP client on its own thread', () => {
       receiver.respond = () => ({ status: 200, delayMs: 3_000 })
       const timedOut = (await client
         .post({ url: receiver.url(), headers: {}, body: '{"n":0}', timeoutMs: 200 })
-        .catch((e: unknown) => e)) as { code?: string }
-      assert.equal(timedOut.code, 'UND_ERR_HEADERS_TIMEOUT')
+        .catch((e: unknown) => e)) as { name?: string; code?: string }
+      // Whichever timer fires first: undici's headers timeout, or the attempt's deadline.
+      assert.ok(
+        timedOut.code === 'UND_ERR_HEADERS_TIMEOUT' || timedOut.name === 'TimeoutError',
+        JSON.stringify(timedOut),
+      )
       const refused = (await client
         .post({ url: 'http://127.0.0.1:1/hook', headers: {}, body: '{}', timeoutMs: 2_000 })
         .catch((e: unknown) => e)) as { code?: string }
@@ -74,6 +80,17 @@ describe('the webhook HTTP client on its own thread', () => {
     } finally {
       await client.close()
     }
+  })
+
+  it('sends what was posted just before it was closed, then closes', async () => {
+    receiver.respond = () => 200
+    const client = new ThreadedWebhookClient({ allowPrivateTargets: true })
+    const seen = receiver.requests.length
+    const posted = client.post({ url: receiver.url(), headers: {}, body: '{"n":2}', timeoutMs: 2_000 })
+    const closed = client.close()
+    assert.equal((await posted).status, 200)
+    await closed
+    assert.equal(receiver.requests.length, seen + 1)
   })
 
   it('refuses requests once closed', async () => {
@@ -85,5 +102,65 @@ describe('the webhook HTTP client on its own thread', () => {
       client.post({ url: receiver.url(), headers: {}, body: '{"n":1}', timeoutMs: 2_000 }),
       /closed/,
     )
+  })
+})
+
+describe('webhook HTTP clients and the attempt deadline', () => {
+  /** A receiver that answers every request with `102 Processing`, again and again, and never more. */
+  let stalling: Server
+  let port = 0
+  const sockets = new Set<Socket>()
+
+  before(async () => {
+    stalling = createServer((socket) => {
+      sockets.add(socket)
+      socket.on('data', () => {
+        const tick = setInterval(() => {
+          if (socket.destroyed) clearInterval(tick)
+          else socket.write('HTTP/1.1 102 Processing\r\n\r\n')
+        }, 100)
+        socket.on('close', () => clearInterval(tick))
+      })
+    })
+    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve))
+    port = (stalling.address() as { port: number }).port
+  })
+  after(async () => {
+    for (const socket of sockets) socket.destroy()
+    await new Promise<void>((resolve) => stalling.close(() => resolve()))
+  })
+
+  const clients: [string, () => WebhookHttpClient][] = [
+    ['on this thread', () => new UndiciWebhookClient()],
+    ['on its own thread', () => new ThreadedWebhookClient({ allowPrivateTargets: true })],
+  ]
+  for (const [where, make] of clients) {
+    it(`ends an attempt kept alive by interim answers at its deadline (${where})`, async () => {
+      const client = make()
+      try {
+        const started = performance.now()
+        const error = (await client
+          .post({ url: `http://127.0.0.1:${port}/hook`, headers: {}, body: '{}', timeoutMs: 300 })
+          .then(
+            () => assert.fail('a 102 is not an answer'),
+            (e: unknown) => e,
+          )) as Error
+        const took = performance.now() - started
+        assert.equal(error.name, 'TimeoutError')
+        assert.ok(took >= 290 && took < 1_500, `took ${Math.round(took)} ms`)
+      } finally {
+        await client.close()
+      }
+    })
+  }
+
+  it('rejects, rather than throws, on a URL it cannot parse', async () => {
+    const client = new UndiciWebhookClient()
+    try {
+      const posting = client.post({ url: 'not a url', headers: {}, body: '{}', timeoutMs: 1_000 })
+      await assert.rejects(posting, /Invalid URL/)
+    } finally {
+      await client.close()
+    }
   })
 })
