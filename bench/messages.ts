@@ -26,6 +26,14 @@ const STORED = 100_000
 const ROUNDS = 5
 
 const rate = (count: number, ms: number) => Math.round((count / ms) * 1000)
+/** Polls until `done`; a wait of over a minute fails the run instead of hanging it. */
+async function until(what: string, done: () => boolean | Promise<boolean>, everyMs = 5): Promise<void> {
+  const deadline = performance.now() + 60_000
+  while (!(await done())) {
+    if (performance.now() > deadline) throw new Error(`bench/messages.ts: gave up waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, everyMs))
+  }
+}
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`
 
 const sandbox = await new SandboxServer({
@@ -52,9 +60,8 @@ client.socket.ev.on('messages.upsert', ({ messages }) => {
     rawCounts.set(prefix, (rawCounts.get(prefix) ?? 0) + 1)
   }
 })
-const rawReceived = async (prefix: string, count: number) => {
-  while ((rawCounts.get(prefix) ?? 0) < count) await new Promise((resolve) => setTimeout(resolve, 5))
-}
+const rawReceived = (prefix: string, count: number) =>
+  until(`${count} "${prefix}" texts at the raw client`, () => (rawCounts.get(prefix) ?? 0) >= count)
 await push('15550700001', WARMUP, 'warm')
 await rawReceived('warm', WARMUP)
 
@@ -76,7 +83,7 @@ const receivedEvents = async () =>
     ).count,
   )
 await push('15550700002', WARMUP, 'warm')
-while ((await receivedEvents()) < WARMUP) await new Promise((resolve) => setTimeout(resolve, 5))
+await until('the warm-up at the gateway', async () => (await receivedEvents()) >= WARMUP)
 
 /** CPU time of this process (user + system, ms): steadier than wall time on a shared machine. */
 const cpuMs = () => {
@@ -111,8 +118,10 @@ for (let round = 0; round < ROUNDS; round++) {
   gatewayRounds.push(
     await timed(async () => {
       const pushing = push('15550700002', INBOUND, prefix)
-      while ((await receivedEvents()) - before < INBOUND)
-        await new Promise((resolve) => setTimeout(resolve, 5))
+      await until(
+        `round ${round + 1} at the gateway`,
+        async () => (await receivedEvents()) - before >= INBOUND,
+      )
       await pushing
     }),
   )
@@ -149,12 +158,12 @@ const lastSent = async (prefix: string) => {
   return newest?.text === `${prefix} ${SENDS - 1}` && newest.status !== 'pending'
 }
 const sendMs = await sendBatch('live')
-while (!(await lastSent('live'))) await new Promise((resolve) => setTimeout(resolve, 20))
+await until('the live sends', () => lastSent('live'), 20)
 await gateway.request('POST', '/api/v1/sessions/bench/stop')
 const queueMs = await sendBatch('queued', { queue: true })
 const drainStarted = performance.now()
 await gateway.request('POST', '/api/v1/sessions/bench/start')
-while (!(await lastSent('queued'))) await new Promise((resolve) => setTimeout(resolve, 20))
+await until('the queued sends', () => lastSent('queued'), 20)
 const drainMs = performance.now() - drainStarted
 process.stderr.write('sends measured\n')
 
