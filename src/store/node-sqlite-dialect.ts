@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
 import {
@@ -42,6 +42,11 @@ export function openSqliteFile(
 ): DatabaseSync {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
   const database = new DatabaseSync(path)
+  // Owner only, as the data directory is: messages and contacts are stored in the clear.
+  // SQLite gives the -wal and -shm files it creates the database file's mode.
+  if (path !== ':memory:') {
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600)
+  }
   database.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`)
   database.exec('PRAGMA journal_mode = WAL')
   database.exec('PRAGMA synchronous = NORMAL')

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { chmodSync, statSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -23,6 +24,20 @@ describe('node:sqlite dialect', () => {
   it('should open the file in WAL mode with foreign keys enforced', () => {
     assert.equal(file.prepare('pragma journal_mode').get()?.['journal_mode'], 'wal')
     assert.equal(file.prepare('pragma foreign_keys').get()?.['foreign_keys'], 1)
+  })
+
+  it('should keep the database file and its log readable by the owner only', () => {
+    const path = join(dir, 'owner.db')
+    const own = openSqliteFile(path)
+    own.exec("create table t (x text); insert into t values ('x')")
+    for (const name of ['owner.db', 'owner.db-wal', 'owner.db-shm']) {
+      assert.equal(statSync(join(dir, name)).mode & 0o777, 0o600, name)
+    }
+    own.close()
+    // A file left readable by an earlier version is tightened when opened again.
+    chmodSync(path, 0o644)
+    openSqliteFile(path).close()
+    assert.equal(statSync(path).mode & 0o777, 0o600)
   })
 
   it('should report affected rows and insert ids for writes, and rows for returning', async () => {
