@@ -16,6 +16,7 @@ import { SandboxServer } from '../src/sandbox/server.ts'
 import { TestClient } from '../test/support/baileys-client.ts'
 import { startTestGateway } from '../test/support/gateway.ts'
 import { createLinkedSession } from '../test/support/sessions.ts'
+import { eventually } from '../test/support/wait.ts'
 
 const INBOUND = Number(process.argv[2] ?? 1000)
 const SENDS = Number(process.argv[3] ?? 500)
@@ -26,13 +27,9 @@ const STORED = 100_000
 const ROUNDS = 5
 
 const rate = (count: number, ms: number) => Math.round((count / ms) * 1000)
-/** Polls until `done`; a wait of over a minute fails the run instead of hanging it. */
-async function until(what: string, done: () => boolean | Promise<boolean>, everyMs = 5): Promise<void> {
-  const deadline = performance.now() + 60_000
-  while (!(await done())) {
-    if (performance.now() > deadline) throw new Error(`bench/messages.ts: gave up waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, everyMs))
-  }
+/** Polls `done` (every 5 ms: rounds are timed by it); a wait of over a minute fails the run instead of hanging it. */
+const until = async (what: string, done: () => boolean | Promise<boolean>, everyMs = 5): Promise<void> => {
+  await eventually(done, what, 60_000, everyMs)
 }
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`
 
