@@ -63,6 +63,8 @@ export interface App {
   eventRetention: EventRetention
   /** stores and publishes domain events, as the ingest does; tools and benchmarks feed it directly */
   recorder: EventRecorder
+  /** every stored event as it is published; tools and benchmarks listen to it */
+  bus: EventBus
   /** starts listening; resolves with the base URL */
   listen(): Promise<string>
   /** starts every session that should run, from stored credentials */
@@ -303,6 +305,7 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
     bootstrap: bootstrapped,
     eventRetention,
     recorder,
+    bus,
     listen: () => http.listen({ host: config.host, port: config.port }),
     restoreSessions: async () => {
       const count = await manager.restoreAll()
@@ -313,6 +316,7 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
       await http.close()
       outbound.stop()
       await manager.shutdown()
+      await engine.flush()
       await mediaDownloader.idle()
       await eventRetention.stop()
       await webhooks.close()

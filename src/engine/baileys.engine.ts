@@ -14,12 +14,20 @@ import makeWASocket, {
   type WASocket,
 } from '@whiskeysockets/baileys'
 import { HttpsProxyAgent } from 'https-proxy-agent'
+import type { Transaction } from 'kysely'
 import type { Logger } from 'pino'
 import { SocksProxyAgent } from 'socks-proxy-agent'
 import type { Dispatcher } from 'undici'
 import { sandboxMediaTrust } from '../sandbox/media.ts'
 import type { SecretBox } from '../security/secret-box.ts'
-import { type AuthStateStore, isLinked, loadAuthState, type StoredAuthState } from './auth-state.ts'
+import type { Tables } from '../store/schema.ts'
+import {
+  type AuthStateStore,
+  isLinked,
+  type KeyWriteSettler,
+  loadAuthState,
+  type StoredAuthState,
+} from './auth-state.ts'
 import { forwardMessagingEvents } from './baileys-events.ts'
 import { baileysGroups } from './baileys-groups.ts'
 import type {
@@ -72,8 +80,12 @@ export class BaileysEngine implements WhatsAppEngine {
   }
 
   async connect(options: ConnectOptions): Promise<EngineConnection> {
-    const { authStore, secretBox } = this.deps
-    const auth = await loadAuthState(options.sessionId, authStore, secretBox)
+    const { authStore, secretBox, logger } = this.deps
+    // What the session's previous connection staged is stored before this one reads the keys.
+    await this.authStates.get(options.sessionId)?.flush()
+    const auth = await loadAuthState(options.sessionId, authStore, secretBox, (err) =>
+      logger.error({ err, sessionId: options.sessionId }, 'storing Signal keys failed; retrying'),
+    )
     this.authStates.set(options.sessionId, auth)
     return new BaileysConnection(options, auth, this.deps)
   }
@@ -82,6 +94,10 @@ export class BaileysEngine implements WhatsAppEngine {
     await this.authStates.get(sessionId)?.seal()
     this.authStates.delete(sessionId)
     await this.deps.authStore.clear(sessionId)
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all([...this.authStates.values()].map((auth) => auth.flush()))
   }
 
   async hasCredentials(sessionId: string): Promise<boolean> {
@@ -99,15 +115,13 @@ class BaileysConnection implements EngineConnection {
   private lastFrameAt = Date.now()
   private readonly timers: NodeJS.Timeout[] = []
   private saving: Promise<void> = Promise.resolve()
+  private readonly auth: StoredAuthState
   /** the sandbox's TLS trust for media downloads (Baileys ignores the socket config there) */
   private readonly mediaDispatcher?: Dispatcher
   readonly groups: EngineGroups
 
-  constructor(
-    options: ConnectOptions,
-    auth: Awaited<ReturnType<typeof loadAuthState>>,
-    deps: BaileysEngineDependencies,
-  ) {
+  constructor(options: ConnectOptions, auth: StoredAuthState, deps: BaileysEngineDependencies) {
+    this.auth = auth
     this.logger = deps.logger.child({ sessionId: options.sessionId })
     // Never chattier than the gateway itself: a silent gateway has silent Baileys logs.
     const parentValue = deps.logger.levels.values[deps.logger.level] ?? Number.POSITIVE_INFINITY
@@ -218,6 +232,10 @@ class BaileysConnection implements EngineConnection {
     for (const timer of this.timers) clearTimeout(timer)
     // Let a pending credentials save finish first: a 515 right after pairing needs them.
     void this.saving.then(() => this.events.emit('close', info))
+  }
+
+  writeStagedKeys(trx: Transaction<Tables>): Promise<KeyWriteSettler> {
+    return this.auth.writeStagedKeys(trx)
   }
 
   async requestPairingCode(phoneNumber: string): Promise<string> {

@@ -1,5 +1,8 @@
 import type { EventEmitter } from 'node:events'
 import type { AnyMessageContent, WAMessage, WAMessageKey } from '@whiskeysockets/baileys'
+import type { Transaction } from 'kysely'
+import type { Tables } from '../store/schema.ts'
+import type { KeyWriteSettler } from './auth-state.ts'
 
 /** WhatsApp's own message record (the protocol's WebMessageInfo), as the engine hands it over. */
 export type EngineMessage = WAMessage
@@ -243,6 +246,11 @@ export interface EngineConnection {
   /** which of these phone JIDs are on WhatsApp */
   onWhatsApp(jids: string[]): Promise<{ jid: string; exists: boolean }[]>
   readonly groups: EngineGroups
+  /**
+   * Writes the Signal key changes staged since the last write (see auth-state.ts) inside
+   * the caller's transaction; the returned function is told whether it committed.
+   */
+  writeStagedKeys(trx: Transaction<Tables>): Promise<KeyWriteSettler>
 }
 
 /**
@@ -255,4 +263,6 @@ export interface WhatsAppEngine {
   wipe(sessionId: string): Promise<void>
   /** whether a session has credentials from a completed link */
   hasCredentials(sessionId: string): Promise<boolean>
+  /** stores every key change still staged (at shutdown, after the sessions have stopped) */
+  flush(): Promise<void>
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { IdGenerator } from '../domain/ids.ts'
 import { chatKind, phoneOf, STATUS_JID } from '../domain/jid.ts'
 import type { SessionConfig } from '../domain/session-config.ts'
+import type { KeyWriteSettler } from '../engine/auth-state.ts'
 import type {
   ContactReport,
   EngineConnection,
@@ -34,6 +35,9 @@ const EVENT_BY_TYPE: Partial<Record<NormalizedMessage['type'], keyof DomainEvent
   delete: 'message.deleted',
   poll_vote: 'poll.vote',
 }
+
+/** The most messages stored in one transaction. */
+const LIVE_BATCH = 100
 
 /** Whether the session's `ignore` settings drop this chat at the source. */
 export function ignoredChat(config: SessionConfig, chatJid: string): boolean {
@@ -83,19 +87,35 @@ export class MessageIngest {
   attach(sessionId: string, connection: EngineConnection): void {
     const guard = (what: string, work: () => Promise<void>) =>
       work().catch((err) => this.deps.logger.error({ err, sessionId }, `ingesting ${what} failed`))
-    // One chain per connection: messages of a session are stored in the order they came.
+    // One chain per connection: what a session receives is stored in the order it came.
     let chain = Promise.resolve()
-    const queue = (what: string, work: () => Promise<void>) => {
+    const enqueue = (what: string, work: () => Promise<void>) => {
       chain = chain.then(() => guard(what, work))
     }
-    // Baileys hands messages over one upsert at a time; those that arrive while the chain is
-    // busy are stored together, in one transaction, when their turn comes.
+    // Messages are stored in groups, one transaction each (group commit): Baileys hands them
+    // over one upsert at a time, and those that come in the same turn of the event loop —
+    // a burst, an offline backlog — wait for its end and are stored together, up to
+    // LIVE_BATCH at a time. A message costs its transaction's share: most index pages are
+    // written once per commit, not once per message.
     const waiting: { kind: 'notify' | 'append'; message: EngineMessage }[] = []
-    connection.events.on('messages', ({ kind, messages }) => {
-      if (waiting.length === 0) {
-        queue('messages', () => this.ingestLive(sessionId, connection, waiting.splice(0)))
+    let gathering: NodeJS.Immediate | undefined
+    const storeWaiting = () => {
+      clearImmediate(gathering)
+      gathering = undefined
+      while (waiting.length > 0) {
+        const group = waiting.splice(0, LIVE_BATCH)
+        enqueue('messages', () => this.ingestLive(sessionId, connection, group))
       }
+    }
+    const queue = (what: string, work: () => Promise<void>) => {
+      // Whatever came before this (a status report after its message) is stored before it.
+      storeWaiting()
+      enqueue(what, work)
+    }
+    connection.events.on('messages', ({ kind, messages }) => {
       for (const message of messages) waiting.push({ kind, message })
+      if (waiting.length >= LIVE_BATCH) storeWaiting()
+      else gathering ??= setImmediate(storeWaiting)
     })
     connection.events.on('history', (batch) => queue('history', () => this.ingestHistory(sessionId, batch)))
     connection.events.on('message-status', (reports) =>
@@ -167,36 +187,51 @@ export class MessageIngest {
       batch.push({ kind, message, normalized, record })
     }
     if (batch.length === 0) return
-    const { events, stored } = await this.deps.database.db.transaction().execute(async (trx) => {
-      const items: { type: DomainEventType; data: DomainEventMap[DomainEventType] }[] = []
-      const stored: typeof batch = []
-      for (const entry of batch) {
-        const { kind, normalized, record } = entry
-        let people: ContactUpdate[] = []
-        if (session.config.store.enabled) {
-          // a message seen before (an offline replay, a retry) is neither stored nor announced again
-          if (!(await this.deps.messages.insertIfNew(record, trx))) continue
-          people = await this.rememberPeople(sessionId, normalized, trx)
-          await this.deps.chats.upsertActivity(
-            sessionId,
-            {
-              jid: normalized.chatJid,
-              ...(normalized.chatLid ? { lid: normalized.chatLid } : {}),
-              messageId: record.id,
-              at: normalized.timestamp,
-              incrementUnread: !normalized.fromMe && kind === 'notify',
-            },
-            trx,
-          )
+    let settleKeys: KeyWriteSettler | undefined
+    const { events, stored } = await this.deps.database.db
+      .transaction()
+      .execute(async (trx) => {
+        // The Signal session these messages' decryption advanced, in the same commit.
+        settleKeys = await connection.writeStagedKeys(trx)
+        const items: { type: DomainEventType; data: DomainEventMap[DomainEventType] }[] = []
+        const stored: typeof batch = []
+        for (const entry of batch) {
+          const { kind, normalized, record } = entry
+          let people: ContactUpdate[] = []
+          if (session.config.store.enabled) {
+            // a message seen before (an offline replay, a retry) is neither stored nor announced again
+            if (!(await this.deps.messages.insertIfNew(record, trx))) continue
+            people = await this.rememberPeople(sessionId, normalized, trx)
+            await this.deps.chats.upsertActivity(
+              sessionId,
+              {
+                jid: normalized.chatJid,
+                ...(normalized.chatLid ? { lid: normalized.chatLid } : {}),
+                messageId: record.id,
+                at: normalized.timestamp,
+                incrementUnread: !normalized.fromMe && kind === 'notify',
+              },
+              trx,
+            )
+          }
+          stored.push(entry)
+          const type =
+            EVENT_BY_TYPE[normalized.type] ?? (normalized.fromMe ? 'message.sent' : 'message.received')
+          items.push({ type, data: { ...normalized, id: record.id, status: record.status } })
+          for (const data of people) items.push({ type: 'contact.update', data })
         }
-        stored.push(entry)
-        const type =
-          EVENT_BY_TYPE[normalized.type] ?? (normalized.fromMe ? 'message.sent' : 'message.received')
-        items.push({ type, data: { ...normalized, id: record.id, status: record.status } })
-        for (const data of people) items.push({ type: 'contact.update', data })
-      }
-      return { events: await this.deps.recorder.store(eventSession(session), items, trx), stored }
-    })
+        return { events: await this.deps.recorder.store(eventSession(session), items, trx), stored }
+      })
+      .then(
+        (written) => {
+          settleKeys?.(true)
+          return written
+        },
+        (error: unknown) => {
+          settleKeys?.(false)
+          throw error
+        },
+      )
     this.deps.recorder.publish(events)
     if (!session.config.store.enabled) return
     for (const { message, normalized, record } of stored) {
