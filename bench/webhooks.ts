@@ -206,6 +206,8 @@ async function main(): Promise<void> {
   const WARM_UP = 1000
   const STREAM_WARM_UP = 200
   const BARE_WARM_UP_ROUNDS = 10
+  /** record() loops at once in the concurrent one-by-one phase: sessions receiving at the same time */
+  const PRODUCERS = 32
   // The delivery worker's and the webhook HTTP client's defaults (delivery-worker.ts,
   // http-client.ts): the bare client gets the same in-flight cap and connection cap.
   const CONCURRENCY = 32
@@ -252,16 +254,26 @@ async function main(): Promise<void> {
     // The app's own recorder: its ingest's, whose bus wakes the delivery worker and feeds the event stream.
     const { recorder } = app
 
-    /** Records message.received events back to back, or at `rate` a second; when each record call began, by event id. */
-    const record = async (count: number, rate?: number): Promise<Map<string, number>> => {
+    /**
+     * Records message.received events back to back — each record call waiting for the one
+     * before it, in each of `producers` loops at once — or, from one producer, at `rate` a
+     * second; when each record call began, by event id.
+     */
+    const record = async (count: number, rate?: number, producers = 1): Promise<Map<string, number>> => {
       const begun = new Map<string, number>()
       const start = clock()
-      for (let i = 0; i < count; i++) {
-        if (rate) await until(start + (i * 1000) / rate)
-        const at = clock()
-        const [event] = await recorder.record(session, [{ type: 'message.received', data: message(i) }])
-        if (event) begun.set(event.id, at)
-      }
+      let next = 0
+      await Promise.all(
+        Array.from({ length: producers }, async () => {
+          while (next < count) {
+            const i = next++
+            if (rate) await until(start + (i * 1000) / rate)
+            const at = clock()
+            const [event] = await recorder.record(session, [{ type: 'message.received', data: message(i) }])
+            if (event) begun.set(event.id, at)
+          }
+        }),
+      )
       return begun
     }
 
@@ -342,11 +354,16 @@ async function main(): Promise<void> {
     }
 
     /** Events through the gateway: recorded, stored with their deliveries, claimed, signed, POSTed. */
-    const pipeline = async (label: string, count: number, endpoints: number, rate?: number) => {
+    const pipeline = async (
+      label: string,
+      count: number,
+      endpoints: number,
+      options: { rate?: number; producers?: number } = {},
+    ) => {
       await quiesce()
       const from = clock()
       const cpuFrom = process.threadCpuUsage()
-      const begun = await record(count, rate)
+      const begun = await record(count, options.rate, options.producers)
       const recorded = count / ((clock() - from) / 1000)
       const collected = await collect<Arrival>(receivers, count * endpoints)
       verify(label, collected.receipts, begun.keys(), endpoints)
@@ -438,19 +455,25 @@ async function main(): Promise<void> {
       progress(label(`backlog of ${events} events`))
       const drained = await backlog(label('backlog'), events, endpoints)
       const drainedBare = await bare(label('bare backlog'), drained.arrivals)
-      progress(label(`${events} events one by one`))
+      progress(label(`${events} events one by one, ${PRODUCERS} producers`))
+      const concurrent = await pipeline(label('one by one, producers'), events, endpoints, {
+        producers: PRODUCERS,
+      })
+      progress(label(`${events} events one by one, one producer`))
       const oneByOne = await pipeline(label('one by one'), events, endpoints)
       // Half the gateway's one-by-one rate, for about three seconds.
       const rate = oneByOne.result.perSecond / endpoints / 2
       const steadyCount = Math.max(20, Math.min(events, Math.round(rate * 3)))
       progress(label(`${steadyCount} events at ${rate.toFixed(0)}/s`))
-      const steady = await pipeline(label('steady'), steadyCount, endpoints, rate)
+      const steady = await pipeline(label('steady'), steadyCount, endpoints, { rate })
       const steadyBare = await bare(label('bare steady'), steady.arrivals, steady.begun)
       for (const id of ids) await disable(id)
-      const deliveries = (warm.begun.size + 2 * events + steadyCount) * endpoints
+      const deliveries = (warm.begun.size + 3 * events + steadyCount) * endpoints
       return {
         drained: drained.result,
         bare: drainedBare,
+        concurrent: concurrent.result,
+        recordedConcurrently: concurrent.recorded,
         oneByOne: oneByOne.result,
         recorded: oneByOne.recorded,
         steady: steady.result,
@@ -526,7 +549,13 @@ async function main(): Promise<void> {
           ratio(r.drained.perSecond, r.bare.perSecond),
         ],
         [
-          `${name}: ${events} events recorded one by one (at ${n(r.recorded)}/s) → 204`,
+          `${name}: ${events} events recorded one by one by ${PRODUCERS} producers at once (at ${n(r.recordedConcurrently)}/s) → 204`,
+          `${perEvent(r.concurrent.perSecond)}; ${n(r.concurrent.cpu)} µs CPU each`,
+          `${n(r.bare.perSecond)} req/s`,
+          ratio(r.concurrent.perSecond, r.bare.perSecond),
+        ],
+        [
+          `${name}: ${events} events recorded one by one by a single producer (at ${n(r.recorded)}/s) → 204`,
           `${perEvent(r.oneByOne.perSecond)}; ${n(r.oneByOne.cpu)} µs CPU each`,
           `${n(r.bare.perSecond)} req/s`,
           ratio(r.oneByOne.perSecond, r.bare.perSecond),
@@ -564,9 +593,11 @@ async function main(): Promise<void> {
         '',
         `Backlog: from the commit of the transaction that stored the events to the last request at a receiver;`,
         `the bare client (undici, keep-alive) posts the same requests, same bytes and headers, all ready at once.`,
-        `One by one: from the first record call (one transaction per event, as the ingest writes them) to the`,
-        `last request; the gateway records and delivers on one event loop, its HTTP requests made on a thread`,
-        `of their own. Both sides: at most ${CONCURRENCY} requests in flight and ${CONNECTIONS_PER_ORIGIN} keep-alive connections per`,
+        `One by one: from the first record call to the last request; each producer calls record() for one event`,
+        `and waits until it is stored before the next, ${PRODUCERS} producers at once (as many sessions receiving at the same`,
+        `time) or a single one; the calls of one event-loop turn share a transaction (group commit), so a single`,
+        `waiting producer gets a commit per event. The gateway records and delivers on one event loop, its HTTP`,
+        `requests made on a thread of their own. Both sides: at most ${CONCURRENCY} requests in flight and ${CONNECTIONS_PER_ORIGIN} keep-alive connections per`,
         `receiver (the delivery worker's and its HTTP client's defaults; the worker also holds up to as many`,
         `claimed deliveries ready, as the bare client holds all of its requests). Both are warmed up first:`,
         `${WARM_UP} deliveries, and the bare client replays them ${BARE_WARM_UP_ROUNDS} times; each timed phase starts with`,

@@ -26,6 +26,8 @@ import {
   isLinked,
   type KeyWriteSettler,
   loadAuthState,
+  readCreds,
+  StagedKeyStore,
   type StoredAuthState,
 } from './auth-state.ts'
 import { forwardMessagingEvents } from './baileys-events.ts'
@@ -73,6 +75,8 @@ export class BaileysEngine implements WhatsAppEngine {
   private readonly deps: BaileysEngineDependencies
   /** the auth state of each session's latest connection, sealed when the session is wiped */
   private readonly authStates = new Map<string, StoredAuthState>()
+  /** each session's keys, shared by its successive connections (see StagedKeyStore) */
+  private readonly keyStores = new Map<string, StagedKeyStore>()
 
   constructor(deps: BaileysEngineDependencies) {
     silenceLibsignal((message) => deps.logger.trace({ libsignal: message }, 'libsignal output suppressed'))
@@ -80,29 +84,43 @@ export class BaileysEngine implements WhatsAppEngine {
   }
 
   async connect(options: ConnectOptions): Promise<EngineConnection> {
-    const { authStore, secretBox, logger } = this.deps
-    // What the session's previous connection staged is stored before this one reads the keys.
-    await this.authStates.get(options.sessionId)?.flush()
-    const auth = await loadAuthState(options.sessionId, authStore, secretBox, (err) =>
-      logger.error({ err, sessionId: options.sessionId }, 'storing Signal keys failed; retrying'),
-    )
+    const { authStore, secretBox } = this.deps
+    const auth = await loadAuthState(options.sessionId, authStore, secretBox, this.keysOf(options.sessionId))
     this.authStates.set(options.sessionId, auth)
-    return new BaileysConnection(options, auth, this.deps)
+    return new BaileysConnection(options, auth, this.keysOf(options.sessionId), this.deps)
   }
 
   async wipe(sessionId: string): Promise<void> {
-    await this.authStates.get(sessionId)?.seal()
+    // A fresh store for whatever comes next (a new link); the sealed one drops the old socket's writes.
+    const keys = this.keyStores.get(sessionId)
+    this.keyStores.delete(sessionId)
+    await (this.authStates.get(sessionId)?.seal() ?? keys?.seal())
     this.authStates.delete(sessionId)
     await this.deps.authStore.clear(sessionId)
   }
 
-  async flush(): Promise<void> {
-    await Promise.all([...this.authStates.values()].map((auth) => auth.flush()))
+  async close(): Promise<void> {
+    await Promise.all([...this.keyStores.values()].map((keys) => keys.seal()))
   }
 
   async hasCredentials(sessionId: string): Promise<boolean> {
-    const { state } = await loadAuthState(sessionId, this.deps.authStore, this.deps.secretBox)
-    return isLinked(state.creds)
+    const creds = await readCreds(sessionId, this.deps.authStore, this.deps.secretBox)
+    return creds !== undefined && isLinked(creds)
+  }
+
+  private keysOf(sessionId: string): StagedKeyStore {
+    let keys = this.keyStores.get(sessionId)
+    if (!keys) {
+      keys = new StagedKeyStore({
+        sessionId,
+        store: this.deps.authStore,
+        box: this.deps.secretBox,
+        onWriteError: (err) =>
+          this.deps.logger.error({ err, sessionId }, 'storing Signal keys failed; they are tried again'),
+      })
+      this.keyStores.set(sessionId, keys)
+    }
+    return keys
   }
 }
 
@@ -115,13 +133,18 @@ class BaileysConnection implements EngineConnection {
   private lastFrameAt = Date.now()
   private readonly timers: NodeJS.Timeout[] = []
   private saving: Promise<void> = Promise.resolve()
-  private readonly auth: StoredAuthState
+  private readonly keys: StagedKeyStore
   /** the sandbox's TLS trust for media downloads (Baileys ignores the socket config there) */
   private readonly mediaDispatcher?: Dispatcher
   readonly groups: EngineGroups
 
-  constructor(options: ConnectOptions, auth: StoredAuthState, deps: BaileysEngineDependencies) {
-    this.auth = auth
+  constructor(
+    options: ConnectOptions,
+    auth: StoredAuthState,
+    keys: StagedKeyStore,
+    deps: BaileysEngineDependencies,
+  ) {
+    this.keys = keys
     this.logger = deps.logger.child({ sessionId: options.sessionId })
     // Never chattier than the gateway itself: a silent gateway has silent Baileys logs.
     const parentValue = deps.logger.levels.values[deps.logger.level] ?? Number.POSITIVE_INFINITY
@@ -137,7 +160,7 @@ class BaileysConnection implements EngineConnection {
     this.mediaDispatcher = trust?.options.dispatcher
     const create = () =>
       makeWASocket({
-        auth: { creds: auth.state.creds, keys: makeCacheableSignalKeyStore(auth.state.keys, baileysLogger) },
+        auth: { creds: auth.state.creds, keys: makeCacheableSignalKeyStore(keys.keys, baileysLogger) },
         logger: baileysLogger,
         browser: Browsers.ubuntu(options.client?.browserName ?? 'Chrome'),
         ...(options.client?.deviceName
@@ -235,7 +258,7 @@ class BaileysConnection implements EngineConnection {
   }
 
   writeStagedKeys(trx: Transaction<Tables>): Promise<KeyWriteSettler> {
-    return this.auth.writeStagedKeys(trx)
+    return this.keys.writeWithin(trx)
   }
 
   async requestPairingCode(phoneNumber: string): Promise<string> {

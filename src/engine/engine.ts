@@ -263,6 +263,6 @@ export interface WhatsAppEngine {
   wipe(sessionId: string): Promise<void>
   /** whether a session has credentials from a completed link */
   hasCredentials(sessionId: string): Promise<boolean>
-  /** stores every key change still staged (at shutdown, after the sessions have stopped) */
-  flush(): Promise<void>
+  /** stores every key change still staged and stops later ones (at shutdown, after the sessions stopped) */
+  close(): Promise<void>
 }

@@ -37,6 +37,8 @@ export class EventRecorder {
   private readonly now: () => number
   private readonly database?: Database
   private readonly outbox?: DeliveryOutbox
+  private readonly gathered: Gathered[] = []
+  private gathering: NodeJS.Immediate | undefined
 
   constructor(deps: {
     events: EventsRepository
@@ -61,36 +63,16 @@ export class EventRecorder {
     items: { type: T; data: DomainEventMap[T] }[],
     trx?: Executor,
   ): Promise<DomainEvent<T>[]> {
-    const envelopes = items.map(
-      ({ type, data }): DomainEvent<T> => ({
-        id: this.newId('event'),
-        type,
-        organizationId: session.organizationId,
-        session: { id: session.id, name: session.name, metadata: session.metadata },
-        timestamp: this.now(),
-        data,
-      }),
-    )
+    const envelopes = this.envelopes(session, items)
     if (envelopes.length === 0) return envelopes
-    const records = envelopes.map((event) => ({
-      id: event.id,
-      organizationId: event.organizationId,
-      sessionId: session.id,
-      type: event.type,
-      payload: { session: event.session, data: event.data },
-      createdAt: event.timestamp,
-    }))
     const outbox = this.outbox
     const database = this.database
     if (!outbox || !database) {
-      await this.events.append(records, trx)
+      await this.events.append(toRecords(envelopes), trx)
       return envelopes
     }
     // The event and the deliveries it owes commit together: a crash cannot lose either.
-    const write = async (executor: Executor) => {
-      await this.events.append(records, executor)
-      await outbox.enqueueDeliveries(envelopes, session.webhooks ?? [], executor)
-    }
+    const write = (executor: Executor) => this.write([{ session, envelopes }], executor)
     if (trx) await write(trx)
     else await database.db.transaction().execute(write)
     return envelopes
@@ -105,13 +87,110 @@ export class EventRecorder {
     for (const event of events) this.bus.publish(event)
   }
 
-  /** Store then publish, for callers without a transaction of their own. */
-  async record<T extends DomainEventType>(
+  /**
+   * Store then publish, for callers without a transaction of their own. The calls made in
+   * one turn of the event loop are stored together at its end, in one transaction (group
+   * commit): many sessions' receipts, sends and presence updates cost one commit, not one
+   * each. Resolves once stored and published; a call whose events cannot be stored rejects
+   * alone.
+   */
+  record<T extends DomainEventType>(
     session: EventSession,
     items: { type: T; data: DomainEventMap[T] }[],
-  ) {
-    const stored = await this.store(session, items)
-    this.publish(stored)
-    return stored
+  ): Promise<DomainEvent<T>[]> {
+    const envelopes = this.envelopes(session, items)
+    if (envelopes.length === 0) return Promise.resolve(envelopes)
+    return new Promise((resolve, reject) => {
+      this.gathered.push({
+        session,
+        envelopes,
+        resolve: () => resolve(envelopes),
+        reject,
+      })
+      this.gathering ??= setImmediate(() => void this.storeGathered())
+    })
+  }
+
+  private async storeGathered(): Promise<void> {
+    this.gathering = undefined
+    const group = this.gathered.splice(0)
+    try {
+      await this.storeTogether(group)
+    } catch (error) {
+      if (group.length === 1) {
+        group[0]?.reject(error)
+        return
+      }
+      // One call's bad events must not cost the others theirs: each is tried alone.
+      for (const call of group) {
+        try {
+          await this.storeTogether([call])
+        } catch (error) {
+          call.reject(error)
+          continue
+        }
+        this.publish(call.envelopes)
+        call.resolve()
+      }
+      return
+    }
+    for (const call of group) {
+      this.publish(call.envelopes)
+      call.resolve()
+    }
+  }
+
+  private async storeTogether(group: Gathered[]): Promise<void> {
+    const database = this.database
+    if (!this.outbox || !database) {
+      await this.events.append(group.flatMap((call) => toRecords(call.envelopes)))
+      return
+    }
+    await database.db.transaction().execute((trx) => this.write(group, trx))
+  }
+
+  /** The events of every call, then the deliveries each owes (its session's webhooks differ). */
+  private async write(group: Pick<Gathered, 'session' | 'envelopes'>[], trx: Executor): Promise<void> {
+    await this.events.append(
+      group.flatMap((call) => toRecords(call.envelopes)),
+      trx,
+    )
+    for (const { session, envelopes } of group) {
+      await this.outbox?.enqueueDeliveries(envelopes, session.webhooks ?? [], trx)
+    }
+  }
+
+  private envelopes<T extends DomainEventType>(
+    session: EventSession,
+    items: { type: T; data: DomainEventMap[T] }[],
+  ): DomainEvent<T>[] {
+    return items.map(
+      ({ type, data }): DomainEvent<T> => ({
+        id: this.newId('event'),
+        type,
+        organizationId: session.organizationId,
+        session: { id: session.id, name: session.name, metadata: session.metadata },
+        timestamp: this.now(),
+        data,
+      }),
+    )
   }
 }
+
+/** A record() call waiting for the end of the loop turn. */
+interface Gathered {
+  session: EventSession
+  envelopes: DomainEvent[]
+  resolve: () => void
+  reject: (error: unknown) => void
+}
+
+const toRecords = (envelopes: readonly DomainEvent[]) =>
+  envelopes.map((event) => ({
+    id: event.id,
+    organizationId: event.organizationId,
+    sessionId: event.session?.id ?? null,
+    type: event.type,
+    payload: { session: event.session, data: event.data },
+    createdAt: event.timestamp,
+  }))

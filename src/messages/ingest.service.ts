@@ -15,7 +15,7 @@ import type { DomainEventMap, DomainEventType } from '../events/catalogue.ts'
 import type { EventRecorder } from '../events/event-recorder.ts'
 import type { SessionRecord } from '../sessions/session.types.ts'
 import { eventSession } from '../sessions/session-store.ts'
-import type { ChatsRepository } from '../store/chats.repository.ts'
+import type { ChatActivity, ChatsRepository } from '../store/chats.repository.ts'
 import type { ContactsRepository } from '../store/contacts.repository.ts'
 import type { Database } from '../store/db.ts'
 import type { MessageRecord, MessagesRepository } from '../store/messages.repository.ts'
@@ -76,11 +76,18 @@ export class MessageIngest {
   }
 
   private readonly order = new ArrivalOrder()
+  /** the connections whose chains may still hold work */
+  private readonly attached = new Set<{ drain(): Promise<void> }>()
   private readonly contactBook: ContactBook
 
   constructor(deps: MessageIngest['deps']) {
     this.deps = deps
     this.contactBook = new ContactBook(deps.contacts)
+  }
+
+  /** Resolves once everything the connections handed over so far is stored (at shutdown). */
+  async idle(): Promise<void> {
+    await Promise.all([...this.attached].map((connection) => connection.drain()))
   }
 
   /** Subscribes to one connection's events; the connection lives as long as its socket. */
@@ -116,6 +123,17 @@ export class MessageIngest {
       for (const message of messages) waiting.push({ kind, message })
       if (waiting.length >= LIVE_BATCH) storeWaiting()
       else gathering ??= setImmediate(storeWaiting)
+    })
+    const attached = {
+      drain: () => {
+        storeWaiting()
+        return chain
+      },
+    }
+    this.attached.add(attached)
+    connection.events.on('close', () => {
+      // What the socket handed over before it closed is still stored; then it is let go.
+      void attached.drain().then(() => this.attached.delete(attached))
     })
     connection.events.on('history', (batch) => queue('history', () => this.ingestHistory(sessionId, batch)))
     connection.events.on('message-status', (reports) =>
@@ -195,24 +213,34 @@ export class MessageIngest {
         settleKeys = await connection.writeStagedKeys(trx)
         const items: { type: DomainEventType; data: DomainEventMap[DomainEventType] }[] = []
         const stored: typeof batch = []
+        const keep = session.config.store.enabled
+        // One statement for the group; a message seen before (an offline replay, a retry) is
+        // neither stored nor announced again.
+        const fresh = keep
+          ? await this.deps.messages.insertNew(
+              batch.map((entry) => entry.record),
+              trx,
+            )
+          : undefined
+        const chats = new Map<string, ChatActivity>()
+        /** senders already remembered in this group: the same one again changes nothing */
+        const seen = new Set<string>()
         for (const entry of batch) {
           const { kind, normalized, record } = entry
           let people: ContactUpdate[] = []
-          if (session.config.store.enabled) {
-            // a message seen before (an offline replay, a retry) is neither stored nor announced again
-            if (!(await this.deps.messages.insertIfNew(record, trx))) continue
-            people = await this.rememberPeople(sessionId, normalized, trx)
-            await this.deps.chats.upsertActivity(
-              sessionId,
-              {
-                jid: normalized.chatJid,
-                ...(normalized.chatLid ? { lid: normalized.chatLid } : {}),
-                messageId: record.id,
-                at: normalized.timestamp,
-                incrementUnread: !normalized.fromMe && kind === 'notify',
-              },
-              trx,
-            )
+          if (fresh) {
+            if (!fresh.has(record.id)) continue
+            people = await this.rememberPeople(sessionId, normalized, seen, trx)
+            // Each chat's activity folded over the group, then written once.
+            const chat = chats.get(normalized.chatJid)
+            const latest = !chat || normalized.timestamp >= chat.at
+            chats.set(normalized.chatJid, {
+              jid: normalized.chatJid,
+              ...((normalized.chatLid ?? chat?.lid) ? { lid: normalized.chatLid ?? chat?.lid } : {}),
+              messageId: latest ? record.id : (chat?.messageId ?? record.id),
+              at: latest ? normalized.timestamp : (chat?.at ?? normalized.timestamp),
+              addUnread: (chat?.addUnread ?? 0) + (!normalized.fromMe && kind === 'notify' ? 1 : 0),
+            })
           }
           stored.push(entry)
           const type =
@@ -220,6 +248,7 @@ export class MessageIngest {
           items.push({ type, data: { ...normalized, id: record.id, status: record.status } })
           for (const data of people) items.push({ type: 'contact.update', data })
         }
+        for (const activity of chats.values()) await this.deps.chats.upsertActivity(sessionId, activity, trx)
         return { events: await this.deps.recorder.store(eventSession(session), items, trx), stored }
       })
       .then(
@@ -399,17 +428,22 @@ export class MessageIngest {
 
   /**
    * Who wrote it: their push name, LID and phone number, for contacts and the LID map. In a
-   * group the name shown may be the one they use there, so it only fills a gap.
+   * group the name shown may be the one they use there, so it only fills a gap. A sender
+   * already in `seen` (an earlier message of the same group, same details) is skipped.
    */
   private async rememberPeople(
     sessionId: string,
     message: NormalizedMessage,
+    seen: Set<string>,
     trx: Executor,
   ): Promise<ContactUpdate[]> {
     if (message.fromMe) return []
     const jid = message.senderJid ?? message.senderLid
     if (!jid) return []
     const inGroup = chatKind(message.chatJid) === 'group'
+    const sender = [jid, message.senderLid, message.senderJid, message.pushName, inGroup].join('\u0000')
+    if (seen.has(sender)) return []
+    seen.add(sender)
     const pushName =
       message.pushName && (!inGroup || !(await this.deps.contacts.get(sessionId, jid, trx))?.pushName)
         ? message.pushName

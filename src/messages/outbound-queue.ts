@@ -117,7 +117,7 @@ export class OutboundQueue {
         jid: request.jid,
         messageId: message.id,
         at,
-        incrementUnread: false,
+        addUnread: 0,
       })
       await this.deps.recorder.record(eventSession(session), [
         { type: 'message.sent', data: eventData(updated) },

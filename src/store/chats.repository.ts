@@ -36,7 +36,8 @@ export interface ChatActivity {
   name?: string
   messageId: string
   at: number
-  incrementUnread: boolean
+  /** messages to add to the unread count */
+  addUnread: number
 }
 
 export interface ChatListQuery {
@@ -126,7 +127,7 @@ export class ChatsRepository {
         name: activity.name ?? null,
         last_message_at: activity.at,
         last_message_id: activity.messageId,
-        unread_count: activity.incrementUnread ? 1 : 0,
+        unread_count: activity.addUnread,
         archived: 0,
         pinned: 0,
         muted_until: null,

@@ -147,7 +147,15 @@ export class MessagesRepository {
 
   /** Inserts the new ones, skipping WhatsApp ids the chat already holds; returns how many were new. */
   async insertMany(records: MessageRecord[], trx: Executor = this.db): Promise<number> {
-    let inserted = 0
+    return (await this.insertNew(records, trx)).size
+  }
+
+  /**
+   * Inserts the new ones, skipping WhatsApp ids the chat already holds (and repeats among
+   * `records`, of which the first counts); returns the ids of the rows written.
+   */
+  async insertNew(records: MessageRecord[], trx: Executor = this.db): Promise<Set<string>> {
+    const inserted = new Set<string>()
     for (const part of chunks(records, ROWS_PER_INSERT)) {
       // RETURNING lists only the rows written, on both dialects; a skipped row returns nothing.
       const rows = await trx
@@ -156,7 +164,7 @@ export class MessagesRepository {
         .onConflict((oc) => oc.columns(['session_id', 'chat_jid', 'wa_id']).doNothing())
         .returning('id')
         .execute()
-      inserted += rows.length
+      for (const row of rows) inserted.add(row.id)
     }
     return inserted
   }

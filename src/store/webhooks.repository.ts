@@ -53,15 +53,26 @@ function toColumns(patch: WebhookPatch): Updateable<WebhooksTable> {
   return columns
 }
 
+/**
+ * How long the outbox reuses an organization's list of enabled webhooks. Every change made
+ * through this repository drops the lists at once; one made by another node (or committed
+ * while a list was being read) is seen within this long.
+ */
+const ENABLED_LIST_MS = 1_000
+
 /** Organization webhooks. Tenant-facing reads take the organization id; the worker's do not. */
 export class WebhooksRepository {
   private readonly db: Kysely<Tables>
+  private readonly enabledLists = new Map<string, { list: WebhookRecord[]; readAt: number }>()
+  /** bumped around every write: a list read across one is not kept */
+  private writes = 0
 
   constructor(db: Kysely<Tables>) {
     this.db = db
   }
 
   async create(record: WebhookRecord, trx: Executor = this.db): Promise<void> {
+    this.changed()
     await trx
       .insertInto('webhooks')
       .values({
@@ -84,6 +95,7 @@ export class WebhooksRepository {
         updated_at: record.updatedAt,
       })
       .execute()
+    this.changed()
   }
 
   async getById(organizationId: string, id: string, trx: Executor = this.db) {
@@ -113,7 +125,6 @@ export class WebhooksRepository {
     return rows.map(toRecord)
   }
 
-  /** What the outbox matches each event against. */
   async listEnabledByOrganization(organizationId: string, trx: Executor = this.db): Promise<WebhookRecord[]> {
     const rows = await trx
       .selectFrom('webhooks')
@@ -124,6 +135,29 @@ export class WebhooksRepository {
     return rows.map(toRecord)
   }
 
+  /**
+   * What the outbox matches each event against: the enabled webhooks as read within the
+   * last ENABLED_LIST_MS, so that events do not each cost a read of the same rows.
+   */
+  async listEnabledRecent(
+    organizationId: string,
+    trx: Executor = this.db,
+  ): Promise<readonly WebhookRecord[]> {
+    const now = performance.now()
+    const hit = this.enabledLists.get(organizationId)
+    if (hit && now - hit.readAt < ENABLED_LIST_MS) return hit.list
+    const writesBefore = this.writes
+    const list = await this.listEnabledByOrganization(organizationId, trx)
+    if (this.writes === writesBefore) this.enabledLists.set(organizationId, { list, readAt: now })
+    return list
+  }
+
+  /** Called before a write and after it, so that no read overlapping it is kept. */
+  private changed(): void {
+    this.writes++
+    this.enabledLists.clear()
+  }
+
   /** The updated webhook, or undefined when the organization has no such webhook. */
   async update(
     organizationId: string,
@@ -131,6 +165,7 @@ export class WebhooksRepository {
     patch: WebhookPatch,
     trx: Executor = this.db,
   ): Promise<WebhookRecord | undefined> {
+    this.changed()
     const row = await trx
       .updateTable('webhooks')
       .set(toColumns(patch))
@@ -138,25 +173,30 @@ export class WebhooksRepository {
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirst()
+    this.changed()
     return row && toRecord(row)
   }
 
   /** The gateway turning a webhook off (its receiver answered 410 Gone). */
   async disable(id: string, reason: string, at: number, trx: Executor = this.db): Promise<void> {
+    this.changed()
     await trx
       .updateTable('webhooks')
       .set({ enabled: 0, disabled_reason: reason, updated_at: at })
       .where('id', '=', id)
       .execute()
+    this.changed()
   }
 
   /** Deletes the webhook with its deliveries and attempts; false when there was none. */
   async delete(organizationId: string, id: string, trx: Executor = this.db): Promise<boolean> {
+    this.changed()
     const result = await trx
       .deleteFrom('webhooks')
       .where('organization_id', '=', organizationId)
       .where('id', '=', id)
       .executeTakeFirst()
+    this.changed()
     return result.numDeletedRows > 0n
   }
 }

@@ -63,12 +63,12 @@ export class WebhookOutbox {
     trx: Executor,
   ): Promise<number> {
     const list: readonly DomainEvent[] = Array.isArray(events) ? events : [events as DomainEvent]
-    const byOrganization = new Map<string, WebhookRecord[]>()
+    const byOrganization = new Map<string, readonly WebhookRecord[]>()
     const rows: NewDelivery[] = []
     for (const event of list) {
       let webhooks = byOrganization.get(event.organizationId)
       if (!webhooks) {
-        webhooks = await this.webhooks.listEnabledByOrganization(event.organizationId, trx)
+        webhooks = await this.webhooks.listEnabledRecent(event.organizationId, trx)
         byOrganization.set(event.organizationId, webhooks)
       }
       const subscriptions = subscriptionsFor(event, webhooks, sessionWebhooks)

@@ -1,19 +1,30 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import type { Transaction } from 'kysely'
-import { type AuthStateStore, type KeyChange, loadAuthState } from '../../src/engine/auth-state.ts'
+import { sql, type Transaction } from 'kysely'
+import {
+  type AuthStateStore,
+  type KeyChange,
+  loadAuthState,
+  StagedKeyStore,
+} from '../../src/engine/auth-state.ts'
 import { SecretBox } from '../../src/security/secret-box.ts'
+import { AuthStateRepository } from '../../src/store/auth-state.repository.ts'
+import { migrateToLatest, openDatabase } from '../../src/store/db.ts'
 import type { Tables } from '../../src/store/schema.ts'
 import { eventually } from '../support/wait.ts'
 
-/** A key store in memory that records each write and can hold writes or fail the next one. */
+/** A key store in memory that records each write and can hold reads and writes, or fail the next write. */
 function memoryStore() {
   const keys = new Map<string, string>()
   const creds: string[] = []
   const writes: { entries: KeyChange[]; trx: unknown }[] = []
-  const held: (() => void)[] = []
-  const control = { hold: false, failNext: false }
+  const heldWrites: (() => void)[] = []
+  const heldReads: (() => void)[] = []
+  const control = { holdWrites: false, holdReads: false, failNext: false }
   const store: AuthStateStore = {
     getCreds: async () => undefined,
     saveCreds: async (_session, ciphertext) => {
@@ -25,10 +36,11 @@ function memoryStore() {
         const value = keys.get(`${type}:${id}`)
         if (value !== undefined) found.set(id, value)
       }
+      if (control.holdReads) await new Promise<void>((resolve) => heldReads.push(resolve))
       return found
     },
     setKeys: async (_session, entries, trx) => {
-      if (control.hold) await new Promise<void>((resolve) => held.push(resolve))
+      if (control.holdWrites) await new Promise<void>((resolve) => heldWrites.push(resolve))
       if (control.failNext) {
         control.failNext = false
         throw new Error('disk full')
@@ -50,37 +62,53 @@ function memoryStore() {
     creds,
     writes,
     control,
-    release: () => {
-      for (const resolve of held.splice(0)) resolve()
+    heldWrites,
+    releaseWrites: () => {
+      control.holdWrites = false
+      for (const resolve of heldWrites.splice(0)) resolve()
+    },
+    releaseReads: () => {
+      control.holdReads = false
+      for (const resolve of heldReads.splice(0)) resolve()
     },
   }
 }
 
-const box = () => new SecretBox(randomBytes(32))
 const turn = () => new Promise((resolve) => setImmediate(resolve))
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** A stand-in for the caller's transaction: the store only passes it on. */
 const trx = { name: 'the ingest transaction' } as unknown as Transaction<Tables>
 
-describe('auth state', () => {
-  it('reads a key change at once, and stores it encrypted within moments', async () => {
+function stagedKeys(
+  store: AuthStateStore,
+  box = new SecretBox(randomBytes(32)),
+  onWriteError?: (e: unknown) => void,
+) {
+  return new StagedKeyStore({ sessionId: 'ses_1', store, box, ...(onWriteError ? { onWriteError } : {}) })
+}
+
+describe('staged Signal keys', () => {
+  it('reads a change at once, and stores it encrypted within moments', async () => {
     const { store, keys } = memoryStore()
-    const auth = await loadAuthState('ses_1', store, box())
-    await auth.state.keys.set({ 'lid-mapping': { a: '15550001111' } })
-    assert.deepEqual(await auth.state.keys.get('lid-mapping', ['a', 'b']), { a: '15550001111' })
-    await eventually(() => keys.has('lid-mapping:a'), 'the staged change stored')
-    assert.doesNotMatch(keys.get('lid-mapping:a') ?? '', /15550001111/, 'stored encrypted')
-    const reloaded = await loadAuthState('ses_1', store, new SecretBox(randomBytes(32)))
+    const box = new SecretBox(randomBytes(32))
+    const staged = stagedKeys(store, box)
+    await staged.keys.set({ session: { a: new Uint8Array([7]) } })
+    assert.deepEqual(await staged.keys.get('session', ['a', 'b']), { a: new Uint8Array([7]) })
+    await eventually(() => keys.has('session:a'), 'the staged change stored')
+    assert.doesNotMatch(keys.get('session:a') ?? '', /"data"/, 'stored encrypted')
+    const reread = await stagedKeys(store, box).keys.get('session', ['a'])
+    assert.deepEqual(Buffer.from(reread.a as Uint8Array), Buffer.from([7]))
     await assert.rejects(
-      async () => reloaded.state.keys.get('lid-mapping', ['a']),
+      async () => stagedKeys(store).keys.get('session', ['a']),
       'another key cannot read it',
     )
   })
 
-  it('writes what is staged inside the caller’s transaction, once', async () => {
+  it('writes what is staged inside the caller’s transaction, and nothing is left for the timer', async () => {
     const { store, writes } = memoryStore()
-    const auth = await loadAuthState('ses_2', store, box())
-    await auth.state.keys.set({ session: { 'x.0': new Uint8Array([1]) }, 'pre-key': { '7': null } })
-    const settle = await auth.writeStagedKeys(trx)
+    const staged = stagedKeys(store)
+    await staged.keys.set({ session: { 'x.0': new Uint8Array([1]), 'y.0': null } })
+    const settle = await staged.writeWithin(trx)
     settle(true)
     assert.equal(writes.length, 1)
     assert.equal(writes[0]?.trx, trx)
@@ -88,82 +116,183 @@ describe('auth state', () => {
       writes[0]?.entries.map((entry) => [entry.type, entry.id, entry.value === null]),
       [
         ['session', 'x.0', false],
-        ['pre-key', '7', true],
+        ['session', 'y.0', true],
       ],
     )
-    await new Promise((resolve) => setTimeout(resolve, 60))
-    assert.equal(writes.length, 1, 'nothing left for the timer to write')
-    const settleNothing = await auth.writeStagedKeys(trx)
-    settleNothing(true)
+    await pause(60)
+    assert.equal(writes.length, 1, 'the timer found nothing to write')
+    ;(await staged.writeWithin(trx))(true)
     assert.equal(writes.length, 1, 'an empty stage writes nothing')
   })
 
   it('writes a change again when the transaction that carried it rolled back', async () => {
     const { store, keys, writes } = memoryStore()
-    const auth = await loadAuthState('ses_3', store, box())
-    await auth.state.keys.set({ 'lid-mapping': { a: 'one' } })
-    const settle = await auth.writeStagedKeys(trx)
+    const staged = stagedKeys(store)
+    await staged.keys.set({ session: { a: new Uint8Array([1]) } })
+    const settle = await staged.writeWithin(trx)
     keys.clear() // what the rollback undid
     settle(false)
-    assert.deepEqual(await auth.state.keys.get('lid-mapping', ['a']), { a: 'one' }, 'still readable')
-    await eventually(() => keys.has('lid-mapping:a'), 'written again')
+    assert.ok((await staged.keys.get('session', ['a'])).a, 'still readable')
+    await eventually(() => keys.has('session:a'), 'written again')
     assert.equal(writes.length, 2)
   })
 
   it('keeps a change made while an older one of the same key was being written', async () => {
-    const { store, control, release } = memoryStore()
-    const secretBox = box()
-    const auth = await loadAuthState('ses_4', store, secretBox)
-    await auth.state.keys.set({ 'lid-mapping': { a: 'old' } })
-    control.hold = true
-    const writing = auth.writeStagedKeys(trx)
+    const { store, control, releaseWrites } = memoryStore()
+    const box = new SecretBox(randomBytes(32))
+    const staged = stagedKeys(store, box)
+    await staged.keys.set({ session: { a: new Uint8Array([1]) } })
+    control.holdWrites = true
+    const writing = staged.flush()
     await turn()
-    await auth.state.keys.set({ 'lid-mapping': { a: 'new' } })
-    control.hold = false
-    release()
-    ;(await writing)(true)
-    assert.deepEqual(await auth.state.keys.get('lid-mapping', ['a']), { a: 'new' })
-    await auth.flush()
-    const reread = await loadAuthState('ses_4', store, secretBox)
-    assert.deepEqual(
-      await reread.state.keys.get('lid-mapping', ['a']),
-      { a: 'new' },
-      'the newer change stored',
-    )
+    await staged.keys.set({ session: { a: new Uint8Array([2]) } })
+    releaseWrites()
+    await writing
+    assert.deepEqual(await staged.keys.get('session', ['a']), { a: new Uint8Array([2]) })
+    await staged.flush()
+    const reread = await stagedKeys(store, box).keys.get('session', ['a'])
+    assert.deepEqual(Buffer.from(reread.a as Uint8Array), Buffer.from([2]), 'the newer change stored')
+  })
+
+  it('answers a read with a change staged while the database was being read', async () => {
+    const { store, control, releaseReads } = memoryStore()
+    const staged = stagedKeys(store)
+    await staged.keys.set({ session: { a: new Uint8Array([1]) } })
+    await staged.flush()
+    control.holdReads = true
+    const reading = staged.keys.get('session', ['a'])
+    await turn()
+    await staged.keys.set({ session: { a: new Uint8Array([2]) } })
+    releaseReads()
+    assert.deepEqual(await reading, { a: new Uint8Array([2]) })
+  })
+
+  it('makes one write at a time', async () => {
+    const { store, control, heldWrites, releaseWrites } = memoryStore()
+    const staged = stagedKeys(store)
+    await staged.keys.set({ session: { a: new Uint8Array([1]) } })
+    control.holdWrites = true
+    const first = staged.flush()
+    await turn()
+    await staged.keys.set({ session: { b: new Uint8Array([2]) } })
+    const second = staged.flush()
+    await pause(10)
+    assert.equal(heldWrites.length, 1, 'the second write waits for the first to end')
+    releaseWrites()
+    await Promise.all([first, second])
+  })
+
+  it('inside a transaction, never waits for a write under way: leaves the changes to the timer', async () => {
+    const { store, keys, writes, control, releaseWrites } = memoryStore()
+    const staged = stagedKeys(store)
+    await staged.keys.set({ session: { a: new Uint8Array([1]) } })
+    control.holdWrites = true
+    const flushing = staged.flush()
+    await turn()
+    await staged.keys.set({ session: { b: new Uint8Array([2]) } })
+    ;(await staged.writeWithin(trx))(true)
+    assert.equal(writes.length, 0, 'nothing written in the caller’s transaction')
+    releaseWrites()
+    await flushing
+    await eventually(() => keys.has('session:b'), 'the later change written by the timer')
+    assert.ok(writes.every((write) => write.trx === undefined))
+  })
+
+  it('stores a change other than a session’s before set returns', async () => {
+    const { store, keys } = memoryStore()
+    const staged = stagedKeys(store)
+    await staged.keys.set({
+      'pre-key': { '7': { public: new Uint8Array([1]), private: new Uint8Array([2]) } },
+    })
+    assert.ok(keys.has('pre-key:7'), 'a pre-key Baileys is about to upload is stored already')
   })
 
   it('retries a write that failed, and reports the failure', async () => {
     const { store, keys, control } = memoryStore()
     const failures: unknown[] = []
-    const auth = await loadAuthState('ses_5', store, box(), (error) => failures.push(error))
+    const staged = stagedKeys(store, undefined, (error) => failures.push(error))
     control.failNext = true
-    await auth.state.keys.set({ 'lid-mapping': { a: 'kept' } })
+    await staged.keys.set({ session: { a: new Uint8Array([1]) } })
     await eventually(() => failures.length === 1, 'the failure reported')
-    assert.deepEqual(await auth.state.keys.get('lid-mapping', ['a']), { a: 'kept' }, 'still readable')
-    await eventually(() => keys.has('lid-mapping:a'), 'written on the retry', 5_000)
+    assert.ok((await staged.keys.get('session', ['a'])).a, 'still readable')
+    await eventually(() => keys.has('session:a'), 'written on the retry', 5_000)
   })
 
-  it('once sealed, stores what was staged before and drops every later write', async () => {
-    const { store, keys, creds, control, release } = memoryStore()
-    const auth = await loadAuthState('ses_6', store, box())
-    await auth.state.keys.set({ 'lid-mapping': { a: 'before' } })
-    control.hold = true
+  it('once sealed, stores what was staged before and never writes again', async () => {
+    const { store, keys, writes, control, releaseWrites } = memoryStore()
+    const failures: unknown[] = []
+    const staged = stagedKeys(store, undefined, (error) => failures.push(error))
+    await staged.keys.set({ session: { a: new Uint8Array([1]) } })
+    control.holdWrites = true
     let sealed = false
-    const sealing = auth.seal().then(() => {
+    const sealing = staged.seal().then(() => {
       sealed = true
     })
     await turn()
-    assert.equal(sealed, false, 'seal waits for the write under way')
-    control.hold = false
-    release()
+    assert.equal(sealed, false, 'seal waits for its write')
+    releaseWrites()
     await sealing
     assert.equal(keys.size, 1)
 
-    // What Baileys writes after the logout must not bring credentials back.
-    await auth.state.keys.set({ 'lid-mapping': { b: 'after' } })
+    // What Baileys writes after the logout must not bring keys back.
+    await staged.keys.set({ session: { b: new Uint8Array([2]) } })
+    ;(await staged.writeWithin(trx))(true)
+    await staged.flush()
+    assert.equal(keys.has('session:b'), false)
+    assert.equal(writes.length, 1)
+  })
+
+  it('once sealed after a failed write, drops what it could not store instead of retrying it later', async () => {
+    const { store, keys, writes, control } = memoryStore()
+    const failures: unknown[] = []
+    const staged = stagedKeys(store, undefined, (error) => failures.push(error))
+    await staged.keys.set({ session: { a: new Uint8Array([1]) } })
+    control.failNext = true
+    await staged.seal()
+    assert.equal(failures.length, 1, 'the failure reported')
+    await pause(1_100)
+    assert.equal(writes.length, 0)
+    assert.equal(keys.size, 0, 'nothing written into the wiped session')
+  })
+
+  it('drops credential saves once the auth state is sealed', async () => {
+    const { store, creds } = memoryStore()
+    const auth = await loadAuthState('ses_1', store, new SecretBox(randomBytes(32)), stagedKeys(store))
     await auth.saveCreds()
-    await auth.flush()
-    assert.equal(keys.has('lid-mapping:b'), false)
-    assert.equal(creds.length, 0)
+    await auth.seal()
+    await auth.saveCreds()
+    assert.equal(creds.length, 1)
+  })
+
+  it('on SQLite, a message transaction queued behind other work does not deadlock with the timer', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'wagate-keys-'))
+    const database = await openDatabase({ dataDir })
+    try {
+      await migrateToLatest(database)
+      // Keys without a session row: what is under test is the connection, not the schema.
+      await sql`pragma foreign_keys = off`.execute(database.db)
+      const staged = new StagedKeyStore({
+        sessionId: 'ses_1',
+        store: new AuthStateRepository(database.db),
+        box: new SecretBox(randomBytes(32)),
+      })
+      await staged.keys.set({ session: { a: new Uint8Array([1]) } })
+      // Other work holds the connection past the timer; the message transaction queues behind it.
+      const other = database.db.transaction().execute(() => pause(50))
+      const message = database.db.transaction().execute((trx) => staged.writeWithin(trx))
+      await other
+      const outcome = await Promise.race([
+        message.then((settle) => settle(true)).then(() => 'done'),
+        pause(3_000).then(() => 'stuck'),
+      ])
+      assert.equal(outcome, 'done')
+      await eventually(
+        async () => (await new AuthStateRepository(database.db).countKeys('ses_1')) === 1,
+        'the key stored',
+      )
+    } finally {
+      await database.close()
+      await rm(dataDir, { recursive: true, force: true })
+    }
   })
 })

@@ -22,7 +22,7 @@ const activity = (jid: string, messageId: string, at: number, extra: Partial<Cha
   jid,
   messageId,
   at,
-  incrementUnread: false,
+  addUnread: 0,
   ...extra,
 })
 
@@ -226,14 +226,8 @@ export function messagingSuite(context: StoreContext): void {
       const sessionId = await newSession()
       const { chats } = context.repositories
       const [t1, t2] = [tick(), tick()]
-      await chats.upsertActivity(
-        sessionId,
-        activity(ANN, 'msg_2', t2, { name: 'Ann', incrementUnread: true }),
-      )
-      await chats.upsertActivity(
-        sessionId,
-        activity(ANN, 'msg_1', t1, { lid: ANN_LID, incrementUnread: true }),
-      )
+      await chats.upsertActivity(sessionId, activity(ANN, 'msg_2', t2, { name: 'Ann', addUnread: 1 }))
+      await chats.upsertActivity(sessionId, activity(ANN, 'msg_1', t1, { lid: ANN_LID, addUnread: 1 }))
       await chats.upsertActivity(sessionId, activity(ANN, 'msg_mine', t1))
       const chat = await chats.get(sessionId, ANN)
       assert.deepEqual(

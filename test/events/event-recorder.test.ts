@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import type { Kysely } from 'kysely'
+import { newId } from '../../src/domain/ids.ts'
+import type { DomainEvent } from '../../src/events/catalogue.ts'
+import { EventBus } from '../../src/events/event-bus.ts'
+import { EventRecorder, type EventSession } from '../../src/events/event-recorder.ts'
+import type { Database } from '../../src/store/db.ts'
+import { EventsRepository } from '../../src/store/events.repository.ts'
+import type { Tables } from '../../src/store/schema.ts'
+import { type Harness, newSession, openHarness, sessionWebhooks } from '../webhooks/harness.ts'
+
+/** The database with its transactions counted. */
+function counting(database: Database): { database: Database; transactions: () => number } {
+  let count = 0
+  const db = new Proxy(database.db, {
+    get(target, property) {
+      if (property === 'transaction') {
+        return () => {
+          count++
+          return target.transaction()
+        }
+      }
+      const value = Reflect.get(target, property, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  }) as Kysely<Tables>
+  return { database: { ...database, db }, transactions: () => count }
+}
+
+const presence = (chatJid: string, state: 'available' | 'composing' | 'paused') => ({
+  chatJid,
+  participant: { jid: chatJid, lid: null, phone: null },
+  presence: state,
+  lastSeen: null,
+})
+
+describe('event recorder', () => {
+  let harness: Harness
+  let recorder: EventRecorder
+  let transactions: () => number
+  const published: DomainEvent[] = []
+
+  before(async () => {
+    harness = await openHarness()
+    const counted = counting(harness.database)
+    transactions = counted.transactions
+    const bus = new EventBus()
+    bus.subscribe((event) => published.push(event))
+    recorder = new EventRecorder({
+      events: new EventsRepository(harness.database.db),
+      bus,
+      newId,
+      database: counted.database,
+      outbox: harness.module.outbox,
+    })
+  })
+  after(() => harness.close())
+
+  const sessionOf = (webhooks: unknown[] = []): EventSession => ({
+    ...newSession(),
+    organizationId: harness.organizationId,
+    webhooks: sessionWebhooks(harness.secretBox, webhooks),
+  })
+
+  it('stores the calls of one loop turn in one transaction, each with its own session’s deliveries', async () => {
+    const hooked = sessionOf([{ url: 'https://hooks.example/a' }])
+    const quiet = sessionOf()
+    const before = transactions()
+    published.length = 0
+    const results = await Promise.all([
+      recorder.record(hooked, [{ type: 'presence.update', data: presence('a', 'available') }]),
+      recorder.record(quiet, [{ type: 'presence.update', data: presence('b', 'available') }]),
+      recorder.record(hooked, [{ type: 'presence.update', data: presence('c', 'composing') }]),
+    ])
+    assert.equal(transactions() - before, 1, 'one transaction for the three calls')
+    const ids = results.map(([event]) => event?.id)
+    assert.deepEqual(
+      published.map((event) => event.id),
+      ids,
+      'published once stored, in the order recorded',
+    )
+    const rows = await harness.rows()
+    const delivered = ids.map((id) => rows.filter((row) => row.event_id === id).length)
+    assert.deepEqual(delivered, [1, 0, 1], 'a delivery for each event of the session with a webhook')
+    const stored = await harness.database.db
+      .selectFrom('events')
+      .select('id')
+      .where('id', 'in', ids as string[])
+      .execute()
+    assert.equal(stored.length, 3)
+  })
+
+  it('rejects only the call whose events cannot be stored', async () => {
+    const session = sessionOf()
+    published.length = 0
+    const [good, bad, alsoGood] = await Promise.allSettled([
+      recorder.record(session, [{ type: 'presence.update', data: presence('a', 'available') }]),
+      // A payload JSON cannot hold: storing it throws.
+      recorder.record(session, [
+        { type: 'presence.update', data: { ...presence('b', 'available'), lastSeen: 10n as never } },
+      ]),
+      recorder.record(session, [{ type: 'presence.update', data: presence('c', 'paused') }]),
+    ])
+    assert.equal(good.status, 'fulfilled')
+    assert.equal(bad.status, 'rejected')
+    assert.equal(alsoGood.status, 'fulfilled')
+    assert.equal(published.length, 2, 'the stored ones are published')
+  })
+})
