@@ -356,21 +356,31 @@ export class MessageIngest {
     return options ? { options } : vote.details
   }
 
+  /** A batch of receipts: the statuses and their `message.status` events in one transaction. */
   private async applyStatuses(sessionId: string, reports: StatusReport[]): Promise<void> {
     const session = await this.deps.session(sessionId)
     if (!session) return
-    for (const report of reports) {
-      const waId = report.key.id
-      if (!waId) continue
-      const updated = await this.deps.messages.updateStatusByWaId(sessionId, waId, report.status, this.now())
-      if (!updated) continue
-      await this.deps.recorder.record(eventSession(session), [
-        {
+    const events = await this.deps.database.db.transaction().execute(async (trx) => {
+      const items: { type: 'message.status'; data: DomainEventMap['message.status'] }[] = []
+      for (const report of reports) {
+        const waId = report.key.id
+        if (!waId) continue
+        const updated = await this.deps.messages.updateStatusByWaId(
+          sessionId,
+          waId,
+          report.status,
+          this.now(),
+          trx,
+        )
+        if (!updated) continue
+        items.push({
           type: 'message.status',
           data: { id: updated.id, waId, chatJid: updated.chatJid, status: report.status },
-        },
-      ])
-    }
+        })
+      }
+      return this.deps.recorder.store(eventSession(session), items, trx)
+    })
+    this.deps.recorder.publish(events)
   }
 
   /**
