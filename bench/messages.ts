@@ -242,7 +242,7 @@ for (const [measure, result] of [
   ['gateway wall time over the raw loop, medians (target ≤ 25 %)', `${overhead.toFixed(0)} %`],
   [
     'CPU per message, raw loop → gateway, medians (sandbox included, same process)',
-    `${perMessage(rawCpuMs)} → ${perMessage(gatewayCpuMs)} (+${cpuOverhead.toFixed(0)} %)`,
+    `${perMessage(rawCpuMs)} → ${perMessage(gatewayCpuMs)} (${cpuOverhead >= 0 ? '+' : ''}${cpuOverhead.toFixed(0)} %)`,
   ],
   [
     `sends accepted, pacing off, session ready — the queue sending alongside (${SENDS} POST …/messages)`,

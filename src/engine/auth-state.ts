@@ -37,6 +37,8 @@ export type KeyWriteSettler = (committed: boolean) => void
  * (a send's session update, a sender key, a change made while a write was under way).
  */
 export const KEY_WRITE_DELAY_MS = 25
+/** The most missing keys remembered per session; past it the list starts over. */
+const ABSENT_KEYS_KEPT = 10_000
 /** After a failed write, the staged changes are tried again this much later. */
 const KEY_WRITE_RETRY_MS = 1_000
 
@@ -81,6 +83,12 @@ export class StagedKeyStore {
   private readonly box: SecretBox
   private readonly onWriteError: (error: unknown) => void
   private readonly staged = new Map<string, Staged>()
+  /**
+   * Keys a read found missing, not read again until set: Baileys asks for the device list
+   * of every sender it has none stored for, at every message. Every change of this
+   * session's keys comes through here (one process runs a session), so this stays true.
+   */
+  private readonly absent = new Set<string>()
   private version = 0
   private timer: NodeJS.Timeout | undefined
   /** settles when the latest write has ended: writes go one at a time */
@@ -143,22 +151,38 @@ export class StagedKeyStore {
     }
   }
 
+  /** Drops what is staged and known, unwritten: the keys were wiped underneath (an abandoned pairing). */
+  forget(): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.staged.clear()
+    this.absent.clear()
+  }
+
   private async get<T extends keyof SignalDataTypeMap>(
     type: T,
     ids: string[],
   ): Promise<{ [id: string]: SignalDataTypeMap[T] }> {
     const found: { [id: string]: SignalDataTypeMap[T] } = {}
-    const unstaged = ids.filter((id) => !this.staged.has(stagedKey(type, id)))
-    const rows = unstaged.length > 0 ? await this.store.getKeys(this.sessionId, type, unstaged) : undefined
+    const unread = ids.filter((id) => {
+      const key = stagedKey(type, id)
+      return !this.staged.has(key) && !this.absent.has(key)
+    })
+    const rows = unread.length > 0 ? await this.store.getKeys(this.sessionId, type, unread) : undefined
     for (const id of ids) {
       // Read after the database answered: a change staged meanwhile is the newer one.
-      const entry = this.staged.get(stagedKey(type, id))
+      const key = stagedKey(type, id)
+      const entry = this.staged.get(key)
       if (entry) {
         if (entry.change.value !== null) found[id] = entry.value as SignalDataTypeMap[T]
         continue
       }
       const ciphertext = rows?.get(id)
-      if (ciphertext === undefined) continue
+      if (ciphertext === undefined) {
+        if (this.absent.size >= ABSENT_KEYS_KEPT) this.absent.clear()
+        this.absent.add(key)
+        continue
+      }
       const value = this.decode(ciphertext) as { [key: string]: unknown }
       found[id] = (
         type === 'app-state-sync-key' ? proto.Message.AppStateSyncKeyData.fromObject(value) : value
@@ -173,6 +197,7 @@ export class StagedKeyStore {
     for (const [type, byId] of Object.entries(data)) {
       for (const [id, value] of Object.entries(byId ?? {})) {
         const deleted = value === null || value === undefined
+        this.absent.delete(stagedKey(type, id))
         this.staged.set(stagedKey(type, id), {
           // Encrypted now: Baileys may change the object it handed over after this call.
           change: { type, id, value: deleted ? null : this.encode(value) },
@@ -287,6 +312,7 @@ export async function loadAuthState(
     // A pairing code was requested and never entered: these creds would try to log in
     // and get 401. Start over with fresh ones, and drop any keys they produced.
     creds = initAuthCreds()
+    keys.forget()
     await store.clear(sessionId)
   }
   let sealed = false

@@ -22,6 +22,7 @@ function memoryStore() {
   const keys = new Map<string, string>()
   const creds: string[] = []
   const writes: { entries: KeyChange[]; trx: unknown }[] = []
+  const reads: string[][] = []
   const heldWrites: (() => void)[] = []
   const heldReads: (() => void)[] = []
   const control = { holdWrites: false, holdReads: false, failNext: false }
@@ -31,6 +32,7 @@ function memoryStore() {
       creds.push(ciphertext)
     },
     getKeys: async (_session, type, ids) => {
+      reads.push(ids)
       const found = new Map<string, string>()
       for (const id of ids) {
         const value = keys.get(`${type}:${id}`)
@@ -61,6 +63,7 @@ function memoryStore() {
     keys,
     creds,
     writes,
+    reads,
     control,
     heldWrites,
     releaseWrites: () => {
@@ -165,6 +168,16 @@ describe('staged Signal keys', () => {
     await staged.keys.set({ session: { a: new Uint8Array([2]) } })
     releaseReads()
     assert.deepEqual(await reading, { a: new Uint8Array([2]) })
+  })
+
+  it('reads a missing key once, until it is set', async () => {
+    const { store, reads } = memoryStore()
+    const staged = stagedKeys(store)
+    assert.deepEqual(await staged.keys.get('device-list', ['15550001111']), {})
+    assert.deepEqual(await staged.keys.get('device-list', ['15550001111']), {})
+    assert.equal(reads.length, 1, 'the second read answered from memory')
+    await staged.keys.set({ 'device-list': { '15550001111': ['0', '1'] } })
+    assert.deepEqual(await staged.keys.get('device-list', ['15550001111']), { '15550001111': ['0', '1'] })
   })
 
   it('makes one write at a time', async () => {
