@@ -18,9 +18,9 @@ export interface EventSession {
 
 /** Where events become webhook deliveries, in the transaction that stores them. */
 export interface DeliveryOutbox {
-  enqueueDeliveries(
-    events: readonly DomainEvent[],
-    sessionWebhooks: readonly SessionWebhookConfig[],
+  /** each group's events with the webhooks of the session they are about */
+  enqueueGroups(
+    groups: readonly { events: readonly DomainEvent[]; sessionWebhooks: readonly SessionWebhookConfig[] }[],
     trx: Executor,
   ): Promise<number>
 }
@@ -155,9 +155,10 @@ export class EventRecorder {
       group.flatMap((call) => toRecords(call.envelopes)),
       trx,
     )
-    for (const { session, envelopes } of group) {
-      await this.outbox?.enqueueDeliveries(envelopes, session.webhooks ?? [], trx)
-    }
+    await this.outbox?.enqueueGroups(
+      group.map(({ session, envelopes }) => ({ events: envelopes, sessionWebhooks: session.webhooks ?? [] })),
+      trx,
+    )
   }
 
   private envelopes<T extends DomainEventType>(

@@ -63,36 +63,49 @@ export class WebhookOutbox {
     trx: Executor,
   ): Promise<number> {
     const list: readonly DomainEvent[] = Array.isArray(events) ? events : [events as DomainEvent]
+    return this.enqueueGroups([{ events: list, sessionWebhooks }], trx)
+  }
+
+  /**
+   * enqueueDeliveries for several groups of events at once (the recorder's calls of one
+   * loop turn, each with its session's webhooks), written with one statement.
+   */
+  async enqueueGroups(
+    groups: readonly { events: readonly DomainEvent[]; sessionWebhooks: readonly SessionWebhookConfig[] }[],
+    trx: Executor,
+  ): Promise<number> {
     const byOrganization = new Map<string, readonly WebhookRecord[]>()
     const rows: NewDelivery[] = []
-    for (const event of list) {
-      let webhooks = byOrganization.get(event.organizationId)
-      if (!webhooks) {
-        webhooks = await this.webhooks.listEnabledRecent(event.organizationId, trx)
-        byOrganization.set(event.organizationId, webhooks)
-      }
-      const subscriptions = subscriptionsFor(event, webhooks, sessionWebhooks)
-      if (subscriptions.length === 0) continue
-      this.owing.add(event)
-      // Serialized once: every endpoint and every retry sends (and signs) these same bytes.
-      const body = JSON.stringify(wireEvent(event))
-      const at = this.now()
-      const sessionId = event.session?.id ?? null
-      for (const subscription of subscriptions) {
-        rows.push({
-          id: this.newId('delivery'),
-          organizationId: event.organizationId,
-          webhookId: subscription.webhookId,
-          endpointKey: subscription.endpointKey,
-          sessionId,
-          eventId: event.id,
-          eventType: event.type,
-          body,
-          target: subscription.target,
-          orderingKey: subscription.ordered ? `${subscription.endpointKey}|${sessionId ?? ''}` : null,
-          seq: nextSeq(at),
-          createdAt: at,
-        })
+    for (const { events, sessionWebhooks } of groups) {
+      for (const event of events) {
+        let webhooks = byOrganization.get(event.organizationId)
+        if (!webhooks) {
+          webhooks = await this.webhooks.listEnabledRecent(event.organizationId, trx)
+          byOrganization.set(event.organizationId, webhooks)
+        }
+        const subscriptions = subscriptionsFor(event, webhooks, sessionWebhooks)
+        if (subscriptions.length === 0) continue
+        this.owing.add(event)
+        // Serialized once: every endpoint and every retry sends (and signs) these same bytes.
+        const body = JSON.stringify(wireEvent(event))
+        const at = this.now()
+        const sessionId = event.session?.id ?? null
+        for (const subscription of subscriptions) {
+          rows.push({
+            id: this.newId('delivery'),
+            organizationId: event.organizationId,
+            webhookId: subscription.webhookId,
+            endpointKey: subscription.endpointKey,
+            sessionId,
+            eventId: event.id,
+            eventType: event.type,
+            body,
+            target: subscription.target,
+            orderingKey: subscription.ordered ? `${subscription.endpointKey}|${sessionId ?? ''}` : null,
+            seq: nextSeq(at),
+            createdAt: at,
+          })
+        }
       }
     }
     await this.deliveries.createMany(rows, trx)
