@@ -38,7 +38,8 @@ export class EventRecorder {
   private readonly database?: Database
   private readonly outbox?: DeliveryOutbox
   private readonly gathered: Gathered[] = []
-  private gathering: NodeJS.Immediate | undefined
+  /** the group being gathered and stored; new calls join it until it takes them */
+  private gathering: Promise<void> | undefined
 
   constructor(deps: {
     events: EventsRepository
@@ -89,10 +90,12 @@ export class EventRecorder {
 
   /**
    * Store then publish, for callers without a transaction of their own. The calls made in
-   * one turn of the event loop are stored together at its end, in one transaction (group
-   * commit): many sessions' receipts, sends and presence updates cost one commit, not one
-   * each. Resolves once stored and published; a call whose events cannot be stored rejects
-   * alone.
+   * one turn of the event loop are stored together, in one transaction (group commit): many
+   * sessions' receipts, sends and presence updates cost one commit, not one each. The
+   * transaction is asked for at the first call and gathers the others until the turn ends,
+   * so the group commits in the order its first call was made, before any transaction asked
+   * for later. Resolves once stored and published; a call whose events cannot be stored
+   * rejects alone.
    */
   record<T extends DomainEventType>(
     session: EventSession,
@@ -107,16 +110,26 @@ export class EventRecorder {
         resolve: () => resolve(envelopes),
         reject,
       })
-      this.gathering ??= setImmediate(() => void this.storeGathered())
+      this.gathering ??= this.storeGathered()
     })
   }
 
+  /** Resolves once every record() call made so far is stored (or failed): at shutdown. */
+  async idle(): Promise<void> {
+    while (this.gathering) await this.gathering
+  }
+
   private async storeGathered(): Promise<void> {
-    this.gathering = undefined
-    const group = this.gathered.splice(0)
+    let group: Gathered[] = []
+    const take = () => {
+      group = this.gathered.splice(0)
+      this.gathering = undefined
+      return group
+    }
     try {
-      await this.storeTogether(group)
+      await this.storeTogether(take)
     } catch (error) {
+      if (group.length === 0) take()
       if (group.length === 1) {
         group[0]?.reject(error)
         return
@@ -124,7 +137,7 @@ export class EventRecorder {
       // One call's bad events must not cost the others theirs: each is tried alone.
       for (const call of group) {
         try {
-          await this.storeTogether([call])
+          await this.storeTogether(() => [call])
         } catch (error) {
           call.reject(error)
           continue
@@ -140,13 +153,19 @@ export class EventRecorder {
     }
   }
 
-  private async storeTogether(group: Gathered[]): Promise<void> {
+  /** Waits for the end of this loop turn, holding the transaction, then writes what `take` gives. */
+  private async storeTogether(take: () => Gathered[]): Promise<void> {
+    const endOfTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
     const database = this.database
     if (!this.outbox || !database) {
-      await this.events.append(group.flatMap((call) => toRecords(call.envelopes)))
+      await endOfTurn()
+      await this.events.append(take().flatMap((call) => toRecords(call.envelopes)))
       return
     }
-    await database.db.transaction().execute((trx) => this.write(group, trx))
+    await database.db.transaction().execute(async (trx) => {
+      await endOfTurn()
+      await this.write(take(), trx)
+    })
   }
 
   /** The events of every call, then the deliveries each owes (its session's webhooks differ). */

@@ -223,8 +223,8 @@ export class MessageIngest {
             )
           : undefined
         const chats = new Map<string, ChatActivity>()
-        /** senders already remembered in this group: the same one again changes nothing */
-        const seen = new Set<string>()
+        /** each sender's details as last remembered in this group: the same again changes nothing */
+        const seen = new Map<string, string>()
         for (const entry of batch) {
           const { kind, normalized, record } = entry
           let people: ContactUpdate[] = []
@@ -439,21 +439,22 @@ export class MessageIngest {
   /**
    * Who wrote it: their push name, LID and phone number, for contacts and the LID map. In a
    * group the name shown may be the one they use there, so it only fills a gap. A sender
-   * already in `seen` (an earlier message of the same group, same details) is skipped.
+   * whose previous message in this group (`seen`) had the same details is skipped.
    */
   private async rememberPeople(
     sessionId: string,
     message: NormalizedMessage,
-    seen: Set<string>,
+    seen: Map<string, string>,
     trx: Executor,
   ): Promise<ContactUpdate[]> {
     if (message.fromMe) return []
     const jid = message.senderJid ?? message.senderLid
     if (!jid) return []
     const inGroup = chatKind(message.chatJid) === 'group'
-    const sender = [jid, message.senderLid, message.senderJid, message.pushName, inGroup].join('\u0000')
-    if (seen.has(sender)) return []
-    seen.add(sender)
+    // Skipped only when this sender's last message in the group said exactly the same.
+    const details = [message.senderLid, message.senderJid, message.pushName, inGroup].join('\u0000')
+    if (seen.get(jid) === details) return []
+    seen.set(jid, details)
     const pushName =
       message.pushName && (!inGroup || !(await this.deps.contacts.get(sessionId, jid, trx))?.pushName)
         ? message.pushName

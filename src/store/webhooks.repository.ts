@@ -54,9 +54,11 @@ function toColumns(patch: WebhookPatch): Updateable<WebhooksTable> {
 }
 
 /**
- * How long the outbox reuses an organization's list of enabled webhooks. Every change made
- * through this repository drops the lists at once; one made by another node (or committed
- * while a list was being read) is seen within this long.
+ * How long the outbox reuses an organization's list of enabled webhooks, on SQLite. Every
+ * change made through this repository drops the lists at once, and on SQLite this process
+ * is the only writer. (On Postgres other nodes may write: a webhook one of them deleted
+ * would still get deliveries here, which its foreign key refuses — so there, every
+ * transaction reads the list.)
  */
 const ENABLED_LIST_MS = 1_000
 
@@ -67,8 +69,12 @@ export class WebhooksRepository {
   /** bumped around every write: a list read across one is not kept */
   private writes = 0
 
-  constructor(db: Kysely<Tables>) {
+  private readonly reuseLists: boolean
+
+  /** `reuseEnabledLists`: cache the outbox's reads (only where this process is the one writer) */
+  constructor(db: Kysely<Tables>, options: { reuseEnabledLists?: boolean } = {}) {
     this.db = db
+    this.reuseLists = options.reuseEnabledLists ?? false
   }
 
   async create(record: WebhookRecord, trx: Executor = this.db): Promise<void> {
@@ -136,13 +142,14 @@ export class WebhooksRepository {
   }
 
   /**
-   * What the outbox matches each event against: the enabled webhooks as read within the
-   * last ENABLED_LIST_MS, so that events do not each cost a read of the same rows.
+   * What the outbox matches each event against: on SQLite, the enabled webhooks as read
+   * within the last ENABLED_LIST_MS, so that events do not each cost a read of the same rows.
    */
   async listEnabledRecent(
     organizationId: string,
     trx: Executor = this.db,
   ): Promise<readonly WebhookRecord[]> {
+    if (!this.reuseLists) return this.listEnabledByOrganization(organizationId, trx)
     const now = performance.now()
     const hit = this.enabledLists.get(organizationId)
     if (hit && now - hit.readAt < ENABLED_LIST_MS) return hit.list

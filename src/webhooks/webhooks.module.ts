@@ -48,7 +48,9 @@ export interface WebhookModule {
 }
 
 export function createWebhookModule(options: WebhookModuleOptions): WebhookModule {
-  const webhooks = new WebhooksRepository(options.database.db)
+  const webhooks = new WebhooksRepository(options.database.db, {
+    reuseEnabledLists: options.database.dialect === 'sqlite',
+  })
   const deliveries = new WebhookDeliveriesRepository(options.database.db, options.database.dialect)
   const guard = new SsrfGuard({ allowPrivateTargets: options.allowPrivateTargets, resolve: options.resolve })
   // A resolver handed in (tests' fake DNS) cannot cross to another thread: such a client stays on this one.

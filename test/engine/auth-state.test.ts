@@ -195,7 +195,10 @@ describe('staged Signal keys', () => {
     await Promise.all([first, second])
   })
 
-  it('inside a transaction, never waits for a write under way: leaves the changes to the timer', async () => {
+  // A timeout: the failure this guards against is a hang.
+  it('inside a transaction, never waits for a write under way: leaves the changes to the timer', {
+    timeout: 5_000,
+  }, async () => {
     const { store, keys, writes, control, releaseWrites } = memoryStore()
     const staged = stagedKeys(store)
     await staged.keys.set({ session: { a: new Uint8Array([1]) } })

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import { newId } from '../../src/domain/ids.ts'
 import type { DomainEvent } from '../../src/events/catalogue.ts'
 import { EventBus } from '../../src/events/event-bus.ts'
@@ -89,6 +89,29 @@ describe('event recorder', () => {
       .where('id', 'in', ids as string[])
       .execute()
     assert.equal(stored.length, 3)
+  })
+
+  it('commits a group before any transaction asked for after its first call', async () => {
+    const session = sessionOf()
+    const recorded = recorder.record(session, [{ type: 'presence.update', data: presence('a', 'available') }])
+    const stored = harness.database.db
+      .transaction()
+      .execute((trx) =>
+        recorder.store(session, [{ type: 'presence.update', data: presence('b', 'paused') }], trx),
+      )
+    const [[first], [second]] = await Promise.all([recorded, stored])
+    assert.ok(first && second && first.id < second.id, 'ids in the order the events were made')
+    const rows = await harness.database.db
+      .selectFrom('events')
+      .select('id')
+      .where('id', 'in', [first.id, second.id])
+      .orderBy(sql`rowid`)
+      .execute()
+    assert.deepEqual(
+      rows.map((row) => row.id),
+      [first.id, second.id],
+      'and stored in that order, so a stream resuming after the second misses nothing',
+    )
   })
 
   it('rejects only the call whose events cannot be stored', async () => {

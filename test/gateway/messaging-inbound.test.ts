@@ -427,6 +427,41 @@ describe('receiving through the API, against the sandbox', () => {
       )
     })
   })
+  it('stores a burst together: each message once, the chat folded, the sender’s latest name', async () => {
+    const carol = gateway.sandbox.network.createUser({
+      kind: 'contact',
+      phoneNumber: '15550600103',
+      pushName: 'Cara',
+    })
+    // Sent at once, the three arrive in one turn of the gateway's event loop and are stored as one group.
+    // Carol renames herself between the sends (the name goes out with each message).
+    const sent = await Promise.all(
+      ['Cara', 'Carol B', 'Carol'].map((pushName, i) => {
+        carol.pushName = pushName
+        return gateway.sandbox.sendAs({
+          from: carol.phoneNumber,
+          to: ACCOUNT,
+          content: { text: `burst ${i}` },
+        })
+      }),
+    )
+    for (const { id } of sent) await stored(id)
+    const page = await timeline(carol.phoneNumber)
+    assert.deepEqual(page.items.map((m) => m.text).sort(), ['burst 0', 'burst 1', 'burst 2'])
+    const chats = (await gateway.request('GET', `${S}/chats?q=${carol.phoneNumber}`)).json() as Page<{
+      id: string
+      unreadCount: number
+      lastMessageId: string
+    }>
+    const chat = chats.items.find((item) => item.id.startsWith(carol.phoneNumber))
+    assert.equal(chat?.unreadCount, 3)
+    const newest = page.items.reduce((a, b) => (a.timestamp >= b.timestamp ? a : b))
+    assert.equal(chat?.lastMessageId, newest.id)
+    const contact = (await gateway.request('GET', `${S}/contacts/${carol.phoneNumber}`)).json() as {
+      pushName: string | null
+    }
+    assert.equal(contact.pushName, 'Carol', 'the name of the last message, not an earlier one')
+  })
 })
 
 describe('history sync on first link, through the API', () => {

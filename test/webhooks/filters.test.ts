@@ -35,6 +35,22 @@ describe('webhook outbox', () => {
       .map((row) => row.webhook_id ?? row.endpoint_key)
       .sort()
 
+  it('sees a webhook created, changed or deleted by the very next event', async () => {
+    const session = newSession('instant')
+    const service = harness.module.service
+    const orgId = harness.organizationId
+    const hook = await harness.createWebhook({ url: 'https://a.example/instant', sessionIds: [session.id] })
+    assert.deepEqual(await targetsOf(await harness.emit('message.received', { session })), [hook.id])
+    await service.update(orgId, hook.id, { events: ['session.*'] })
+    assert.deepEqual(await targetsOf(await harness.emit('message.received', { session })), [])
+    await service.update(orgId, hook.id, { events: ['*'], enabled: false })
+    assert.deepEqual(await targetsOf(await harness.emit('message.received', { session })), [])
+    await service.update(orgId, hook.id, { enabled: true })
+    assert.deepEqual(await targetsOf(await harness.emit('message.received', { session })), [hook.id])
+    await service.delete(orgId, hook.id)
+    assert.deepEqual(await targetsOf(await harness.emit('message.received', { session })), [])
+  })
+
   it('enqueues one delivery per matching endpoint, by event pattern and session filter', async () => {
     const sales = newSession('sales')
     const support = newSession('support')
