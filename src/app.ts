@@ -196,6 +196,7 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
     updates.attach(session.id, connection)
   })
   const outbound = new OutboundQueue({
+    database,
     messages: repositories.messages,
     chats: repositories.chats,
     recorder,

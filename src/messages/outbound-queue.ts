@@ -6,6 +6,7 @@ import type { EventRecorder } from '../events/event-recorder.ts'
 import type { SessionRecord } from '../sessions/session.types.ts'
 import { eventSession } from '../sessions/session-store.ts'
 import type { ChatsRepository } from '../store/chats.repository.ts'
+import type { Database } from '../store/db.ts'
 import type { MessageRecord, MessagesRepository } from '../store/messages.repository.ts'
 import { encodeRaw } from './ingest.service.ts'
 import { buildContent, quotedMessage, type StoredSendRequest } from './outbound-content.ts'
@@ -21,6 +22,7 @@ const BATCH = 10
  */
 export class OutboundQueue {
   private readonly deps: {
+    database: Database
     messages: MessagesRepository
     chats: ChatsRepository
     recorder: EventRecorder
@@ -102,30 +104,36 @@ export class OutboundQueue {
         ...(request.quoted ? { quoted: quotedMessage(request.quoted, decodeRaw) } : {}),
       })
       const at = this.now()
-      await this.deps.messages.update(message.id, {
-        raw: encodeRaw(sent.message),
-        sendRequest: null,
-        sendAfter: null,
-        timestamp: at,
+      // The sent state, the chat's activity and their events: one transaction.
+      const events = await this.deps.database.db.transaction().execute(async (trx) => {
+        await this.deps.messages.update(
+          message.id,
+          { raw: encodeRaw(sent.message), sendRequest: null, sendAfter: null, timestamp: at },
+          trx,
+        )
+        // Forward-only: a delivery receipt may already have overtaken this update.
+        const updated =
+          (await this.deps.messages.updateStatusByWaId(session.id, message.waId, 'sent', at, trx)) ??
+          (await this.deps.messages.getById(session.id, message.id, trx))
+        if (!updated) return []
+        await this.deps.chats.upsertActivity(
+          session.id,
+          { jid: request.jid, messageId: message.id, at, addUnread: 0 },
+          trx,
+        )
+        return this.deps.recorder.store(
+          eventSession(session),
+          [
+            { type: 'message.sent', data: eventData(updated) },
+            {
+              type: 'message.status',
+              data: { id: updated.id, waId: updated.waId, chatJid: updated.chatJid, status: 'sent' },
+            },
+          ],
+          trx,
+        )
       })
-      // Forward-only: a delivery receipt may already have overtaken this update.
-      const updated =
-        (await this.deps.messages.updateStatusByWaId(session.id, message.waId, 'sent', at)) ??
-        (await this.deps.messages.getById(session.id, message.id))
-      if (!updated) return
-      await this.deps.chats.upsertActivity(session.id, {
-        jid: request.jid,
-        messageId: message.id,
-        at,
-        addUnread: 0,
-      })
-      await this.deps.recorder.record(eventSession(session), [
-        { type: 'message.sent', data: eventData(updated) },
-        {
-          type: 'message.status',
-          data: { id: updated.id, waId: updated.waId, chatJid: updated.chatJid, status: 'sent' },
-        },
-      ])
+      this.deps.recorder.publish(events)
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error)
       this.deps.logger.warn({ sessionId: session.id, messageId: message.id, reason }, 'send failed')
