@@ -31,12 +31,44 @@ const TIME_DIGITS = 9
 /**
  * A new id: prefix, underscore, 20 base-36 characters, e.g. `ses_4k2v9x0q1m7c8d3e5f6g`:
  * ~103 random bits, or for the time-ordered kinds the creation time (9 characters) and ~57
- * random bits. Nothing sorts by id alone: lists sort by timestamps, ids only break ties.
+ * random bits. Time-ordered ids also ascend strictly within this process: one made in the
+ * same millisecond as the last (or after the clock stepped back) takes the last one's time
+ * and random part plus one, so events minted in one transaction after another sort in the
+ * order they were committed — the event stream's resume cursor breaks ties on the id.
  */
 export function newId(kind: IdKind): string {
-  let body = TIME_ORDERED.has(kind) ? Date.now().toString(36).padStart(TIME_DIGITS, '0') : ''
-  while (body.length < ID_LENGTH) body += ALPHABET[nextRandomByte() % 36]
-  return `${ID_PREFIXES[kind]}_${body}`
+  if (!TIME_ORDERED.has(kind)) return `${ID_PREFIXES[kind]}_${randomChars(ID_LENGTH)}`
+  const now = Date.now()
+  if (now > lastTime) {
+    lastTime = now
+    lastTail = randomChars(ID_LENGTH - TIME_DIGITS)
+  } else {
+    lastTail = increment(lastTail)
+  }
+  return `${ID_PREFIXES[kind]}_${lastTime.toString(36).padStart(TIME_DIGITS, '0')}${lastTail}`
+}
+
+let lastTime = 0
+let lastTail = ''
+
+function randomChars(count: number): string {
+  let chars = ''
+  while (chars.length < count) chars += ALPHABET[nextRandomByte() % 36]
+  return chars
+}
+
+/** The base-36 string one greater, same length (wrapping at the top, which 57 random bits never reach). */
+function increment(chars: string): string {
+  const digits = [...chars]
+  for (let i = digits.length - 1; i >= 0; i--) {
+    const next = ALPHABET.indexOf(digits[i] ?? '0') + 1
+    if (next < ALPHABET.length) {
+      digits[i] = ALPHABET[next] ?? '0'
+      return digits.join('')
+    }
+    digits[i] = '0'
+  }
+  return digits.join('')
 }
 
 const ID_LENGTH = 20

@@ -90,27 +90,30 @@ export class EventRecorder {
 
   /**
    * Store then publish, for callers without a transaction of their own. The calls made in
-   * one turn of the event loop are stored together, in one transaction (group commit): many
-   * sessions' receipts, sends and presence updates cost one commit, not one each. The
-   * transaction is asked for at the first call and gathers the others until the turn ends,
-   * so the group commits in the order its first call was made, before any transaction asked
-   * for later. Resolves once stored and published; a call whose events cannot be stored
-   * rejects alone.
+   * one turn of the event loop are stored together at its end, in one transaction (group
+   * commit): many sessions' presence updates, chat changes and actions cost one commit, not
+   * one each. The events get their ids and timestamps inside that transaction, as every
+   * event stored in a caller's transaction does, so ids follow the order events are
+   * committed in — what the stream's resume cursor and ordered webhooks rely on. Resolves
+   * with the events once stored and published; a call whose events cannot be stored rejects
+   * alone.
    */
   record<T extends DomainEventType>(
     session: EventSession,
     items: { type: T; data: DomainEventMap[T] }[],
   ): Promise<DomainEvent<T>[]> {
-    const envelopes = this.envelopes(session, items)
-    if (envelopes.length === 0) return Promise.resolve(envelopes)
+    if (items.length === 0) return Promise.resolve([])
     return new Promise((resolve, reject) => {
       this.gathered.push({
         session,
-        envelopes,
-        resolve: () => resolve(envelopes),
+        items,
+        envelopes: [],
+        resolve: (envelopes) => resolve(envelopes as DomainEvent<T>[]),
         reject,
       })
-      this.gathering ??= this.storeGathered()
+      this.gathering ??= new Promise<void>((turnEnded) => setImmediate(turnEnded)).then(() =>
+        this.storeGathered(),
+      )
     })
   }
 
@@ -120,16 +123,11 @@ export class EventRecorder {
   }
 
   private async storeGathered(): Promise<void> {
-    let group: Gathered[] = []
-    const take = () => {
-      group = this.gathered.splice(0)
-      this.gathering = undefined
-      return group
-    }
+    const group = this.gathered.splice(0)
+    this.gathering = undefined
     try {
-      await this.storeTogether(take)
+      await this.storeTogether(group)
     } catch (error) {
-      if (group.length === 0) take()
       if (group.length === 1) {
         group[0]?.reject(error)
         return
@@ -137,34 +135,36 @@ export class EventRecorder {
       // One call's bad events must not cost the others theirs: each is tried alone.
       for (const call of group) {
         try {
-          await this.storeTogether(() => [call])
+          await this.storeTogether([call])
         } catch (error) {
           call.reject(error)
           continue
         }
         this.publish(call.envelopes)
-        call.resolve()
+        call.resolve(call.envelopes)
       }
       return
     }
     for (const call of group) {
       this.publish(call.envelopes)
-      call.resolve()
+      call.resolve(call.envelopes)
     }
   }
 
-  /** Waits for the end of this loop turn, holding the transaction, then writes what `take` gives. */
-  private async storeTogether(take: () => Gathered[]): Promise<void> {
-    const endOfTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
+  /** Gives each call its envelopes, once the database is ours, and writes them. */
+  private async storeTogether(group: Gathered[]): Promise<void> {
+    const mint = () => {
+      for (const call of group) call.envelopes = this.envelopes(call.session, call.items)
+    }
     const database = this.database
     if (!this.outbox || !database) {
-      await endOfTurn()
-      await this.events.append(take().flatMap((call) => toRecords(call.envelopes)))
+      mint()
+      await this.events.append(group.flatMap((call) => toRecords(call.envelopes)))
       return
     }
     await database.db.transaction().execute(async (trx) => {
-      await endOfTurn()
-      await this.write(take(), trx)
+      mint()
+      await this.write(group, trx)
     })
   }
 
@@ -200,8 +200,10 @@ export class EventRecorder {
 /** A record() call waiting for the end of the loop turn. */
 interface Gathered {
   session: EventSession
+  items: { type: DomainEventType; data: DomainEventMap[DomainEventType] }[]
+  /** made when the call's transaction has begun */
   envelopes: DomainEvent[]
-  resolve: () => void
+  resolve: (envelopes: DomainEvent[]) => void
   reject: (error: unknown) => void
 }
 

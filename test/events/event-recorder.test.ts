@@ -91,27 +91,30 @@ describe('event recorder', () => {
     assert.equal(stored.length, 3)
   })
 
-  it('commits a group before any transaction asked for after its first call', async () => {
+  it('gives events ids in the order they are committed, whichever way they were stored', async () => {
     const session = sessionOf()
-    const recorded = recorder.record(session, [{ type: 'presence.update', data: presence('a', 'available') }])
-    const stored = harness.database.db
+    // A record() call, then in the same turn a transaction of another writer, then another call.
+    const first = recorder.record(session, [{ type: 'presence.update', data: presence('a', 'available') }])
+    const second = harness.database.db
       .transaction()
       .execute((trx) =>
         recorder.store(session, [{ type: 'presence.update', data: presence('b', 'paused') }], trx),
       )
-    const [[first], [second]] = await Promise.all([recorded, stored])
-    assert.ok(first && second && first.id < second.id, 'ids in the order the events were made')
-    const rows = await harness.database.db
+    const third = recorder.record(session, [{ type: 'presence.update', data: presence('c', 'composing') }])
+    const ids = (await Promise.all([first, second, third])).map(([event]) => event?.id as string)
+    const committed = await harness.database.db
       .selectFrom('events')
       .select('id')
-      .where('id', 'in', [first.id, second.id])
+      .where('id', 'in', ids)
       .orderBy(sql`rowid`)
       .execute()
+    const inCommitOrder = committed.map((row) => row.id)
     assert.deepEqual(
-      rows.map((row) => row.id),
-      [first.id, second.id],
-      'and stored in that order, so a stream resuming after the second misses nothing',
+      inCommitOrder,
+      [...inCommitOrder].sort(),
+      'ids ascend in commit order, so a stream resuming after any of them misses none committed later',
     )
+    assert.equal(inCommitOrder.length, 3)
   })
 
   it('rejects only the call whose events cannot be stored', async () => {

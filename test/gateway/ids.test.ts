@@ -28,6 +28,13 @@ describe('ids', () => {
     }
   })
 
+  it('of those kinds ascend strictly, even many in one millisecond', () => {
+    const ids = Array.from({ length: 2_000 }, (_, i) => newId(i % 2 ? 'event' : 'delivery').slice(4))
+    for (let i = 1; i < ids.length; i++) {
+      assert.ok((ids[i - 1] ?? '') < (ids[i] ?? ''), `${ids[i - 1]} sorts before ${ids[i]}`)
+    }
+  })
+
   it('of other kinds do not reveal when they were made', () => {
     const a = newId('session')
     const b = newId('session')
