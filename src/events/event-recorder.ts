@@ -40,6 +40,10 @@ export class EventRecorder {
   private readonly gathered: Gathered[] = []
   /** the group being gathered and stored; new calls join it until it takes them */
   private gathering: Promise<void> | undefined
+  /** groups not yet stored, the one gathering included */
+  private readonly storing = new Set<Promise<void>>()
+  /** the latest event timestamp made: a clock stepping back must not take timestamps with it */
+  private lastTimestamp = 0
 
   constructor(deps: {
     events: EventsRepository
@@ -58,25 +62,31 @@ export class EventRecorder {
     this.outbox = deps.outbox
   }
 
-  /** Stores the events (one statement) and returns them, unpublished. */
+  /**
+   * Stores the events (one statement) and returns them, unpublished. Their ids are made
+   * once the database is held — inside `trx`, or the transaction this opens — so that ids
+   * follow commit order (see record()).
+   */
   async store<T extends DomainEventType>(
     session: EventSession,
     items: { type: T; data: DomainEventMap[T] }[],
     trx?: Executor,
   ): Promise<DomainEvent<T>[]> {
-    const envelopes = this.envelopes(session, items)
-    if (envelopes.length === 0) return envelopes
+    if (items.length === 0) return []
     const outbox = this.outbox
     const database = this.database
     if (!outbox || !database) {
+      const envelopes = this.envelopes(session, items)
       await this.events.append(toRecords(envelopes), trx)
       return envelopes
     }
     // The event and the deliveries it owes commit together: a crash cannot lose either.
-    const write = (executor: Executor) => this.write([{ session, envelopes }], executor)
-    if (trx) await write(trx)
-    else await database.db.transaction().execute(write)
-    return envelopes
+    const write = async (executor: Executor) => {
+      const envelopes = this.envelopes(session, items)
+      await this.write([{ session, envelopes }], executor)
+      return envelopes
+    }
+    return trx ? write(trx) : database.db.transaction().execute(write)
   }
 
   /** Forgets a deleted session's events. */
@@ -111,43 +121,54 @@ export class EventRecorder {
         resolve: (envelopes) => resolve(envelopes as DomainEvent<T>[]),
         reject,
       })
-      this.gathering ??= new Promise<void>((turnEnded) => setImmediate(turnEnded)).then(() =>
-        this.storeGathered(),
-      )
+      if (this.gathering) return
+      const storing = new Promise<void>((turnEnded) => setImmediate(turnEnded))
+        .then(() => this.storeGathered())
+        .finally(() => this.storing.delete(storing))
+      this.gathering = storing
+      this.storing.add(storing)
     })
   }
 
   /** Resolves once every record() call made so far is stored (or failed): at shutdown. */
   async idle(): Promise<void> {
-    while (this.gathering) await this.gathering
+    while (this.storing.size > 0) await Promise.allSettled([...this.storing])
   }
 
   private async storeGathered(): Promise<void> {
     const group = this.gathered.splice(0)
     this.gathering = undefined
-    try {
-      await this.storeTogether(group)
-    } catch (error) {
-      if (group.length === 1) {
-        group[0]?.reject(error)
-        return
-      }
-      // One call's bad events must not cost the others theirs: each is tried alone.
-      for (const call of group) {
-        try {
-          await this.storeTogether([call])
-        } catch (error) {
-          call.reject(error)
-          continue
-        }
+    const settled = new Set<Gathered>()
+    const done = (call: Gathered, error?: unknown) => {
+      settled.add(call)
+      if (error === undefined) {
         this.publish(call.envelopes)
         call.resolve(call.envelopes)
+      } else {
+        call.reject(error)
       }
-      return
     }
-    for (const call of group) {
-      this.publish(call.envelopes)
-      call.resolve(call.envelopes)
+    try {
+      try {
+        await this.storeTogether(group)
+      } catch (error) {
+        if (group.length === 1) throw error
+        // One call's bad events must not cost the others theirs: each is tried alone.
+        for (const call of group) {
+          try {
+            await this.storeTogether([call])
+          } catch (error) {
+            done(call, error)
+            continue
+          }
+          done(call)
+        }
+        return
+      }
+      for (const call of group) done(call)
+    } catch (error) {
+      // Whatever went wrong, no caller is left waiting.
+      for (const call of group) if (!settled.has(call)) done(call, error)
     }
   }
 
@@ -180,6 +201,15 @@ export class EventRecorder {
     )
   }
 
+  /**
+   * Never before the last one: the stream's resume cursor orders by (timestamp, id), and an
+   * event stamped earlier than one a client already saw would never be replayed to it.
+   */
+  private timestamp(): number {
+    this.lastTimestamp = Math.max(this.now(), this.lastTimestamp)
+    return this.lastTimestamp
+  }
+
   private envelopes<T extends DomainEventType>(
     session: EventSession,
     items: { type: T; data: DomainEventMap[T] }[],
@@ -190,7 +220,7 @@ export class EventRecorder {
         type,
         organizationId: session.organizationId,
         session: { id: session.id, name: session.name, metadata: session.metadata },
-        timestamp: this.now(),
+        timestamp: this.timestamp(),
         data,
       }),
     )

@@ -117,6 +117,79 @@ describe('event recorder', () => {
     assert.equal(inCommitOrder.length, 3)
   })
 
+  it('gives ids in commit order also while another writer holds the database', async () => {
+    const session = sessionOf()
+    let release!: () => void
+    const holding = harness.database.db.transaction().execute(
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve
+        }),
+    )
+    const grouped = recorder.record(session, [{ type: 'presence.update', data: presence('a', 'available') }])
+    await new Promise((resolve) => setImmediate(resolve)) // the group now waits for the database
+    const alone = recorder.store(session, [{ type: 'presence.update', data: presence('b', 'paused') }])
+    release()
+    const [[first], [second]] = await Promise.all([grouped, alone, holding])
+    const committed = await harness.database.db
+      .selectFrom('events')
+      .select('id')
+      .where('id', 'in', [first?.id ?? '', second?.id ?? ''])
+      .orderBy(sql`rowid`)
+      .execute()
+    const ids = committed.map((row) => row.id)
+    assert.deepEqual(ids, [...ids].sort())
+  })
+
+  it('idle() waits for a group that is still waiting for the database', async () => {
+    const session = sessionOf()
+    let release!: () => void
+    // Another writer holds the database past the end of the turn.
+    const holding = harness.database.db.transaction().execute(
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve
+        }),
+    )
+    let stored = false
+    const recorded = recorder.record(session, [{ type: 'presence.update', data: presence('a', 'available') }])
+    void recorded.then(() => {
+      stored = true
+    })
+    await new Promise((resolve) => setImmediate(resolve))
+    let idle = false
+    const idling = recorder.idle().then(() => {
+      idle = true
+    })
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.equal(idle, false, 'the group is not stored yet')
+    release()
+    await Promise.all([holding, idling])
+    assert.equal(stored, true)
+  })
+
+  it('never stamps an event earlier than the one before, even when the clock steps back', async () => {
+    let now = 2_000_000_000_000
+    const stepping = new EventRecorder({
+      events: new EventsRepository(harness.database.db),
+      bus: new EventBus(),
+      newId,
+      now: () => now,
+      database: harness.database,
+      outbox: harness.module.outbox,
+    })
+    const session = sessionOf()
+    const [before] = await stepping.record(session, [
+      { type: 'presence.update', data: presence('a', 'available') },
+    ])
+    now -= 30_000
+    const [after] = await stepping.record(session, [
+      { type: 'presence.update', data: presence('b', 'paused') },
+    ])
+    assert.ok(before && after && after.timestamp >= before.timestamp)
+    assert.ok(after.id > before.id)
+  })
+
   it('rejects only the call whose events cannot be stored', async () => {
     const session = sessionOf()
     published.length = 0
