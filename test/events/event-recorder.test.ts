@@ -57,6 +57,28 @@ describe('event recorder', () => {
   })
   after(() => harness.close())
 
+  /** Another writer's transaction, open until released. */
+  const holdDatabase = () => {
+    let release!: () => void
+    const holding = harness.database.db.transaction().execute(
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve
+        }),
+    )
+    return { release: () => release(), holding }
+  }
+  /** The events' ids in the order their rows were written. */
+  const inCommitOrder = async (ids: string[]) =>
+    (
+      await harness.database.db
+        .selectFrom('events')
+        .select('id')
+        .where('id', 'in', ids)
+        .orderBy(sql`rowid`)
+        .execute()
+    ).map((row) => row.id)
+
   const sessionOf = (webhooks: unknown[] = []): EventSession => ({
     ...newSession(),
     organizationId: harness.organizationId,
@@ -102,55 +124,31 @@ describe('event recorder', () => {
       )
     const third = recorder.record(session, [{ type: 'presence.update', data: presence('c', 'composing') }])
     const ids = (await Promise.all([first, second, third])).map(([event]) => event?.id as string)
-    const committed = await harness.database.db
-      .selectFrom('events')
-      .select('id')
-      .where('id', 'in', ids)
-      .orderBy(sql`rowid`)
-      .execute()
-    const inCommitOrder = committed.map((row) => row.id)
+    const committed = await inCommitOrder(ids)
     assert.deepEqual(
-      inCommitOrder,
-      [...inCommitOrder].sort(),
+      committed,
+      [...committed].sort(),
       'ids ascend in commit order, so a stream resuming after any of them misses none committed later',
     )
-    assert.equal(inCommitOrder.length, 3)
+    assert.equal(committed.length, 3)
   })
 
   it('gives ids in commit order also while another writer holds the database', async () => {
     const session = sessionOf()
-    let release!: () => void
-    const holding = harness.database.db.transaction().execute(
-      () =>
-        new Promise<void>((resolve) => {
-          release = resolve
-        }),
-    )
+    const { release, holding } = holdDatabase()
     const grouped = recorder.record(session, [{ type: 'presence.update', data: presence('a', 'available') }])
     await new Promise((resolve) => setImmediate(resolve)) // the group now waits for the database
     const alone = recorder.store(session, [{ type: 'presence.update', data: presence('b', 'paused') }])
     release()
     const [[first], [second]] = await Promise.all([grouped, alone, holding])
-    const committed = await harness.database.db
-      .selectFrom('events')
-      .select('id')
-      .where('id', 'in', [first?.id ?? '', second?.id ?? ''])
-      .orderBy(sql`rowid`)
-      .execute()
-    const ids = committed.map((row) => row.id)
+    const ids = await inCommitOrder([first?.id ?? '', second?.id ?? ''])
     assert.deepEqual(ids, [...ids].sort())
   })
 
   it('idle() waits for a group that is still waiting for the database', async () => {
     const session = sessionOf()
-    let release!: () => void
     // Another writer holds the database past the end of the turn.
-    const holding = harness.database.db.transaction().execute(
-      () =>
-        new Promise<void>((resolve) => {
-          release = resolve
-        }),
-    )
+    const { release, holding } = holdDatabase()
     let stored = false
     const recorded = recorder.record(session, [{ type: 'presence.update', data: presence('a', 'available') }])
     void recorded.then(() => {
