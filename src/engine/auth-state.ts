@@ -10,14 +10,8 @@ import {
 } from '@whiskeysockets/baileys'
 import type { Transaction } from 'kysely'
 import type { SecretBox } from '../security/secret-box.ts'
+import type { AuthKeyEntry } from '../store/auth-state.repository.ts'
 import type { Tables } from '../store/schema.ts'
-
-/** One change to the Signal key store, encrypted; a null value deletes the key. */
-export interface KeyChange {
-  type: string
-  id: string
-  value: string | null
-}
 
 /** Where encrypted credentials and Signal keys live (the auth-state repository). */
 export interface AuthStateStore {
@@ -25,7 +19,7 @@ export interface AuthStateStore {
   saveCreds(sessionId: string, ciphertext: string): Promise<void>
   getKeys(sessionId: string, type: string, ids: string[]): Promise<Map<string, string>>
   /** applies every entry together: in `trx` when given, else in a transaction of its own */
-  setKeys(sessionId: string, entries: KeyChange[], trx?: Transaction<Tables>): Promise<void>
+  setKeys(sessionId: string, entries: AuthKeyEntry[], trx?: Transaction<Tables>): Promise<void>
   clear(sessionId: string): Promise<void>
 }
 
@@ -36,7 +30,7 @@ export type KeyWriteSettler = (committed: boolean) => void
  * How long a staged key change may wait when no message transaction comes to carry it
  * (a send's session update, a sender key, a change made while a write was under way).
  */
-export const KEY_WRITE_DELAY_MS = 25
+const KEY_WRITE_DELAY_MS = 25
 /** The most missing keys remembered per session; past it the list starts over. */
 const ABSENT_KEYS_KEPT = 10_000
 /** After a failed write, the staged changes are tried again this much later. */
@@ -50,7 +44,8 @@ const KEY_WRITE_RETRY_MS = 1_000
 const STAGED_TYPES = new Set(['session', 'sender-key', 'sender-key-memory'])
 
 interface Staged {
-  change: KeyChange
+  /** encrypted, as stored */
+  change: AuthKeyEntry
   /** what Baileys set, handed back by reads until the change is stored */
   value: unknown
   /** bumped by every change of the key: a write settles only the version it carried */
@@ -183,7 +178,7 @@ export class StagedKeyStore {
         this.absent.add(key)
         continue
       }
-      const value = this.decode(ciphertext) as { [key: string]: unknown }
+      const value = decode(this.box, ciphertext) as { [key: string]: unknown }
       found[id] = (
         type === 'app-state-sync-key' ? proto.Message.AppStateSyncKeyData.fromObject(value) : value
       ) as SignalDataTypeMap[T]
@@ -200,7 +195,7 @@ export class StagedKeyStore {
         this.absent.delete(stagedKey(type, id))
         this.staged.set(stagedKey(type, id), {
           // Encrypted now: Baileys may change the object it handed over after this call.
-          change: { type, id, value: deleted ? null : this.encode(value) },
+          change: { type, id, value: deleted ? null : encode(this.box, value) },
           value: deleted ? null : value,
           version: ++this.version,
         })
@@ -267,15 +262,13 @@ export class StagedKeyStore {
       this.schedule(KEY_WRITE_DELAY_MS)
     }
   }
-
-  private encode(value: unknown): string {
-    return this.box.encrypt(JSON.stringify(value, BufferJSON.replacer))
-  }
-
-  private decode(ciphertext: string): unknown {
-    return JSON.parse(this.box.decrypt(ciphertext), BufferJSON.reviver)
-  }
 }
+
+/** Credentials and keys at rest: Baileys' JSON (Buffers included), encrypted with the secret box. */
+const encode = (box: SecretBox, value: unknown): string =>
+  box.encrypt(JSON.stringify(value, BufferJSON.replacer))
+const decode = (box: SecretBox, ciphertext: string): unknown =>
+  JSON.parse(box.decrypt(ciphertext), BufferJSON.reviver)
 
 const stagedKey = (type: string, id: string) => `${type}\u0000${id}`
 
@@ -297,7 +290,7 @@ export async function readCreds(
   box: SecretBox,
 ): Promise<AuthenticationCreds | undefined> {
   const stored = await store.getCreds(sessionId)
-  return stored === undefined ? undefined : JSON.parse(box.decrypt(stored), BufferJSON.reviver)
+  return stored === undefined ? undefined : (decode(box, stored) as AuthenticationCreds)
 }
 
 /** Baileys' auth state kept in the database: the credentials, and the session's keys. */
@@ -321,9 +314,7 @@ export async function loadAuthState(
     state: { creds, keys: keys.keys },
     saveCreds: () => {
       if (sealed) return Promise.resolve()
-      const save = store
-        .saveCreds(sessionId, box.encrypt(JSON.stringify(creds, BufferJSON.replacer)))
-        .finally(() => saving.delete(save))
+      const save = store.saveCreds(sessionId, encode(box, creds)).finally(() => saving.delete(save))
       saving.add(save)
       return save
     },

@@ -16,13 +16,15 @@ export interface EventSession {
   webhooks?: readonly SessionWebhookConfig[]
 }
 
+/** Events of one session, with that session's own webhooks. */
+export interface DeliveryGroup {
+  events: readonly DomainEvent[]
+  sessionWebhooks: readonly SessionWebhookConfig[]
+}
+
 /** Where events become webhook deliveries, in the transaction that stores them. */
 export interface DeliveryOutbox {
-  /** each group's events with the webhooks of the session they are about */
-  enqueueGroups(
-    groups: readonly { events: readonly DomainEvent[]; sessionWebhooks: readonly SessionWebhookConfig[] }[],
-    trx: Executor,
-  ): Promise<number>
+  enqueueGroups(groups: readonly DeliveryGroup[], trx: Executor): Promise<number>
 }
 
 /**

@@ -206,61 +206,59 @@ export class MessageIngest {
     }
     if (batch.length === 0) return
     let settleKeys: KeyWriteSettler | undefined
-    const { events, stored } = await this.deps.database.db
-      .transaction()
-      .execute(async (trx) => {
-        // The Signal session these messages' decryption advanced, in the same commit.
-        settleKeys = await connection.writeStagedKeys(trx)
-        const items: { type: DomainEventType; data: DomainEventMap[DomainEventType] }[] = []
-        const stored: typeof batch = []
-        const keep = session.config.store.enabled
-        // One statement for the group; a message seen before (an offline replay, a retry) is
-        // neither stored nor announced again.
-        const fresh = keep
-          ? await this.deps.messages.insertNew(
-              batch.map((entry) => entry.record),
-              trx,
-            )
-          : undefined
-        const chats = new Map<string, ChatActivity>()
-        /** each sender's details as last remembered in this group: the same again changes nothing */
-        const seen = new Map<string, string>()
-        for (const entry of batch) {
-          const { kind, normalized, record } = entry
-          let people: ContactUpdate[] = []
-          if (fresh) {
-            if (!fresh.has(record.id)) continue
-            people = await this.rememberPeople(sessionId, normalized, seen, trx)
-            // Each chat's activity folded over the group, then written once.
-            const chat = chats.get(normalized.chatJid)
-            const latest = !chat || normalized.timestamp >= chat.at
-            chats.set(normalized.chatJid, {
-              jid: normalized.chatJid,
-              ...((normalized.chatLid ?? chat?.lid) ? { lid: normalized.chatLid ?? chat?.lid } : {}),
-              messageId: latest ? record.id : (chat?.messageId ?? record.id),
-              at: latest ? normalized.timestamp : (chat?.at ?? normalized.timestamp),
-              addUnread: (chat?.addUnread ?? 0) + (!normalized.fromMe && kind === 'notify' ? 1 : 0),
-            })
-          }
-          stored.push(entry)
-          const type =
-            EVENT_BY_TYPE[normalized.type] ?? (normalized.fromMe ? 'message.sent' : 'message.received')
-          items.push({ type, data: { ...normalized, id: record.id, status: record.status } })
-          for (const data of people) items.push({ type: 'contact.update', data })
+    const writing = this.deps.database.db.transaction().execute(async (trx) => {
+      // The Signal session these messages' decryption advanced, in the same commit.
+      settleKeys = await connection.writeStagedKeys(trx)
+      const items: { type: DomainEventType; data: DomainEventMap[DomainEventType] }[] = []
+      const stored: typeof batch = []
+      // One statement for the group; a message seen before (an offline replay, a retry) is
+      // neither stored nor announced again.
+      const fresh = session.config.store.enabled
+        ? await this.deps.messages.insertNew(
+            batch.map((entry) => entry.record),
+            trx,
+          )
+        : undefined
+      const chats = new Map<string, ChatActivity>()
+      /** each sender's details as last remembered in this group: the same again changes nothing */
+      const seen = new Map<string, string>()
+      for (const entry of batch) {
+        const { kind, normalized, record } = entry
+        let people: ContactUpdate[] = []
+        if (fresh) {
+          if (!fresh.has(record.id)) continue
+          people = await this.rememberPeople(sessionId, normalized, seen, trx)
+          // Each chat's activity folded over the group, then written once.
+          const chat = chats.get(normalized.chatJid)
+          // The later message is the chat's last (a tie: the later arrival), as one upsert each would leave it.
+          const latest = !chat || normalized.timestamp >= chat.at
+          const lid = normalized.chatLid ?? chat?.lid
+          chats.set(normalized.chatJid, {
+            jid: normalized.chatJid,
+            ...(lid ? { lid } : {}),
+            messageId: latest ? record.id : chat.messageId,
+            at: latest ? normalized.timestamp : chat.at,
+            addUnread: (chat?.addUnread ?? 0) + (!normalized.fromMe && kind === 'notify' ? 1 : 0),
+          })
         }
-        for (const activity of chats.values()) await this.deps.chats.upsertActivity(sessionId, activity, trx)
-        return { events: await this.deps.recorder.store(eventSession(session), items, trx), stored }
-      })
-      .then(
-        (written) => {
-          settleKeys?.(true)
-          return written
-        },
-        (error: unknown) => {
-          settleKeys?.(false)
-          throw error
-        },
-      )
+        stored.push(entry)
+        const type =
+          EVENT_BY_TYPE[normalized.type] ?? (normalized.fromMe ? 'message.sent' : 'message.received')
+        items.push({ type, data: { ...normalized, id: record.id, status: record.status } })
+        for (const data of people) items.push({ type: 'contact.update', data })
+      }
+      for (const activity of chats.values()) await this.deps.chats.upsertActivity(sessionId, activity, trx)
+      return { events: await this.deps.recorder.store(eventSession(session), items, trx), stored }
+    })
+    let written: Awaited<typeof writing>
+    try {
+      written = await writing
+    } catch (error) {
+      settleKeys?.(false)
+      throw error
+    }
+    settleKeys?.(true)
+    const { events, stored } = written
     this.deps.recorder.publish(events)
     if (!session.config.store.enabled) return
     for (const { message, normalized, record } of stored) {

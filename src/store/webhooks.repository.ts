@@ -65,11 +65,10 @@ const ENABLED_LIST_MS = 1_000
 /** Organization webhooks. Tenant-facing reads take the organization id; the worker's do not. */
 export class WebhooksRepository {
   private readonly db: Kysely<Tables>
+  private readonly reuseLists: boolean
   private readonly enabledLists = new Map<string, { list: WebhookRecord[]; readAt: number }>()
   /** bumped around every write: a list read across one is not kept */
   private writes = 0
-
-  private readonly reuseLists: boolean
 
   /** `reuseEnabledLists`: cache the outbox's reads (only where this process is the one writer) */
   constructor(db: Kysely<Tables>, options: { reuseEnabledLists?: boolean } = {}) {

@@ -1,5 +1,6 @@
 import type { IdGenerator } from '../domain/ids.ts'
 import { type DomainEvent, wireEvent } from '../events/catalogue.ts'
+import type { DeliveryGroup } from '../events/event-recorder.ts'
 import type { Executor } from '../store/schema.ts'
 import type { NewDelivery, WebhookDeliveriesRepository } from '../store/webhook-deliveries.repository.ts'
 import type { WebhooksRepository } from '../store/webhooks.repository.ts'
@@ -70,10 +71,7 @@ export class WebhookOutbox {
    * enqueueDeliveries for several groups of events at once (the recorder's calls of one
    * loop turn, each with its session's webhooks), written with one statement.
    */
-  async enqueueGroups(
-    groups: readonly { events: readonly DomainEvent[]; sessionWebhooks: readonly SessionWebhookConfig[] }[],
-    trx: Executor,
-  ): Promise<number> {
+  async enqueueGroups(groups: readonly DeliveryGroup[], trx: Executor): Promise<number> {
     const byOrganization = new Map<string, readonly WebhookRecord[]>()
     const rows: NewDelivery[] = []
     for (const { events, sessionWebhooks } of groups) {

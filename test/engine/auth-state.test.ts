@@ -5,14 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { sql, type Transaction } from 'kysely'
-import {
-  type AuthStateStore,
-  type KeyChange,
-  loadAuthState,
-  StagedKeyStore,
-} from '../../src/engine/auth-state.ts'
+import { type AuthStateStore, loadAuthState, StagedKeyStore } from '../../src/engine/auth-state.ts'
 import { SecretBox } from '../../src/security/secret-box.ts'
-import { AuthStateRepository } from '../../src/store/auth-state.repository.ts'
+import { type AuthKeyEntry, AuthStateRepository } from '../../src/store/auth-state.repository.ts'
 import { migrateToLatest, openDatabase } from '../../src/store/db.ts'
 import type { Tables } from '../../src/store/schema.ts'
 import { eventually } from '../support/wait.ts'
@@ -21,7 +16,7 @@ import { eventually } from '../support/wait.ts'
 function memoryStore() {
   const keys = new Map<string, string>()
   const creds: string[] = []
-  const writes: { entries: KeyChange[]; trx: unknown }[] = []
+  const writes: { entries: AuthKeyEntry[]; trx: unknown }[] = []
   const reads: string[][] = []
   const heldWrites: (() => void)[] = []
   const heldReads: (() => void)[] = []
@@ -88,6 +83,23 @@ function stagedKeys(
   onWriteError?: (e: unknown) => void,
 ) {
   return new StagedKeyStore({ sessionId: 'ses_1', store, box, ...(onWriteError ? { onWriteError } : {}) })
+}
+
+/**
+ * Key `a` being written (held by the store), and key `b` staged after it: returns the
+ * write under way.
+ */
+async function writeUnderWay(
+  staged: StagedKeyStore,
+  control: { holdWrites: boolean },
+): Promise<{ writing: Promise<void> }> {
+  await staged.keys.set({ session: { a: new Uint8Array([1]) } })
+  control.holdWrites = true
+  const writing = staged.flush()
+  await turn()
+  await staged.keys.set({ session: { b: new Uint8Array([2]) } })
+  // Wrapped: an async function would wait for the write itself.
+  return { writing }
 }
 
 describe('staged Signal keys', () => {
@@ -183,11 +195,7 @@ describe('staged Signal keys', () => {
   it('makes one write at a time', async () => {
     const { store, control, heldWrites, releaseWrites } = memoryStore()
     const staged = stagedKeys(store)
-    await staged.keys.set({ session: { a: new Uint8Array([1]) } })
-    control.holdWrites = true
-    const first = staged.flush()
-    await turn()
-    await staged.keys.set({ session: { b: new Uint8Array([2]) } })
+    const { writing: first } = await writeUnderWay(staged, control)
     const second = staged.flush()
     await pause(10)
     assert.equal(heldWrites.length, 1, 'the second write waits for the first to end')
@@ -201,11 +209,7 @@ describe('staged Signal keys', () => {
   }, async () => {
     const { store, keys, writes, control, releaseWrites } = memoryStore()
     const staged = stagedKeys(store)
-    await staged.keys.set({ session: { a: new Uint8Array([1]) } })
-    control.holdWrites = true
-    const flushing = staged.flush()
-    await turn()
-    await staged.keys.set({ session: { b: new Uint8Array([2]) } })
+    const { writing: flushing } = await writeUnderWay(staged, control)
     ;(await staged.writeWithin(trx))(true)
     assert.equal(writes.length, 0, 'nothing written in the caller’s transaction')
     releaseWrites()

@@ -56,4 +56,48 @@ describe('a sandbox session from create to ready, and back after a restart', () 
     const history = (await gateway.request('GET', '/api/v1/sessions/shop-1')).json().statusHistory
     assert.ok(!history.slice(-3).some((h: { status: string }) => h.status === 'scan_qr'))
   })
+
+  it('keeps both Signal sessions in step across a restart: messages still decrypt both ways', async () => {
+    const patched = await gateway.request('PATCH', '/api/v1/sessions/shop-1', {
+      body: { config: { pacing: { enabled: false } } },
+    })
+    assert.equal(patched.statusCode, 200, patched.body)
+    const carol = gateway.sandbox.network.createUser({
+      kind: 'contact',
+      phoneNumber: '15550100101',
+      pushName: 'Carol',
+    })
+    const timeline = async () =>
+      (await gateway.request('GET', `/api/v1/sessions/shop-1/chats/${carol.phoneNumber}/messages`)).json()
+        .items as { text: string }[]
+    const exchange = async (label: string) => {
+      await gateway.sandbox.sendAs({
+        from: carol.phoneNumber,
+        to: '15550100001',
+        content: { text: `${label} in` },
+      })
+      await eventually(
+        async () => (await timeline()).some((m) => m.text === `${label} in`),
+        `"${label} in" stored`,
+      )
+      const sent = await gateway.request('POST', '/api/v1/sessions/shop-1/messages', {
+        body: { to: carol.phoneNumber, type: 'text', text: { body: `${label} out` } },
+      })
+      assert.equal(sent.statusCode, 202, sent.body)
+      await eventually(
+        () =>
+          carol.received.some(
+            (m) =>
+              m.message?.conversation === `${label} out` ||
+              m.message?.extendedTextMessage?.text === `${label} out`,
+          ),
+        `Carol to decrypt "${label} out"`,
+      )
+    }
+    await exchange('before')
+    // Straight after the last send, so the restart meets key changes still staged in memory.
+    await gateway.restart()
+    await eventually(async () => (await status('shop-1')) === 'ready', 'ready again')
+    await exchange('after')
+  })
 })
