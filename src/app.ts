@@ -131,9 +131,7 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
     allowPrivateTargets: config.webhookAllowPrivate,
   })
   // Events are published after their transaction commits: deliver now, not at the next poll.
-  bus.subscribe((event) => {
-    if (webhooks.outbox.owesDeliveries(event)) webhooks.worker.wake()
-  })
+  bus.subscribe((event) => webhooks.outbox.published(event))
   const recorder = new EventRecorder({
     events: repositories.events,
     bus,

@@ -31,7 +31,10 @@ export type NewDelivery = Pick<
   | 'orderingKey'
   | 'seq'
   | 'createdAt'
->
+> & {
+  /** leased to a worker at enqueue (handed to it once committed), instead of left for a claim */
+  lease?: { token: string; lockedUntil: number }
+}
 
 export interface DeliveryListQuery {
   status?: DeliveryStatus
@@ -98,14 +101,22 @@ export class WebhookDeliveriesRepository {
     this.statements = new DeliveryStatements(dialect)
   }
 
-  /** Pass the transaction that stored the event: the event and its deliveries commit together. */
-  async createMany(records: NewDelivery[], trx: Executor = this.db): Promise<void> {
+  /**
+   * Pass the transaction that stored the event: the event and its deliveries commit together.
+   * Returns the ids of the leased records written (one that met an existing delivery of its
+   * event and endpoint was not).
+   */
+  async createMany(records: NewDelivery[], trx: Executor = this.db): Promise<Set<string>> {
+    const leasedWritten = new Set<string>()
     for (let i = 0; i < records.length; i += INSERT_CHUNK) {
       const chunk = records.slice(i, i + INSERT_CHUNK)
-      await trx.executeQuery(
-        CompiledQuery.raw(this.statements.insertDeliveries(chunk.length), deliveryParameters(chunk)),
+      const leased = chunk.some((record) => record.lease)
+      const { rows } = await trx.executeQuery<{ id: string }>(
+        CompiledQuery.raw(this.statements.insertDeliveries(chunk.length, leased), deliveryParameters(chunk)),
       )
+      for (const row of rows) leasedWritten.add(row.id)
     }
+    return leasedWritten
   }
 
   async getById(organizationId: string, webhookId: string, id: string, trx: Executor = this.db) {

@@ -25,6 +25,8 @@ const DELIVERY_COLUMNS = [
   'attempts',
   'replay_offset',
   'next_attempt_at',
+  'locked_until',
+  'lease_token',
   'created_at',
   'updated_at',
 ].join(', ')
@@ -45,13 +47,17 @@ export class DeliveryStatements {
     this.postgres = dialect === 'postgres'
   }
 
-  /** Pending deliveries; the same event enqueued twice for an endpoint is delivered once. */
-  insertDeliveries(rows: number): string {
+  /**
+   * Pending deliveries, some perhaps leased already; the same event enqueued twice for an
+   * endpoint is delivered once. `returning`: the ids written (a leased row that met an
+   * existing one was not, and must not be sent).
+   */
+  insertDeliveries(rows: number, returning: boolean): string {
     return this.text(
-      `insert:${rows}`,
+      `insert:${rows}:${returning}`,
       () =>
-        `insert into webhook_deliveries (${DELIVERY_COLUMNS}) values ${tuples(rows, 17)}
-         on conflict (event_id, endpoint_key) do nothing`,
+        `insert into webhook_deliveries (${DELIVERY_COLUMNS}) values ${tuples(rows, 19)}
+         on conflict (event_id, endpoint_key) do nothing${returning ? ' returning id' : ''}`,
     )
   }
 
@@ -140,6 +146,10 @@ export class DeliveryStatements {
   }
 }
 
+/**
+ * A row leased at enqueue is out of the claim's range until its lease ends, as a claimed
+ * one is (see `lease`).
+ */
 export const deliveryParameters = (records: readonly NewDelivery[]): unknown[] =>
   records.flatMap((record) => [
     record.id,
@@ -156,7 +166,9 @@ export const deliveryParameters = (records: readonly NewDelivery[]): unknown[] =
     'pending',
     0,
     0,
-    record.createdAt,
+    record.lease?.lockedUntil ?? record.createdAt,
+    record.lease?.lockedUntil ?? null,
+    record.lease?.token ?? null,
     record.createdAt,
     record.createdAt,
   ])

@@ -8,6 +8,7 @@ import type {
 import type { WebhooksRepository } from '../store/webhooks.repository.ts'
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts'
 import { GONE_REASON, givenUp, handedBack, judge } from './delivery-outcome.ts'
+import type { DeliveryHandoff } from './outbox.ts'
 import type { WebhookSender } from './sender.ts'
 import type { AttemptRecord } from './webhook.types.ts'
 
@@ -26,11 +27,22 @@ export interface DeliveryWorkerOptions {
   concurrency?: number
   /** how long a claim holds; must outlast a request (the sender's timeout) */
   leaseMs?: number
+  /** deliveries held at most, handed over ones included (default HANDOFF_CAPACITY; never below the claim window) */
+  handoffCapacity?: number
   circuit?: Partial<CircuitBreakerOptions>
 }
 
 /** While busy, how long an outcome may wait to be stored while a batch gathers (an ordered queue waits on it). */
 const SETTLE_DELAY_MS = 10
+/**
+ * Deliveries the worker holds at most (waiting or in flight) once fresh ones are handed to
+ * it; a claim fills only up to its window (twice the concurrency). A burst recorded faster
+ * than it is sent stays in memory rather than costing a claim query per batch, within
+ * `HANDOFF_MAX_BODY_LENGTH` × this (8 MiB of text; events are ~1 KiB). Bigger bodies wait
+ * for a claim.
+ */
+const HANDOFF_CAPACITY = 512
+const HANDOFF_MAX_BODY_LENGTH = 16 * 1024
 
 /** A leased delivery, waiting for a slot or being sent. */
 interface Lease {
@@ -38,6 +50,8 @@ interface Lease {
   token: string
   /** admitted as its half-open circuit's one probe */
   probe: boolean
+  /** found by a claim, not handed over at enqueue */
+  claimed: boolean
 }
 
 /** A delivery tried (or handed back, or given up) whose outcome is not stored yet. */
@@ -57,8 +71,13 @@ interface Finished extends DeliveryCompletion {
  * by the next at once, and a busy worker takes a step only when a good batch has gathered.
  * Until its step, a finished delivery is still leased: a crash then means it is sent again
  * once the lease expires, as after a crash mid-request.
+ *
+ * Fresh deliveries need no claim while the worker has room: the outbox writes them leased
+ * to it and hands them over once committed (`DeliveryHandoff`). A claim runs when there may
+ * be due rows no one holds — something was enqueued unleased or handed back, at the poll —
+ * and not again once one found fewer than it asked for, until one of those happens anew.
  */
-export class DeliveryWorker {
+export class DeliveryWorker implements DeliveryHandoff {
   private readonly webhooks: WebhooksRepository
   private readonly deliveries: WebhookDeliveriesRepository
   private readonly sender: WebhookSender
@@ -72,6 +91,8 @@ export class DeliveryWorker {
   private readonly window: number
   /** while busy, the smallest step worth a transaction */
   private readonly batch: number
+  /** deliveries held at most once handed ones are counted (see HANDOFF_CAPACITY) */
+  private readonly handoffCapacity: number
   readonly breaker: CircuitBreaker
   private readonly waiting: Lease[] = []
   private readonly inFlight = new Set<Promise<void>>()
@@ -83,6 +104,10 @@ export class DeliveryWorker {
   private timer: NodeJS.Timeout | undefined
   private immediate: NodeJS.Immediate | undefined
   private wokenWhileTicking = false
+  /** whether a claim may find due rows no one holds */
+  private claimable = true
+  /** times `claimable` was set: one during a claim keeps it set */
+  private wakes = 0
 
   constructor(options: DeliveryWorkerOptions) {
     this.webhooks = options.webhooks
@@ -96,6 +121,7 @@ export class DeliveryWorker {
     this.leaseMs = options.leaseMs ?? options.sender.requestTimeoutMs + 60_000
     this.window = 2 * this.concurrency
     this.batch = Math.max(1, Math.floor(this.concurrency / 2))
+    this.handoffCapacity = Math.max(this.window, options.handoffCapacity ?? HANDOFF_CAPACITY)
     this.breaker = new CircuitBreaker(options.circuit)
   }
 
@@ -119,8 +145,42 @@ export class DeliveryWorker {
     await this.flush()
   }
 
-  /** Something was enqueued or finished: look for due work now instead of at the next poll. */
+  /** Something was enqueued unleased or replayed: claim it now instead of at the next poll. */
   wake(): void {
+    this.mayBeDue()
+    this.nudge()
+  }
+
+  offer(now: number): ReturnType<DeliveryHandoff['offer']> {
+    if (!this.running) return undefined
+    const room = this.handoffCapacity - this.waiting.length - this.inFlight.size
+    return room > 0
+      ? { token: randomUUID(), lockedUntil: now + this.leaseMs, room, maxBodyLength: HANDOFF_MAX_BODY_LENGTH }
+      : undefined
+  }
+
+  /** A circuit that is not closed admits its deliveries through the claim, which probes it. */
+  takes(endpointKey: string, now: number): boolean {
+    return this.breaker.state(endpointKey, now) === 'closed'
+  }
+
+  /** A stopped worker leaves them leased: they fall due again when the lease ends. */
+  adopt(deliveries: readonly ClaimedDelivery[]): void {
+    if (!this.running) return
+    for (const delivery of deliveries) {
+      this.waiting.push({ delivery, token: delivery.leaseToken ?? '', probe: false, claimed: false })
+    }
+    this.pump()
+  }
+
+  /** A claim may find due rows no one holds. */
+  private mayBeDue(): void {
+    this.claimable = true
+    this.wakes++
+  }
+
+  /** Something finished: store it, and fill the room it left, soon. */
+  private nudge(): void {
     if (!this.running) return
     if (this.ticking) {
       this.wokenWhileTicking = true
@@ -133,6 +193,7 @@ export class DeliveryWorker {
 
   /** One claim, every claimed delivery sent and its outcome stored; how many there were. For tests and tools. */
   async runOnce(): Promise<number> {
+    this.claimable = true
     const leases = await this.step(this.concurrency - this.inFlight.size)
     await Promise.all(leases.map((lease) => this.send(lease)))
     await this.flush()
@@ -144,9 +205,11 @@ export class DeliveryWorker {
    * response that arrived in it is settled by the same step.
    */
   private schedule(delayMs: number): void {
+    const poll = delayMs === this.pollIntervalMs
     const run = () => {
       this.timer = undefined
       this.immediate = undefined
+      if (poll) this.claimable = true
       this.ticking = this.tick(delayMs > 0).finally(() => {
         // Cleared before deciding what next, so a wake from here on schedules at once.
         this.ticking = undefined
@@ -173,10 +236,11 @@ export class DeliveryWorker {
       const held = this.waiting.length + this.inFlight.size
       const room = this.window - held
       const waited = this.finished.length > 0 && performance.now() - this.finishedSince >= SETTLE_DELAY_MS
-      // Idle, a batch's worth of room or of outcomes, or an outcome kept waiting: a step.
-      // Otherwise the requests in flight wake the worker again as they finish.
-      if (timed || held === 0 || room >= this.batch || this.finished.length >= this.batch || waited) {
-        this.waiting.push(...(await this.step(room)))
+      const claimWorth = this.claimable && (held === 0 || room >= this.batch)
+      // Something to claim and room for it, a batch of outcomes, or an outcome kept waiting:
+      // a step. Otherwise the requests in flight nudge the worker again as they finish.
+      if (timed || claimWorth || this.finished.length >= this.batch || waited) {
+        this.waiting.push(...(await this.step(this.claimable ? room : 0)))
         this.pump()
       }
     } catch (error) {
@@ -202,6 +266,7 @@ export class DeliveryWorker {
     const now = this.now()
     const token = randomUUID()
     const probes = new Set<string>()
+    const wakes = this.wakes
     let kept: Set<string>
     let claimed: ClaimedDelivery[]
     try {
@@ -223,16 +288,23 @@ export class DeliveryWorker {
       await this.afterSettled(settling, await this.settleOneByOne(settling, error))
       throw error
     }
+    // Fewer than asked for: nothing more is due until something is enqueued, handed back or polled.
+    if (limit > 0 && claimed.length < limit && wakes === this.wakes) this.claimable = false
     // Every admitted candidate was leased (the claim chose it under its lock): no probe slot to give back.
     await this.afterSettled(settling, kept)
-    return claimed.map((delivery) => ({ delivery, token, probe: probes.has(delivery.endpointKey) }))
+    return claimed.map((delivery) => ({
+      delivery,
+      token,
+      probe: probes.has(delivery.endpointKey),
+      claimed: true,
+    }))
   }
 
   private send(lease: Lease): Promise<void> {
     const run = this.deliver(lease).finally(() => {
       this.inFlight.delete(run)
       this.pump()
-      this.wake()
+      this.nudge()
     })
     this.inFlight.add(run)
     return run
@@ -281,12 +353,16 @@ export class DeliveryWorker {
 
   private finish(lease: Lease, attempt: AttemptRecord | null, outcome: Finished['outcome']): void {
     const { delivery, token } = lease
+    // Where claims are at work (a backlog, retries, ordered queues: the next of which falls
+    // due as this one settles), the step that stores this claims again.
+    if (lease.claimed) this.mayBeDue()
     if (this.finished.length === 0) this.finishedSince = performance.now()
     this.finished.push({ delivery, id: delivery.id, token, attempt, outcome })
   }
 
   /** Untried: pending again as it was, instead of held until its lease expires. */
   private handBack(lease: Lease, at: number): void {
+    this.mayBeDue()
     if (lease.probe) this.breaker.cancel(lease.delivery.endpointKey)
     this.finish(lease, null, handedBack(lease.delivery, at))
   }

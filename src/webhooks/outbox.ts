@@ -3,6 +3,7 @@ import { type DomainEvent, wireEvent } from '../events/catalogue.ts'
 import type { DeliveryGroup } from '../events/event-recorder.ts'
 import type { Executor } from '../store/schema.ts'
 import type { NewDelivery, WebhookDeliveriesRepository } from '../store/webhook-deliveries.repository.ts'
+import type { ClaimedDelivery } from '../store/webhook-delivery-rows.ts'
 import type { WebhooksRepository } from '../store/webhooks.repository.ts'
 import { type SessionWebhookConfig, subscriptionsFor } from './subscriptions.ts'
 import type { WebhookRecord } from './webhook.types.ts'
@@ -21,36 +22,78 @@ function nextSeq(now: number): number {
 }
 
 /**
+ * The delivery worker's side of a direct handoff: fresh deliveries it has room for are
+ * written already leased to it, and given to it once their transaction has committed — no
+ * claim has to find them.
+ */
+export interface DeliveryHandoff {
+  /**
+   * A lease for up to `room` fresh deliveries whose bodies are at most `maxBodyLength` long,
+   * or none while the worker takes none.
+   */
+  offer(now: number): { token: string; lockedUntil: number; room: number; maxBodyLength: number } | undefined
+  /** Whether deliveries to this endpoint may go straight to the worker (its circuit is closed). */
+  takes(endpointKey: string, now: number): boolean
+  /** Deliveries leased at enqueue, now committed: to be sent. */
+  adopt(deliveries: readonly ClaimedDelivery[]): void
+  /** Deliveries were enqueued unleased: a claim will find them. */
+  wake(): void
+}
+
+/** What an event was given, until it is published. */
+interface Owed {
+  /** deliveries leased at enqueue (ids written, once the insert said so) */
+  leased: ClaimedDelivery[]
+  /** some deliveries were left for a claim */
+  unleased: boolean
+}
+
+/**
  * The write side of the webhook outbox. Callers pass the transaction that stores the
  * event, so an event and the deliveries it owes commit together or not at all — a crash
  * between the two cannot lose a delivery.
+ *
+ * With a handoff, deliveries the worker has room for are written leased to it, and handed
+ * to it when the event is published (which callers do after their transaction commits):
+ * the rows stay the truth — a handed delivery the worker never finishes falls due again
+ * when its lease ends, like a claimed one — while a busy worker is spared a claim query
+ * and a lease update per batch. A handed delivery carries its organization webhook as it
+ * stood in that transaction, as a claimed one carries it as it stood at the claim. Ordered
+ * endpoints' deliveries always wait for a claim, which keeps their order.
  */
 export class WebhookOutbox {
-  /** events given deliveries, until they are collected */
-  private readonly owing = new WeakSet<DomainEvent>()
+  /** events given deliveries, until they are published or collected */
+  private readonly owing = new WeakMap<DomainEvent, Owed>()
   private readonly webhooks: WebhooksRepository
   private readonly deliveries: WebhookDeliveriesRepository
   private readonly newId: IdGenerator
   private readonly now: () => number
+  private readonly handoff?: DeliveryHandoff
 
   constructor(deps: {
     webhooks: WebhooksRepository
     deliveries: WebhookDeliveriesRepository
     newId: IdGenerator
     now?: () => number
+    handoff?: DeliveryHandoff
   }) {
     this.webhooks = deps.webhooks
     this.deliveries = deps.deliveries
     this.newId = deps.newId
     this.now = deps.now ?? Date.now
+    this.handoff = deps.handoff
   }
 
   /**
-   * Whether `event` was given deliveries: only then is the worker worth waking once the
-   * event is published (a wake is a claim transaction, and most events go to no webhook).
+   * `event` is committed and published: the worker gets what was leased to it, and is woken
+   * for what was not (a wake is a claim transaction, and most events go to no webhook).
    */
-  owesDeliveries(event: DomainEvent): boolean {
-    return this.owing.has(event)
+  published(event: DomainEvent): void {
+    const owed = this.owing.get(event)
+    if (!owed) return
+    this.owing.delete(event)
+    if (owed.leased.length > 0) this.handoff?.adopt(owed.leased)
+    if (owed.unleased) this.handoff?.wake()
   }
 
   /**
@@ -74,6 +117,13 @@ export class WebhookOutbox {
   async enqueueGroups(groups: readonly DeliveryGroup[], trx: Executor): Promise<number> {
     const byOrganization = new Map<string, readonly WebhookRecord[]>()
     const rows: NewDelivery[] = []
+    const at = this.now()
+    // Asked for at the first delivery: most events go to no webhook.
+    let offer: ReturnType<DeliveryHandoff['offer']> | null = null
+    let room = 0
+    let lease: NewDelivery['lease']
+    const owedNow = new Set<Owed>()
+    const leasedNow: string[] = []
     for (const { events, sessionWebhooks } of groups) {
       for (const event of events) {
         let webhooks = byOrganization.get(event.organizationId)
@@ -83,14 +133,54 @@ export class WebhookOutbox {
         }
         const subscriptions = subscriptionsFor(event, webhooks, sessionWebhooks)
         if (subscriptions.length === 0) continue
-        this.owing.add(event)
+        let owed = this.owing.get(event)
+        if (!owed) {
+          owed = { leased: [], unleased: false }
+          this.owing.set(event, owed)
+        }
+        owedNow.add(owed)
         // Serialized once: every endpoint and every retry sends (and signs) these same bytes.
         const body = JSON.stringify(wireEvent(event))
-        const at = this.now()
         const sessionId = event.session?.id ?? null
+        if (offer === null) {
+          offer = this.handoff?.offer(at)
+          room = offer?.room ?? 0
+          lease = offer && { token: offer.token, lockedUntil: offer.lockedUntil }
+        }
         for (const subscription of subscriptions) {
+          const id = this.newId('delivery')
+          const seq = nextSeq(at)
+          const leasedTo =
+            room > 0 &&
+            !subscription.ordered &&
+            body.length <= (offer?.maxBodyLength ?? 0) &&
+            this.handoff?.takes(subscription.endpointKey, at)
+              ? lease
+              : undefined
+          if (leasedTo) {
+            room--
+            leasedNow.push(id)
+            owed.leased.push({
+              id,
+              webhookId: subscription.webhookId,
+              endpointKey: subscription.endpointKey,
+              eventId: event.id,
+              body,
+              seq,
+              attempts: 0,
+              replayOffset: 0,
+              nextAttemptAt: at,
+              lastStatusCode: null,
+              lastError: null,
+              lockedUntil: leasedTo.lockedUntil,
+              leaseToken: leasedTo.token,
+              sendTo: subscription.sendTo,
+            })
+          } else {
+            owed.unleased = true
+          }
           rows.push({
-            id: this.newId('delivery'),
+            id,
             organizationId: event.organizationId,
             webhookId: subscription.webhookId,
             endpointKey: subscription.endpointKey,
@@ -100,13 +190,19 @@ export class WebhookOutbox {
             body,
             target: subscription.target,
             orderingKey: subscription.ordered ? `${subscription.endpointKey}|${sessionId ?? ''}` : null,
-            seq: nextSeq(at),
+            seq,
             createdAt: at,
+            ...(leasedTo ? { lease: leasedTo } : {}),
           })
         }
       }
     }
-    await this.deliveries.createMany(rows, trx)
+    const leasedWritten = await this.deliveries.createMany(rows, trx)
+    // A leased row that met an existing delivery of its event and endpoint was not written.
+    const unwritten = new Set(leasedNow.filter((id) => !leasedWritten.has(id)))
+    if (unwritten.size > 0) {
+      for (const owed of owedNow) owed.leased = owed.leased.filter((delivery) => !unwritten.has(delivery.id))
+    }
     return rows.length
   }
 }

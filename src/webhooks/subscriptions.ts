@@ -47,6 +47,8 @@ export interface Subscription {
   endpointKey: string
   /** the snapshot a session webhook's delivery carries; null for organization webhooks */
   target: WebhookTarget | null
+  /** where and how to send it now: the snapshot, or the organization webhook as it stands */
+  sendTo: WebhookTarget
   ordered: boolean
 }
 
@@ -67,7 +69,13 @@ export function subscriptionsFor(
     if (webhook.sessionIds.length > 0 && (sessionId === null || !webhook.sessionIds.includes(sessionId))) {
       continue
     }
-    found.push({ webhookId: webhook.id, endpointKey: webhook.id, target: null, ordered: webhook.ordered })
+    found.push({
+      webhookId: webhook.id,
+      endpointKey: webhook.id,
+      target: null,
+      sendTo: webhookTarget(webhook),
+      ordered: webhook.ordered,
+    })
   }
   if (sessionId !== null) {
     const seen = new Set<string>()
@@ -75,7 +83,8 @@ export function subscriptionsFor(
       const endpointKey = sessionEndpointKey(sessionId, webhook.url)
       if (seen.has(endpointKey) || !eventMatches(webhook.events, event.type)) continue
       seen.add(endpointKey)
-      found.push({ webhookId: null, endpointKey, target: sessionWebhookTarget(webhook), ordered: false })
+      const target = sessionWebhookTarget(webhook)
+      found.push({ webhookId: null, endpointKey, target, sendTo: target, ordered: false })
     }
   }
   return found

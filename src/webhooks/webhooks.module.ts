@@ -28,6 +28,8 @@ export interface WebhookModuleOptions {
   concurrency?: number
   /** how long a claim holds (default: the request timeout plus a minute) */
   leaseMs?: number
+  /** deliveries the worker holds at most, handed over at enqueue or claimed */
+  handoffCapacity?: number
   circuit?: Partial<CircuitBreakerOptions>
   /** replaces the keep-alive undici client */
   httpClient?: WebhookHttpClient
@@ -79,9 +81,16 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
     pollIntervalMs: options.pollIntervalMs,
     concurrency: options.concurrency,
     leaseMs: options.leaseMs,
+    handoffCapacity: options.handoffCapacity,
     circuit: options.circuit,
   })
-  const outbox = new WebhookOutbox({ webhooks, deliveries, newId: options.newId, now: options.now })
+  const outbox = new WebhookOutbox({
+    webhooks,
+    deliveries,
+    newId: options.newId,
+    now: options.now,
+    handoff: worker,
+  })
   const service = new WebhooksService({
     webhooks,
     deliveries,

@@ -53,7 +53,8 @@ for (let i = 0; i < Number(count); i++) {
     )
     await module.outbox.enqueueDeliveries(event, [], trx)
   })
-  module.worker.wake()
+  // As the gateway's event bus does once an event is committed.
+  module.outbox.published(event)
   await new Promise((resolve) => setTimeout(resolve, 2))
 }
 process.stdout.write('burst emitted\n')

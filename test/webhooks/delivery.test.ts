@@ -424,3 +424,141 @@ describe('webhook delivery outcomes', () => {
     assert.equal((await harness.attempts(rows[0]!.id)).length, 1)
   })
 })
+
+describe('webhook delivery handed to the worker at enqueue', () => {
+  let harness: Harness
+  let receiver: Receiver
+  /** how many deliveries each claim query found, from when it is reset */
+  let claims: number[]
+
+  const open = async (options: Parameters<typeof openHarness>[0] = {}) => {
+    // No poll within a test: only a wake, a hand-back or a settled claim makes a claim.
+    harness = await openHarness({ pollIntervalMs: 600_000, ...options })
+    receiver = await Receiver.start()
+    const deliveries = harness.module.deliveries
+    const claimAndComplete = deliveries.completeAndClaim.bind(deliveries)
+    deliveries.completeAndClaim = async (completions, options) => {
+      const result = await claimAndComplete(completions, options)
+      if (options.limit > 0) claims.push(result.claimed.length)
+      return result
+    }
+  }
+  afterEach(async () => {
+    await harness.close()
+    await receiver.stop()
+  })
+
+  /** Until the running worker's first claim (which finds nothing) is behind it. */
+  const startWorker = async () => {
+    claims = []
+    harness.module.worker.start()
+    await eventually(() => claims.length === 1, 'the first claim')
+    claims = []
+  }
+  const leases = async () =>
+    (await harness.rows()).map((row) => (row.lease_token === null ? 'free' : 'leased'))
+
+  it('writes a fresh delivery leased and sends it without a claim', async () => {
+    await open()
+    await harness.createWebhook({ url: receiver.url() })
+    receiver.respond = () => ({ status: 200, delayMs: 100 })
+    await startWorker()
+    const event = await harness.emit('message.received', { session: newSession(), publish: false })
+    const [row] = await harness.rows()
+    assert.equal(row?.lease_token === null, false, 'leased in the transaction that stored it')
+    assert.ok(
+      row && row.next_attempt_at > harness.clock.now(),
+      'out of the claim’s range until the lease ends',
+    )
+    harness.module.outbox.published(event)
+    await eventually(async () => (await harness.rows())[0]?.status === 'delivered', 'the delivery')
+    await harness.module.worker.stop()
+    assert.deepEqual(
+      receiver.events().map((received) => received.id),
+      [event.id],
+    )
+    assert.deepEqual(claims, [], 'no claim was made for it')
+    assert.equal((await harness.attempts(row.id)).length, 1)
+  })
+
+  it('claims a delivery handed over but never sent (its process died after the commit) once the lease ends', async () => {
+    await open()
+    await harness.createWebhook({ url: receiver.url() })
+    await startWorker()
+    const event = await harness.emit('message.received', { session: newSession(), publish: false })
+    await harness.module.worker.stop()
+    assert.deepEqual(await leases(), ['leased'])
+    assert.equal(await harness.module.worker.runOnce(), 0, 'the lease is respected')
+    harness.clock.advance(62_000)
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    assert.deepEqual(
+      receiver.events().map((received) => received.id),
+      [event.id],
+    )
+    assert.deepEqual(await statuses(), ['delivered'])
+  })
+
+  it('leaves ordered endpoints and endpoints whose circuit is not closed to the claim', async () => {
+    await open({ circuit: { failureThreshold: 1, cooldownMs: 60_000 } })
+    const failing = await harness.createWebhook({ url: receiver.url('/failing') })
+    await harness.createWebhook({ url: receiver.url('/ordered'), ordered: true })
+    await harness.createWebhook({ url: receiver.url('/plain') })
+    receiver.respond = (request) => (request.path === '/failing' ? 500 : 200)
+    // The first event opens the failing endpoint's circuit.
+    await harness.emit('message.received', { session: newSession() })
+    assert.equal(await harness.module.worker.runOnce(), 3)
+    assert.equal(harness.module.worker.breaker.state(failing.id, harness.clock.now()), 'open')
+    await startWorker()
+    await harness.emit('message.received', { session: newSession(), publish: false })
+    await harness.module.worker.stop()
+    const fresh = (await harness.rows()).slice(3)
+    assert.deepEqual(
+      fresh
+        .map((row) => [
+          row.webhook_id === failing.id ? 'failing' : row.ordering_key ? 'ordered' : 'plain',
+          row.lease_token === null ? 'free' : 'leased',
+        ])
+        .sort(),
+      [
+        ['failing', 'free'],
+        ['ordered', 'free'],
+        ['plain', 'leased'],
+      ],
+    )
+  })
+
+  it('leaves a delivery with a large body to the claim, which bounds what the worker holds', async () => {
+    await open()
+    await harness.createWebhook({ url: receiver.url() })
+    await startWorker()
+    const session = newSession()
+    await harness.emit('message.received', { session, data: { text: 'x'.repeat(20_000) }, publish: false })
+    await harness.emit('message.received', { session, data: { text: 'x'.repeat(1_000) }, publish: false })
+    await harness.module.worker.stop()
+    assert.deepEqual(await leases(), ['free', 'leased'])
+  })
+
+  it('takes no more than it has room for; a claim finds the rest', async () => {
+    // One request at a time, and two deliveries held at most.
+    await open({ concurrency: 1, handoffCapacity: 2 })
+    for (let i = 0; i < 3; i++) await harness.createWebhook({ url: receiver.url(`/${i}`) })
+    receiver.respond = () => ({ status: 200, delayMs: 50 })
+    await startWorker()
+    const event = await harness.emit('message.received', { session: newSession(), publish: false })
+    assert.deepEqual((await leases()).sort(), ['free', 'leased', 'leased'])
+    harness.module.outbox.published(event)
+    await eventually(
+      async () => (await statuses()).every((status) => status === 'delivered'),
+      'all three delivered',
+    )
+    await harness.module.worker.stop()
+    assert.deepEqual(receiver.requests.map((request) => request.path).sort(), ['/0', '/1', '/2'])
+    assert.ok(receiver.events().every((received) => received.id === event.id))
+    assert.ok(
+      claims.some((found) => found === 1),
+      'the unleased one was claimed',
+    )
+  })
+
+  const statuses = async () => (await harness.rows()).map((row) => row.status)
+})

@@ -44,10 +44,18 @@ export interface Harness {
   clock: FakeClock
   secretBox: SecretBox
   organizationId: string
-  /** stores the event and enqueues its deliveries in one transaction, as the session store will */
+  /**
+   * Stores the event and enqueues its deliveries in one transaction, then publishes it, as
+   * the gateway does; `publish: false` stops after the commit (a process that died there).
+   */
   emit(
     type: string,
-    options?: { session?: EventSessionRef | null; sessionWebhooks?: SessionWebhookConfig[]; data?: unknown },
+    options?: {
+      session?: EventSessionRef | null
+      sessionWebhooks?: SessionWebhookConfig[]
+      data?: unknown
+      publish?: boolean
+    },
   ): Promise<DomainEvent>
   createWebhook(input: CreateWebhookInput): Promise<WebhookRecord>
   /** every delivery row, in enqueue order */
@@ -100,7 +108,7 @@ export async function openHarness(options: Partial<WebhookModuleOptions> = {}): 
     clock,
     secretBox,
     organizationId,
-    emit: async (type, { session = null, sessionWebhooks = [], data = {} } = {}) => {
+    emit: async (type, { session = null, sessionWebhooks = [], data = {}, publish = true } = {}) => {
       const event = {
         id: newId('event'),
         type: type as DomainEventType,
@@ -125,6 +133,8 @@ export async function openHarness(options: Partial<WebhookModuleOptions> = {}): 
         )
         await module.outbox.enqueueDeliveries(event, sessionWebhooks, trx)
       })
+      // As the gateway's event bus does once the event is committed.
+      if (publish) module.outbox.published(event)
       return event
     },
     createWebhook: async (input) => (await module.service.create(organizationId, input)).webhook,
