@@ -5,7 +5,7 @@
  * 100 stream clients. The receivers and the stream clients run in worker threads, so the
  * gateway's event loop is its own. Prints a Markdown table; progress goes to stderr.
  *
- *   npx node bench/webhooks.ts [events=2000] [events50=200] [streamEvents=1000] [--postgres]
+ *   npx node bench/webhooks.ts [events=2000] [events50=200] [streamEvents=1000] [--rounds=3] [--postgres]
  *
  * `--postgres` runs on a fresh database made through WAGATE_TEST_DATABASE_URL instead of SQLite.
  */
@@ -215,6 +215,8 @@ async function main(): Promise<void> {
   const WARM_UP = 1000
   const STREAM_WARM_UP = 200
   const BARE_WARM_UP_ROUNDS = 10
+  /** alternating rounds of the throughput phases, of which the table gives medians */
+  const ROUNDS = Number(args.find((arg) => arg.startsWith('--rounds='))?.slice('--rounds='.length) ?? 3)
   /** record() loops at once in the concurrent one-by-one phase: sessions receiving at the same time */
   const PRODUCERS = 32
   // The delivery worker's and the webhook HTTP client's defaults (delivery-worker.ts,
@@ -346,6 +348,28 @@ async function main(): Promise<void> {
       /** the whole process's CPU time per request (µs), every thread's: receivers included */
       cpuAll: number
     }
+    /** One alternating round of an endpoint count's throughput phases. */
+    interface Round {
+      drained: Measured
+      bare: Measured
+      concurrent: Measured
+      recordedConcurrently: number
+      oneByOne: Measured
+      recorded: number
+    }
+    const median = (values: number[]) => {
+      const sorted = [...values].sort((a, b) => a - b)
+      const middle = Math.floor(sorted.length / 2)
+      return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
+    }
+    /** Each field's median over the rounds. */
+    const medianOf = (measures: Measured[]): Measured => ({
+      perSecond: median(measures.map((m) => m.perSecond)),
+      p50: median(measures.map((m) => m.p50)),
+      p99: median(measures.map((m) => m.p99)),
+      cpu: median(measures.map((m) => m.cpu)),
+      cpuAll: median(measures.map((m) => m.cpuAll)),
+    })
     const measure = (
       { receipts, cpu }: { receipts: Receipt[]; cpu: CpuTimes },
       startOf: (receipt: Receipt) => number,
@@ -464,15 +488,31 @@ async function main(): Promise<void> {
       // to twice as slow as later ones (1 endpoint, 3 rounds: 7,100 req/s; 10 rounds: 13,400).
       for (let round = 0; round < BARE_WARM_UP_ROUNDS; round++)
         await bare(label('bare warm-up'), warm.arrivals)
-      progress(label(`backlog of ${events} events`))
-      const drained = await backlog(label('backlog'), events, endpoints)
-      const drainedBare = await bare(label('bare backlog'), drained.arrivals)
-      progress(label(`${events} events one by one, ${PRODUCERS} producers`))
-      const concurrent = await pipeline(label('one by one, producers'), events, endpoints, {
-        producers: PRODUCERS,
-      })
-      progress(label(`${events} events one by one, one producer`))
-      const oneByOne = await pipeline(label('one by one'), events, endpoints)
+      // Alternating rounds, each gateway phase beside a bare run: the machine's speed drifts
+      // by tens of percent within minutes, so each round's ratio compares neighbours and the
+      // table gives medians.
+      const rounds: Round[] = []
+      for (let round = 1; round <= ROUNDS; round++) {
+        const of = `round ${round}/${ROUNDS}`
+        progress(label(`${of}: backlog of ${events} events, then the bare client`))
+        const drained = await backlog(label('backlog'), events, endpoints)
+        const drainedBare = await bare(label('bare backlog'), drained.arrivals)
+        progress(label(`${of}: ${events} events one by one, ${PRODUCERS} producers`))
+        const concurrent = await pipeline(label('one by one, producers'), events, endpoints, {
+          producers: PRODUCERS,
+        })
+        progress(label(`${of}: ${events} events one by one, one producer`))
+        const oneByOne = await pipeline(label('one by one'), events, endpoints)
+        rounds.push({
+          drained: drained.result,
+          bare: drainedBare,
+          concurrent: concurrent.result,
+          recordedConcurrently: concurrent.recorded,
+          oneByOne: oneByOne.result,
+          recorded: oneByOne.recorded,
+        })
+      }
+      const oneByOne = { result: medianOf(rounds.map((round) => round.oneByOne)) }
       // Half the gateway's one-by-one rate, for about three seconds.
       const rate = oneByOne.result.perSecond / endpoints / 2
       const steadyCount = Math.max(20, Math.min(events, Math.round(rate * 3)))
@@ -480,14 +520,15 @@ async function main(): Promise<void> {
       const steady = await pipeline(label('steady'), steadyCount, endpoints, { rate })
       const steadyBare = await bare(label('bare steady'), steady.arrivals, steady.begun)
       for (const id of ids) await disable(id)
-      const deliveries = (warm.begun.size + 3 * events + steadyCount) * endpoints
+      const deliveries = (warm.begun.size + 3 * events * ROUNDS + steadyCount) * endpoints
       return {
-        drained: drained.result,
-        bare: drainedBare,
-        concurrent: concurrent.result,
-        recordedConcurrently: concurrent.recorded,
+        rounds,
+        drained: medianOf(rounds.map((round) => round.drained)),
+        bare: medianOf(rounds.map((round) => round.bare)),
+        concurrent: medianOf(rounds.map((round) => round.concurrent)),
+        recordedConcurrently: median(rounds.map((round) => round.recordedConcurrently)),
         oneByOne: oneByOne.result,
-        recorded: oneByOne.recorded,
+        recorded: median(rounds.map((round) => round.recorded)),
         steady: steady.result,
         steadyBare,
         rate,
@@ -538,7 +579,6 @@ async function main(): Promise<void> {
     )
 
     const ms = (m: { p50: number; p99: number }) => `${m.p50.toFixed(2)} ms / ${m.p99.toFixed(2)} ms`
-    const ratio = (a: number, b: number) => `${Math.round((a / b) * 100)}%`
     const n = Math.round
     const cpuOf = (m: Measured) => `${n(m.cpu)} µs CPU each (all threads: ${n(m.cpuAll)})`
     const cpus = os.cpus()
@@ -550,6 +590,12 @@ async function main(): Promise<void> {
     const rowsOf = (endpoints: number, events: number, r: typeof one) => {
       const name = endpoints === 1 ? '1 endpoint' : `${endpoints} endpoints`
       const deliveries = endpoints === 1 ? `${events}` : `${events} × ${endpoints} = ${events * endpoints}`
+      /** The median of the rounds' ratios (each gateway phase against its round's bare run), and their range. */
+      const ratios = (pick: (round: Round) => Measured) => {
+        const each = r.rounds.map((round) => (pick(round).perSecond / round.bare.perSecond) * 100)
+        const range = `${n(Math.min(...each))}–${n(Math.max(...each))}%`
+        return `${n(median(each))}%${each.length > 1 ? ` (rounds: ${range})` : ''}`
+      }
       const perEvent = (perSecond: number) =>
         endpoints === 1
           ? `${n(perSecond)} events/s`
@@ -559,19 +605,19 @@ async function main(): Promise<void> {
           `${name}: backlog of ${deliveries} deliveries, all due at once → 204`,
           `${perEvent(r.drained.perSecond)}; ${cpuOf(r.drained)}`,
           `${n(r.bare.perSecond)} req/s; ${cpuOf(r.bare)}`,
-          ratio(r.drained.perSecond, r.bare.perSecond),
+          ratios((round) => round.drained),
         ],
         [
           `${name}: ${events} events recorded one by one by ${PRODUCERS} producers at once (at ${n(r.recordedConcurrently)}/s) → 204`,
           `${perEvent(r.concurrent.perSecond)}; ${cpuOf(r.concurrent)}`,
           `${n(r.bare.perSecond)} req/s`,
-          ratio(r.concurrent.perSecond, r.bare.perSecond),
+          ratios((round) => round.concurrent),
         ],
         [
           `${name}: ${events} events recorded one by one by a single producer (at ${n(r.recorded)}/s) → 204`,
           `${perEvent(r.oneByOne.perSecond)}; ${cpuOf(r.oneByOne)}`,
           `${n(r.bare.perSecond)} req/s`,
-          ratio(r.oneByOne.perSecond, r.bare.perSecond),
+          ratios((round) => round.oneByOne),
         ],
         [
           `… latency p50 / p99, record → receiver, at a steady ${n(r.rate)} events/s (${r.steadyCount} events)`,
@@ -604,6 +650,8 @@ async function main(): Promise<void> {
     console.log(
       [
         '',
+        `Throughput rows: medians of ${ROUNDS} alternating rounds (backlog, bare client, ${PRODUCERS} producers, one producer);`,
+        `the ratio is the median of each round's gateway phase over that round's bare run, the range in brackets.`,
         `Backlog: from the commit of the transaction that stored the events to the last request at a receiver;`,
         `the bare client (undici, keep-alive) posts the same requests, same bytes and headers, all ready at once.`,
         `One by one: from the first record call to the last request; each producer calls record() for one event`,

@@ -23,6 +23,36 @@ export interface DomainEvent<T extends DomainEventType = DomainEventType> {
   data: DomainEventMap[T]
 }
 
+/** An event as the store holds it: its columns, and `payload` = `{ session, data }` parsed. */
+export interface StoredEvent {
+  id: string
+  type: string
+  organizationId: string
+  createdAt: number
+  payload: unknown
+}
+
+export function fromStored(record: StoredEvent): DomainEvent {
+  const payload = record.payload as { session: DomainEvent['session']; data: DomainEvent['data'] }
+  return {
+    id: record.id,
+    type: record.type as DomainEvent['type'],
+    organizationId: record.organizationId,
+    session: payload.session,
+    timestamp: record.createdAt,
+    data: payload.data,
+  }
+}
+
+/**
+ * The bytes webhooks carry: the wire envelope as JSON. The same event gives the same bytes
+ * whether it is in memory or read back from the store (`fromStored`), so every attempt of
+ * a delivery sends, and signs, the same body.
+ */
+export function wireBody(event: DomainEvent): string {
+  return JSON.stringify(wireEvent(event))
+}
+
 /** The envelope as the API shows it: `organization`, and the time in ISO 8601. */
 export function wireEvent(event: DomainEvent): WireEvent {
   return {

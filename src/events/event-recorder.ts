@@ -25,6 +25,8 @@ export interface DeliveryGroup {
 /** Where events become webhook deliveries, in the transaction that stores them. */
 export interface DeliveryOutbox {
   enqueueGroups(groups: readonly DeliveryGroup[], trx: Executor): Promise<number>
+  /** before a session's events are deleted: deliveries still owed keep the bodies stored with them */
+  keepBodiesOfSession(sessionId: string, trx: Executor): Promise<void>
 }
 
 /**
@@ -91,9 +93,19 @@ export class EventRecorder {
     return trx ? write(trx) : database.db.transaction().execute(write)
   }
 
-  /** Forgets a deleted session's events. */
+  /** Forgets a deleted session's events; webhook deliveries still owed keep their bodies. */
   async forgetSession(sessionId: string, trx?: Executor): Promise<void> {
-    await this.events.deleteBySession(sessionId, trx)
+    const outbox = this.outbox
+    const database = this.database
+    if (!outbox || !database) {
+      await this.events.deleteBySession(sessionId, trx)
+      return
+    }
+    const forget = async (executor: Executor) => {
+      await outbox.keepBodiesOfSession(sessionId, executor)
+      await this.events.deleteBySession(sessionId, executor)
+    }
+    await (trx ? forget(trx) : database.db.transaction().execute(forget))
   }
 
   publish(events: DomainEvent[]): void {

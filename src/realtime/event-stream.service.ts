@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Principal } from '../accounts/api-key.types.ts'
 import { AppError, invalidRequest } from '../domain/errors.ts'
-import type { DomainEvent } from '../events/catalogue.ts'
+import { type DomainEvent, fromStored } from '../events/catalogue.ts'
 import type { EventBus } from '../events/event-bus.ts'
 import { type EventFilter, visibleTo } from '../events/event-filter.ts'
 import type { EventRecord, EventsRepository } from '../store/events.repository.ts'
@@ -12,17 +12,7 @@ const REPLAY_LIMIT = 1000
 /** What a stream subscriber sends to: returns false when it cannot keep up (it is then dropped). */
 export type StreamSink = (event: DomainEvent) => boolean
 
-export function toEnvelope(record: EventRecord): DomainEvent {
-  const payload = record.payload as { session: DomainEvent['session']; data: DomainEvent['data'] }
-  return {
-    id: record.id,
-    type: record.type as DomainEvent['type'],
-    organizationId: record.organizationId,
-    session: payload.session,
-    timestamp: record.createdAt,
-    data: payload.data,
-  }
-}
+export const toEnvelope = (record: EventRecord): DomainEvent => fromStored(record)
 
 /**
  * The live event stream behind the WebSocket and SSE endpoints: short-lived tickets for

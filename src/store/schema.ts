@@ -131,7 +131,11 @@ export interface WebhookDeliveriesTable {
   session_id: string | null
   event_id: string
   event_type: string
-  /** the exact JSON body sent at every attempt */
+  /**
+   * The exact JSON body sent at every attempt — or '' when it is the wire form of the event
+   * (`event_id`), which is then stored once, in the events table, however many endpoints it
+   * goes to (`EVENT_WIRE_BODY`).
+   */
   body: string
   /** JSON WebhookTarget snapshot of a session webhook */
   target: string | null

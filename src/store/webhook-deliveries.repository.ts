@@ -5,6 +5,8 @@ import type { Executor, Tables } from './schema.ts'
 import {
   type ClaimedDelivery,
   type ClaimRow,
+  deliveryBody,
+  EVENT_WIRE_BODY,
   toAttemptRecord,
   toClaimedDelivery,
   toDeliveryRecord,
@@ -26,12 +28,16 @@ export type NewDelivery = Pick<
   | 'sessionId'
   | 'eventId'
   | 'eventType'
-  | 'body'
   | 'target'
   | 'orderingKey'
   | 'seq'
   | 'createdAt'
 > & {
+  /**
+   * The exact bytes to send, or null when they are the wire form of the event, which the
+   * caller stores in the same transaction: the body is then stored once, with the event.
+   */
+  body: string | null
   /** leased to a worker at enqueue (handed to it once committed), instead of left for a claim */
   lease?: { token: string; lockedUntil: number }
 }
@@ -110,11 +116,14 @@ export class WebhookDeliveriesRepository {
     const leasedWritten = new Set<string>()
     for (let i = 0; i < records.length; i += INSERT_CHUNK) {
       const chunk = records.slice(i, i + INSERT_CHUNK)
-      const leased = chunk.some((record) => record.lease)
+      const leased = new Set(chunk.filter((record) => record.lease).map((record) => record.id))
       const { rows } = await trx.executeQuery<{ id: string }>(
-        CompiledQuery.raw(this.statements.insertDeliveries(chunk.length, leased), deliveryParameters(chunk)),
+        CompiledQuery.raw(
+          this.statements.insertDeliveries(chunk.length, leased.size > 0),
+          deliveryParameters(chunk),
+        ),
       )
-      for (const row of rows) leasedWritten.add(row.id)
+      for (const row of rows) if (leased.has(row.id)) leasedWritten.add(row.id)
     }
     return leasedWritten
   }
@@ -128,6 +137,60 @@ export class WebhookDeliveriesRepository {
       .where('id', '=', id)
       .executeTakeFirst()
     return row && toDeliveryRecord(row)
+  }
+
+  /** The bytes a delivery sends (see `deliveryBody`); undefined when there is no such delivery. */
+  async getBody(id: string, trx: Executor = this.db): Promise<string | null | undefined> {
+    const row = await trx
+      .selectFrom('webhook_deliveries as d')
+      .leftJoin('events as e', 'e.id', 'd.event_id')
+      .select([
+        'd.body',
+        'd.event_id',
+        'e.type as e_type',
+        'e.organization_id as e_organization_id',
+        'e.created_at as e_created_at',
+        'e.payload as e_payload',
+      ])
+      .where('d.id', '=', id)
+      .executeTakeFirst()
+    return row && deliveryBody(row.body, row)
+  }
+
+  /**
+   * Before a session's events are deleted: its deliveries not yet delivered whose body is
+   * their event's wire form get those bytes stored on themselves, so they can still be sent
+   * (or replayed) without the event. Returns how many were given their body.
+   */
+  async keepBodiesOfSession(sessionId: string, trx: Executor): Promise<number> {
+    const rows = await trx
+      .selectFrom('events as e')
+      .innerJoin('webhook_deliveries as d', 'd.event_id', 'e.id')
+      .select([
+        'd.body',
+        'd.event_id',
+        'e.type as e_type',
+        'e.organization_id as e_organization_id',
+        'e.created_at as e_created_at',
+        'e.payload as e_payload',
+      ])
+      .distinct()
+      .where('e.session_id', '=', sessionId)
+      .where('d.body', '=', EVENT_WIRE_BODY)
+      .where('d.status', '<>', 'delivered')
+      .execute()
+    let kept = 0
+    for (const row of rows) {
+      const result = await trx
+        .updateTable('webhook_deliveries')
+        .set({ body: deliveryBody(row.body, row) ?? EVENT_WIRE_BODY })
+        .where('event_id', '=', row.event_id)
+        .where('body', '=', EVENT_WIRE_BODY)
+        .where('status', '<>', 'delivered')
+        .executeTakeFirst()
+      kept += Number(result.numUpdatedRows)
+    }
+    return kept
   }
 
   /** Newest first. */
@@ -220,8 +283,9 @@ export class WebhookDeliveriesRepository {
       CompiledQuery.raw(this.statements.claim(blockedKeys.length), [now, now, ...blockedKeys, options.limit]),
     )
     const found: ClaimedDelivery[] = []
+    const built = new Map<string, string>()
     for (const row of rows) {
-      const delivery = toClaimedDelivery(row)
+      const delivery = toClaimedDelivery(row, built)
       if (!options.admit || options.admit(delivery)) found.push(delivery)
     }
     if (found.length === 0) return found

@@ -1,4 +1,5 @@
 import type { Selectable } from 'kysely'
+import { fromStored, wireBody } from '../events/catalogue.ts'
 import type {
   AttemptRecord,
   CustomHeader,
@@ -20,7 +21,6 @@ export const toDeliveryRecord = (row: Selectable<WebhookDeliveriesTable>): Deliv
   sessionId: row.session_id,
   eventId: row.event_id,
   eventType: row.event_type,
-  body: row.body,
   target: row.target === null ? null : (JSON.parse(row.target) as WebhookTarget),
   orderingKey: row.ordering_key,
   seq: row.seq,
@@ -58,7 +58,6 @@ export interface ClaimedDelivery
     | 'webhookId'
     | 'endpointKey'
     | 'eventId'
-    | 'body'
     | 'seq'
     | 'attempts'
     | 'replayOffset'
@@ -68,6 +67,8 @@ export interface ClaimedDelivery
     | 'lockedUntil'
     | 'leaseToken'
   > {
+  /** the exact bytes to send; null when they were the wire form of an event no longer stored */
+  body: string | null
   /**
    * The target of this attempt: a session webhook's snapshot, or the organization webhook
    * as it stood when the claim read it (so an edit or a disable applies to what is queued);
@@ -102,6 +103,8 @@ export const CLAIM_COLUMNS = [
     'retry_attempts',
     'enabled',
   ].map((column) => `w.${column} as w_${column}`),
+  // The event, for a body stored with it (EVENT_WIRE_BODY).
+  ...['type', 'organization_id', 'created_at', 'payload'].map((column) => `e.${column} as e_${column}`),
 ].join(', ')
 
 /** A row as `CLAIM_COLUMNS` reads it. */
@@ -129,14 +132,58 @@ export interface ClaimRow
   w_retry_delay_seconds: number | null
   w_retry_attempts: number | null
   w_enabled: number | null
+  e_type: string | null
+  e_organization_id: string | null
+  e_created_at: number | null
+  e_payload: string | null
 }
 
-export const toClaimedDelivery = (row: ClaimRow): ClaimedDelivery => ({
+/** What `body` holds when the bytes are the wire form of the delivery's event, stored once with it. */
+export const EVENT_WIRE_BODY = ''
+
+/** The row's event columns, as a row carrying them names them (`e_…`). */
+export interface EventColumns {
+  event_id: string
+  e_type: string | null
+  e_organization_id: string | null
+  e_created_at: number | null
+  e_payload: string | null
+}
+
+/**
+ * The bytes a delivery sends: its own body, or its event's wire form (built once per event
+ * in `built`); null when that event is no longer stored.
+ */
+export function deliveryBody(
+  body: string,
+  event: EventColumns,
+  built: Map<string, string> = new Map(),
+): string | null {
+  if (body !== EVENT_WIRE_BODY) return body
+  let wire = built.get(event.event_id)
+  if (wire === undefined) {
+    if (event.e_payload === null || event.e_type === null) return null
+    wire = wireBody(
+      fromStored({
+        id: event.event_id,
+        type: event.e_type,
+        organizationId: event.e_organization_id ?? '',
+        createdAt: Number(event.e_created_at),
+        payload: JSON.parse(event.e_payload),
+      }),
+    )
+    built.set(event.event_id, wire)
+  }
+  return wire
+}
+
+/** `built`: the wire bodies of events built so far in this claim (50 endpoints, one event: built once). */
+export const toClaimedDelivery = (row: ClaimRow, built?: Map<string, string>): ClaimedDelivery => ({
   id: row.id,
   webhookId: row.webhook_id,
   endpointKey: row.endpoint_key,
   eventId: row.event_id,
-  body: row.body,
+  body: deliveryBody(row.body, row, built),
   seq: row.seq,
   attempts: row.attempts,
   replayOffset: row.replay_offset,

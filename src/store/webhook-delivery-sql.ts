@@ -1,6 +1,6 @@
 import type { AttemptRecord } from '../webhooks/webhook.types.ts'
 import type { DeliveryCompletion, NewDelivery } from './webhook-deliveries.repository.ts'
-import { CLAIM_COLUMNS } from './webhook-delivery-rows.ts'
+import { CLAIM_COLUMNS, EVENT_WIRE_BODY } from './webhook-delivery-rows.ts'
 
 /*
  * The delivery worker's statements — enqueue, claim, lease, settle — run for every
@@ -72,6 +72,7 @@ export class DeliveryStatements {
       () =>
         `select ${CLAIM_COLUMNS}
          from webhook_deliveries d left join webhooks w on w.id = d.webhook_id
+           left join events e on e.id = d.event_id
          where d.status = 'pending' and d.next_attempt_at <= ?
            and (d.locked_until is null or d.locked_until <= ?)
            and (d.ordering_key is null or not exists (
@@ -159,7 +160,7 @@ export const deliveryParameters = (records: readonly NewDelivery[]): unknown[] =
     record.sessionId,
     record.eventId,
     record.eventType,
-    record.body,
+    record.body ?? EVENT_WIRE_BODY,
     record.target === null ? null : JSON.stringify(record.target),
     record.orderingKey,
     record.seq,

@@ -32,6 +32,9 @@ export interface DeliveryWorkerOptions {
   circuit?: Partial<CircuitBreakerOptions>
 }
 
+/** Why a delivery whose body was its event's wire form is given up once that event is gone. */
+const EVENT_GONE_REASON = 'its event was deleted (with its session) before it could be sent'
+
 /** While busy, how long an outcome may wait to be stored while a batch gathers (an ordered queue waits on it). */
 const SETTLE_DELAY_MS = 10
 /**
@@ -313,11 +316,12 @@ export class DeliveryWorker implements DeliveryHandoff {
   private async deliver(lease: Lease): Promise<void> {
     const { delivery } = lease
     try {
-      const target = delivery.sendTo
+      const { sendTo: target, body } = delivery
       const startedAt = this.now()
-      if (!target) {
+      if (!target || body === null) {
         if (lease.probe) this.breaker.cancel(delivery.endpointKey)
-        this.finish(lease, null, givenUp(delivery, 'the webhook is disabled or deleted', startedAt))
+        const reason = target ? EVENT_GONE_REASON : 'the webhook is disabled or deleted'
+        this.finish(lease, null, givenUp(delivery, reason, startedAt))
         return
       }
       // Claimed ahead: its circuit may have opened meanwhile (a probe was admitted at its claim),
@@ -330,7 +334,7 @@ export class DeliveryWorker implements DeliveryHandoff {
         this.handBack(lease, startedAt)
         return
       }
-      const result = await this.sender.send({ target, eventId: delivery.eventId, body: delivery.body })
+      const result = await this.sender.send({ target, eventId: delivery.eventId, body })
       const attempt: AttemptRecord = {
         deliveryId: delivery.id,
         number: delivery.attempts + 1,

@@ -1,5 +1,5 @@
 import type { IdGenerator } from '../domain/ids.ts'
-import { type DomainEvent, wireEvent } from '../events/catalogue.ts'
+import { type DomainEvent, wireBody } from '../events/catalogue.ts'
 import type { DeliveryGroup } from '../events/event-recorder.ts'
 import type { Executor } from '../store/schema.ts'
 import type { NewDelivery, WebhookDeliveriesRepository } from '../store/webhook-deliveries.repository.ts'
@@ -97,9 +97,18 @@ export class WebhookOutbox {
   }
 
   /**
+   * A session's events are about to be deleted (with the session): what is still owed of
+   * them keeps its body, which was stored with the event.
+   */
+  async keepBodiesOfSession(sessionId: string, trx: Executor): Promise<void> {
+    await this.deliveries.keepBodiesOfSession(sessionId, trx)
+  }
+
+  /**
    * Writes one pending delivery per endpoint each event is owed to: the organization's
    * matching webhooks, and `sessionWebhooks` — the `config.webhooks` of the session the
    * events are about (pass `[]` when there is none). Returns how many were written.
+   * `trx` must be the transaction that stores the events: their rows hold the bodies.
    */
   async enqueueDeliveries(
     events: DomainEvent | readonly DomainEvent[],
@@ -139,8 +148,10 @@ export class WebhookOutbox {
           this.owing.set(event, owed)
         }
         owedNow.add(owed)
-        // Serialized once: every endpoint and every retry sends (and signs) these same bytes.
-        const body = JSON.stringify(wireEvent(event))
+        // Serialized once, for what is handed over: every endpoint and every retry sends (and
+        // signs) these same bytes. The rows store none: a claim builds the same from the
+        // event's row, which the caller stores in this transaction.
+        const body = wireBody(event)
         const sessionId = event.session?.id ?? null
         if (offer === null) {
           offer = this.handoff?.offer(at)
@@ -187,7 +198,7 @@ export class WebhookOutbox {
             sessionId,
             eventId: event.id,
             eventType: event.type,
-            body,
+            body: null,
             target: subscription.target,
             orderingKey: subscription.ordered ? `${subscription.endpointKey}|${sessionId ?? ''}` : null,
             seq,

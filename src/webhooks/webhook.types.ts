@@ -74,8 +74,6 @@ export interface DeliveryRecord {
   sessionId: string | null
   eventId: string
   eventType: string
-  /** the exact bytes sent (and signed) at every attempt */
-  body: string
   /** the session webhook snapshot; null for organization webhooks */
   target: WebhookTarget | null
   /** `${endpointKey}|${sessionId}` when the endpoint wants ordered delivery */

@@ -167,10 +167,14 @@ export class WebhooksService {
     organizationId: string,
     id: string,
     deliveryId: string,
-  ): Promise<{ delivery: DeliveryRecord; attempts: AttemptRecord[] }> {
+  ): Promise<{ delivery: DeliveryRecord; body: string | null; attempts: AttemptRecord[] }> {
     const delivery = await this.deliveries.getById(organizationId, id, deliveryId)
     if (!delivery) throw notFound('delivery')
-    return { delivery, attempts: await this.deliveries.listAttempts(deliveryId) }
+    return {
+      delivery,
+      body: (await this.deliveries.getBody(deliveryId)) ?? null,
+      attempts: await this.deliveries.listAttempts(deliveryId),
+    }
   }
 
   /** Sends a dead delivery again, with a fresh retry budget. */

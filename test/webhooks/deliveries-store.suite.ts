@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { beforeEach, describe, it } from 'node:test'
 import { newId } from '../../src/domain/ids.ts'
+import { type DomainEvent, wireBody } from '../../src/events/catalogue.ts'
+import { EventsRepository } from '../../src/store/events.repository.ts'
 import type { WebhookDeliveriesRepository } from '../../src/store/webhook-deliveries.repository.ts'
 import { lastTick, storeFixtures, tick, type WebhookStoreContext } from './store-fixtures.ts'
 
@@ -45,6 +47,47 @@ export function deliveriesStoreSuite(context: WebhookStoreContext): void {
         context.deliveries.listByWebhook(organizationId, hook.id, { limit: 1, cursor: 'nonsense' }),
         /cursor/,
       )
+    })
+
+    it('should build the body of a delivery stored with its event from the event row, byte for byte', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId)
+      const event: DomainEvent = {
+        id: newId('event'),
+        type: 'session.qr',
+        organizationId,
+        session: { id: 'ses_a', name: 'front desk', metadata: { team: 'ops', z: '1', a: '2' } },
+        timestamp: tick(),
+        data: { value: 'é "quoted" \u2028 👍', expiresAt: 1 },
+      }
+      await new EventsRepository(context.database.db).append([
+        {
+          id: event.id,
+          organizationId,
+          sessionId: 'ses_a',
+          type: event.type,
+          payload: { session: event.session, data: event.data },
+          createdAt: event.timestamp,
+        },
+      ])
+      const row = delivery(hook, { eventId: event.id, body: null })
+      const leased = delivery(hook, {
+        eventId: event.id,
+        endpointKey: 'ses_a#other',
+        body: null,
+        lease: { token: randomUUID(), lockedUntil: lastTick() + 60_000 },
+      })
+      const leasedWritten = await context.deliveries.createMany([row, leased])
+      assert.deepEqual([...leasedWritten], [leased.id], 'the leased rows written')
+
+      const claimed = await claim(lastTick() + 1)
+      assert.deepEqual(
+        claimed.map((found) => found.id),
+        [row.id],
+        'one leased at enqueue waits for its lease to end',
+      )
+      assert.equal(claimed[0]?.body, wireBody(event))
+      assert.equal(await context.deliveries.getBody(leased.id), wireBody(event))
     })
 
     it('should write one delivery per event and endpoint however often it is enqueued', async () => {

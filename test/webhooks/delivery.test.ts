@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test'
-import type { DomainEvent } from '../../src/events/catalogue.ts'
+import { newId } from '../../src/domain/ids.ts'
+import { type DomainEvent, wireBody } from '../../src/events/catalogue.ts'
+import { EventBus } from '../../src/events/event-bus.ts'
+import { EventRecorder } from '../../src/events/event-recorder.ts'
+import { EventsRepository } from '../../src/store/events.repository.ts'
 import { eventually } from '../support/wait.ts'
 import { type Harness, newSession, openHarness, sessionWebhooks } from './harness.ts'
 import { Receiver, type Reply } from './receiver.ts'
@@ -561,4 +565,95 @@ describe('webhook delivery handed to the worker at enqueue', () => {
   })
 
   const statuses = async () => (await harness.rows()).map((row) => row.status)
+})
+
+describe('webhook delivery bodies stored with their events', () => {
+  let harness: Harness
+  let receiver: Receiver
+
+  beforeEach(async () => {
+    harness = await openHarness({ pollIntervalMs: 600_000 })
+    receiver = await Receiver.start()
+  })
+  afterEach(async () => {
+    await harness.close()
+    await receiver.stop()
+  })
+
+  /** The gateway's recorder over the harness: published events are handed to the worker. */
+  const recorder = () => {
+    const bus = new EventBus()
+    bus.subscribe((event) => harness.module.outbox.published(event))
+    return new EventRecorder({
+      events: new EventsRepository(harness.database.db),
+      bus,
+      newId,
+      now: harness.clock.now,
+      database: harness.database,
+      outbox: harness.module.outbox,
+    })
+  }
+  const session = () => ({ ...newSession(), organizationId: harness.organizationId })
+  const states = async () => (await harness.rows()).map((row) => [row.status, row.last_error])
+
+  it('sends the same bytes at every attempt: the first handed over, the retry built from the stored event', async () => {
+    await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 3 },
+    })
+    let failFirst = true
+    receiver.respond = () => {
+      if (!failFirst) return 200
+      failFirst = false
+      return 500
+    }
+    harness.module.worker.start()
+    const [event] = await recorder().record(session(), [
+      { type: 'session.qr', data: { value: '👍 "quoted" \u2028 é', expiresAt: 1 } },
+    ])
+    await eventually(async () => (await harness.rows())[0]?.attempts === 1, 'the failed attempt')
+    await harness.module.worker.stop()
+    harness.clock.advance(1_000)
+    assert.equal(await harness.module.worker.runOnce(), 1)
+
+    assert.equal(receiver.requests.length, 2)
+    const [first, retry] = receiver.requests
+    assert.ok(event)
+    assert.equal(first?.body, wireBody(event))
+    assert.equal(retry?.body, first?.body, 'byte for byte')
+    const [row] = await harness.rows()
+    assert.deepEqual(
+      (await harness.attempts(row?.id ?? '')).map((attempt) => attempt.statusCode),
+      [500, 200],
+    )
+  })
+
+  it('keeps what a deleted session still owes: the bodies move from its events to its deliveries', async () => {
+    await harness.createWebhook({ url: receiver.url() })
+    const owner = session()
+    const events = await recorder().store(owner, [
+      { type: 'session.status', data: { status: 'stopped', statuses: [], lastError: null } },
+    ])
+    assert.equal((await harness.rows())[0]?.body, '', 'stored with the event')
+
+    await recorder().forgetSession(owner.id)
+    const left = await harness.database.db.selectFrom('events').select('id').execute()
+    assert.deepEqual(left, [], 'the session took its events with it')
+    assert.equal((await harness.rows())[0]?.body, wireBody(events[0]!))
+
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    assert.equal(receiver.requests[0]?.body, wireBody(events[0]!))
+  })
+
+  it('gives up a delivery whose event is gone, saying why, and sends nothing', async () => {
+    await harness.createWebhook({ url: receiver.url() })
+    await recorder().store(session(), [{ type: 'session.qr', data: { value: 'x', expiresAt: 1 } }])
+    await harness.database.db.deleteFrom('events').execute()
+
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    assert.equal(receiver.requests.length, 0)
+    assert.deepEqual(await states(), [
+      ['dead', 'its event was deleted (with its session) before it could be sent'],
+    ])
+  })
 })

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { newId } from '../../src/domain/ids.ts'
-import type { DomainEvent } from '../../src/events/catalogue.ts'
+import { type DomainEvent, wireBody } from '../../src/events/catalogue.ts'
 import { eventMatches } from '../../src/webhooks/subscriptions.ts'
 import { type Harness, newSession, openHarness, sessionWebhooks } from './harness.ts'
 
@@ -105,7 +105,12 @@ describe('webhook outbox', () => {
       assert.ok(row.endpoint_key.startsWith(`${session.id}#`))
       assert.equal(JSON.parse(row.target ?? '{}').url.startsWith('https://s.example/'), true)
     }
-    assert.equal(JSON.parse(forStatus[0]?.body ?? '').id, status.id, 'the body is the event itself')
+    assert.equal(forStatus[0]?.body, '', 'stored once, with the event')
+    assert.equal(
+      await harness.module.deliveries.getBody(forStatus[0]?.id ?? ''),
+      wireBody(status),
+      'the body is the event itself, byte for byte',
+    )
   })
 
   it('writes nothing when the transaction that stored the event rolls back', async () => {

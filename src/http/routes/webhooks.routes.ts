@@ -153,10 +153,11 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
     async (request) => {
       const { organizationId } = requireOrganizationAdmin(request)
       const { id, deliveryId } = request.params
-      const { delivery, attempts } = await webhooks.getDelivery(organizationId, id, deliveryId)
+      const { delivery, body, attempts } = await webhooks.getDelivery(organizationId, id, deliveryId)
       return {
         ...dto.toDeliveryView(delivery),
-        payload: JSON.parse(delivery.body) as unknown,
+        // null: the event it carried was deleted with its session before it could be sent.
+        payload: body === null ? null : (JSON.parse(body) as unknown),
         attemptLog: attempts.map(dto.toAttemptView),
       }
     },
