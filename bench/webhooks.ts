@@ -660,7 +660,7 @@ async function main(): Promise<void> {
         `waiting producer gets a commit per event. The gateway records and delivers on one event loop, its HTTP`,
         `requests made on a thread of their own. Both sides: at most ${CONCURRENCY} requests in flight and ${CONNECTIONS_PER_ORIGIN} keep-alive connections per`,
         `receiver (the delivery worker's and its HTTP client's defaults; the worker also holds deliveries ready —`,
-        `up to as many claimed, and up to 512 handed over as they are recorded — as the bare client holds all of its`,
+        `up to as many claimed, and up to 2048 handed over as they are recorded — as the bare client holds all of its`,
         `requests). Both are warmed up first:`,
         `${WARM_UP} deliveries, and the bare client replays them ${BARE_WARM_UP_ROUNDS} times; each timed phase starts with`,
         `SQLite's write-ahead log copied back. Latency at a steady rate: from the record call (bare: from when`,

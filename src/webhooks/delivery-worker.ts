@@ -40,12 +40,14 @@ const SETTLE_DELAY_MS = 10
 /**
  * Deliveries the worker holds at most (waiting or in flight) once fresh ones are handed to
  * it; a claim fills only up to its window (twice the concurrency). A burst recorded faster
- * than it is sent stays in memory rather than costing a claim query per batch, within
- * `HANDOFF_MAX_BODY_LENGTH` × this (8 MiB of text; events are ~1 KiB). Bigger bodies wait
- * for a claim.
+ * than it is sent waits in memory, leased, rather than costing a claim query per batch: a
+ * few MiB (events are ~1 KiB; bodies over `HANDOFF_MAX_BODY_LENGTH` wait for a claim, so
+ * never more than 32 MiB). The price of holding more: after a crash, what was held is sent
+ * again only when its lease ends (the request timeout plus a minute) — a graceful stop hands
+ * it all back at once.
  */
-const HANDOFF_CAPACITY = 512
-const HANDOFF_MAX_BODY_LENGTH = 16 * 1024
+const HANDOFF_CAPACITY = 2048
+const HANDOFF_MAX_BODY_LENGTH = 8 * 1024
 
 /** A leased delivery, waiting for a slot or being sent. */
 interface Lease {
