@@ -3,7 +3,7 @@ import type { Database } from '../store/db.ts'
 import type { EventsRepository } from '../store/events.repository.ts'
 import type { Executor } from '../store/schema.ts'
 import type { SessionWebhookConfig } from '../webhooks/subscriptions.ts'
-import type { DomainEvent, DomainEventMap, DomainEventType } from './catalogue.ts'
+import { type DomainEvent, type DomainEventMap, type DomainEventType, fromStored } from './catalogue.ts'
 import type { EventBus } from './event-bus.ts'
 
 /** The session an event is about, as every envelope names it. */
@@ -25,8 +25,8 @@ export interface DeliveryGroup {
 /** Where events become webhook deliveries, in the transaction that stores them. */
 export interface DeliveryOutbox {
   enqueueGroups(groups: readonly DeliveryGroup[], trx: Executor): Promise<number>
-  /** before a session's events are deleted: deliveries still owed keep the bodies stored with them */
-  keepBodiesOfSession(sessionId: string, trx: Executor): Promise<void>
+  /** events being deleted: their deliveries not yet delivered keep the bodies stored with them */
+  keepBodies(events: readonly DomainEvent[], trx: Executor): Promise<void>
 }
 
 /**
@@ -102,8 +102,8 @@ export class EventRecorder {
       return
     }
     const forget = async (executor: Executor) => {
-      await outbox.keepBodiesOfSession(sessionId, executor)
-      await this.events.deleteBySession(sessionId, executor)
+      const carried = await this.events.deleteBySessionReturningCarried(sessionId, executor)
+      await outbox.keepBodies(carried.map(fromStored), executor)
     }
     await (trx ? forget(trx) : database.db.transaction().execute(forget))
   }

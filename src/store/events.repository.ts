@@ -1,5 +1,7 @@
 import type { Kysely, Selectable } from 'kysely'
+import type { StoredEvent } from '../events/catalogue.ts'
 import type { EventsTable, Executor, Tables } from './schema.ts'
+import { EVENT_WIRE_BODY } from './webhook-delivery-rows.ts'
 
 /** A stored domain event; `payload` is whatever the events service serialises (JSON). */
 export interface EventRecord {
@@ -82,6 +84,34 @@ export class EventsRepository {
   async deleteBySession(sessionId: string, trx: Executor = this.db): Promise<number> {
     const result = await trx.deleteFrom('events').where('session_id', '=', sessionId).executeTakeFirst()
     return Number(result.numDeletedRows)
+  }
+
+  /**
+   * deleteBySession, in two statements for a webhook outbox: first every event no delivery
+   * still needs (none not yet delivered has its body in the event's row), then the rest,
+   * returned — their deliveries are to be given their bodies. Each statement decides from
+   * one snapshot, so an event committed meanwhile is either returned or left in place, never
+   * deleted unseen (Postgres runs each statement on a fresh snapshot).
+   */
+  async deleteBySessionReturningCarried(sessionId: string, trx: Executor): Promise<StoredEvent[]> {
+    await trx
+      .deleteFrom('events')
+      .where('session_id', '=', sessionId)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('webhook_deliveries')
+              .select('webhook_deliveries.id')
+              .whereRef('webhook_deliveries.event_id', '=', 'events.id')
+              .where('webhook_deliveries.body', '=', EVENT_WIRE_BODY)
+              .where('webhook_deliveries.status', '<>', 'delivered'),
+          ),
+        ),
+      )
+      .execute()
+    const rows = await trx.deleteFrom('events').where('session_id', '=', sessionId).returningAll().execute()
+    return rows.map(toRecord)
   }
 
   async getById(
@@ -174,9 +204,12 @@ export class EventsRepository {
   }
 
   /**
-   * Deletes those of `ids` that no webhook delivery still owes (none pending, leased or
-   * not). The outbox is read here, in the delete itself, so a delivery replayed after the
-   * pruner chose its batch still keeps its event. Returns how many were deleted.
+   * Deletes those of `ids` that no webhook delivery refers to any more: call it after the
+   * settled deliveries of these events were deleted, so what is left refers to an event still
+   * owed (pending, leased or not) — or settled since, on Postgres, whose event the next pass
+   * takes. A delivery's body may be its event's row, so no delivery outlives it here. The
+   * outbox is read in the delete itself, so a delivery replayed after the pruner chose its
+   * batch still keeps its event. Returns how many were deleted.
    */
   async deleteUnowed(ids: readonly string[], trx: Executor = this.db): Promise<number> {
     if (ids.length === 0) return 0
@@ -189,8 +222,7 @@ export class EventsRepository {
             eb
               .selectFrom('webhook_deliveries')
               .select('webhook_deliveries.id')
-              .whereRef('webhook_deliveries.event_id', '=', 'events.id')
-              .where('webhook_deliveries.status', '=', 'pending'),
+              .whereRef('webhook_deliveries.event_id', '=', 'events.id'),
           ),
         ),
       )

@@ -158,39 +158,19 @@ export class WebhookDeliveriesRepository {
   }
 
   /**
-   * Before a session's events are deleted: its deliveries not yet delivered whose body is
-   * their event's wire form get those bytes stored on themselves, so they can still be sent
-   * (or replayed) without the event. Returns how many were given their body.
+   * Gives deliveries not yet delivered whose body is their event's wire form (`''`) those
+   * bytes, before the event is deleted, so they can still be sent or replayed without it.
    */
-  async keepBodiesOfSession(sessionId: string, trx: Executor): Promise<number> {
-    const rows = await trx
-      .selectFrom('events as e')
-      .innerJoin('webhook_deliveries as d', 'd.event_id', 'e.id')
-      .select([
-        'd.body',
-        'd.event_id',
-        'e.type as e_type',
-        'e.organization_id as e_organization_id',
-        'e.created_at as e_created_at',
-        'e.payload as e_payload',
-      ])
-      .distinct()
-      .where('e.session_id', '=', sessionId)
-      .where('d.body', '=', EVENT_WIRE_BODY)
-      .where('d.status', '<>', 'delivered')
-      .execute()
-    let kept = 0
-    for (const row of rows) {
-      const result = await trx
+  async keepBodies(bodies: readonly { eventId: string; body: string }[], trx: Executor): Promise<void> {
+    for (const { eventId, body } of bodies) {
+      await trx
         .updateTable('webhook_deliveries')
-        .set({ body: deliveryBody(row.body, row) ?? EVENT_WIRE_BODY })
-        .where('event_id', '=', row.event_id)
+        .set({ body })
+        .where('event_id', '=', eventId)
         .where('body', '=', EVENT_WIRE_BODY)
         .where('status', '<>', 'delivered')
-        .executeTakeFirst()
-      kept += Number(result.numUpdatedRows)
+        .execute()
     }
-    return kept
   }
 
   /** Newest first. */
@@ -239,7 +219,7 @@ export class WebhookDeliveriesRepository {
    * one delivery in flight and never overtakes a failing head.
    */
   async claimDue(options: ClaimOptions): Promise<ClaimedDelivery[]> {
-    return this.db.transaction().execute((trx) => this.claimIn(trx, options))
+    return this.db.transaction().execute(async (trx) => (await this.claimIn(trx, options)).claimed)
   }
 
   /**
@@ -270,40 +250,46 @@ export class WebhookDeliveriesRepository {
   async completeAndClaim(
     completions: readonly DeliveryCompletion[],
     options: ClaimOptions,
-  ): Promise<{ kept: Set<string>; claimed: ClaimedDelivery[] }> {
+  ): Promise<{ kept: Set<string>; claimed: ClaimedDelivery[]; found: number }> {
     return this.db.transaction().execute(async (trx) => {
       const kept = await this.settleIn(trx, completions)
-      return { kept, claimed: options.limit > 0 ? await this.claimIn(trx, options) : [] }
+      const { claimed, found } =
+        options.limit > 0 ? await this.claimIn(trx, options) : { claimed: [], found: 0 }
+      return { kept, claimed, found }
     })
   }
 
-  private async claimIn(trx: Executor, options: ClaimOptions): Promise<ClaimedDelivery[]> {
+  /** `found`: the due rows the query returned, before `admit` turned any away. */
+  private async claimIn(
+    trx: Executor,
+    options: ClaimOptions,
+  ): Promise<{ claimed: ClaimedDelivery[]; found: number }> {
     const { now, token, blockedKeys } = options
     const { rows } = await trx.executeQuery<ClaimRow>(
       CompiledQuery.raw(this.statements.claim(blockedKeys.length), [now, now, ...blockedKeys, options.limit]),
     )
-    const found: ClaimedDelivery[] = []
+    const claimed: ClaimedDelivery[] = []
     const built = new Map<string, string>()
     for (const row of rows) {
       const delivery = toClaimedDelivery(row, built)
-      if (!options.admit || options.admit(delivery)) found.push(delivery)
+      if (!options.admit || options.admit(delivery)) claimed.push(delivery)
     }
-    if (found.length === 0) return found
+    if (claimed.length === 0) return { claimed, found: rows.length }
     // By primary key alone: this transaction chose the rows under its lock (see the class).
     const lockedUntil = now + options.leaseMs
     await trx.executeQuery(
-      CompiledQuery.raw(this.statements.lease(found.length), [
+      CompiledQuery.raw(this.statements.lease(claimed.length), [
         lockedUntil,
         lockedUntil,
         token,
-        ...found.map((delivery) => delivery.id),
+        ...claimed.map((delivery) => delivery.id),
       ]),
     )
-    for (const delivery of found) {
+    for (const delivery of claimed) {
       delivery.lockedUntil = lockedUntil
       delivery.leaseToken = token
     }
-    return found.sort((a, b) => a.seq - b.seq)
+    return { claimed: claimed.sort((a, b) => a.seq - b.seq), found: rows.length }
   }
 
   /** Stores outcomes, a few statements for the lot; the ids whose lease still held. */

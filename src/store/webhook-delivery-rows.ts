@@ -70,6 +70,11 @@ export interface ClaimedDelivery
   /** the exact bytes to send; null when they were the wire form of an event no longer stored */
   body: string | null
   /**
+   * Handed over at enqueue with its organization webhook as it stood then: the webhooks'
+   * `version` at that read (a later write sends it back to be claimed, and read afresh).
+   */
+  webhooksVersion?: number
+  /**
    * The target of this attempt: a session webhook's snapshot, or the organization webhook
    * as it stood when the claim read it (so an edit or a disable applies to what is queued);
    * null when that webhook is disabled.

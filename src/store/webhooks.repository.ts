@@ -158,6 +158,14 @@ export class WebhooksRepository {
     return list
   }
 
+  /**
+   * Webhook writes this process has made (each counts twice: before and after). A target
+   * read at one version is stale at another.
+   */
+  get version(): number {
+    return this.writes
+  }
+
   /** Called before a write and after it, so that no read overlapping it is kept. */
   private changed(): void {
     this.writes++

@@ -33,7 +33,7 @@ export interface DeliveryWorkerOptions {
 }
 
 /** Why a delivery whose body was its event's wire form is given up once that event is gone. */
-const EVENT_GONE_REASON = 'its event was deleted (with its session) before it could be sent'
+const EVENT_GONE_REASON = 'the event it carries is no longer stored (deleted with its session)'
 
 /** While busy, how long an outcome may wait to be stored while a batch gathers (an ordered queue waits on it). */
 const SETTLE_DELAY_MS = 10
@@ -99,7 +99,14 @@ export class DeliveryWorker implements DeliveryHandoff {
   /** deliveries held at most once handed ones are counted (see HANDOFF_CAPACITY) */
   private readonly handoffCapacity: number
   readonly breaker: CircuitBreaker
-  private readonly waiting: Lease[] = []
+  /** claimed deliveries waiting for a slot: sent before handed-over ones (they are older) */
+  private readonly claimedWaiting: Lease[] = []
+  /** deliveries handed over at enqueue, waiting for a slot */
+  private readonly handedWaiting: Lease[] = []
+  /** claimed deliveries being sent */
+  private claimedSending = 0
+  /** when the last claim ran (performance.now): the poll's deadline, which nudges do not move */
+  private lastClaimAt = 0
   private readonly inFlight = new Set<Promise<void>>()
   private finished: Finished[] = []
   /** when the oldest of `finished` finished (performance.now) */
@@ -145,7 +152,9 @@ export class DeliveryWorker implements DeliveryHandoff {
     this.cancelSchedule()
     await this.ticking
     const at = this.now()
-    for (const lease of this.waiting.splice(0)) this.handBack(lease, at)
+    for (const lease of [...this.claimedWaiting.splice(0), ...this.handedWaiting.splice(0)]) {
+      this.handBack(lease, at)
+    }
     await Promise.all(this.inFlight)
     await this.flush()
   }
@@ -158,7 +167,7 @@ export class DeliveryWorker implements DeliveryHandoff {
 
   offer(now: number): ReturnType<DeliveryHandoff['offer']> {
     if (!this.running) return undefined
-    const room = this.handoffCapacity - this.waiting.length - this.inFlight.size
+    const room = this.handoffCapacity - this.held()
     return room > 0
       ? { token: randomUUID(), lockedUntil: now + this.leaseMs, room, maxBodyLength: HANDOFF_MAX_BODY_LENGTH }
       : undefined
@@ -173,9 +182,14 @@ export class DeliveryWorker implements DeliveryHandoff {
   adopt(deliveries: readonly ClaimedDelivery[]): void {
     if (!this.running) return
     for (const delivery of deliveries) {
-      this.waiting.push({ delivery, token: delivery.leaseToken ?? '', probe: false, claimed: false })
+      this.handedWaiting.push({ delivery, token: delivery.leaseToken ?? '', probe: false, claimed: false })
     }
     this.pump()
+  }
+
+  /** Deliveries leased and not finished: waiting for a slot or being sent. */
+  private held(): number {
+    return this.claimedWaiting.length + this.handedWaiting.length + this.inFlight.size
   }
 
   /** A claim may find due rows no one holds. */
@@ -238,14 +252,17 @@ export class DeliveryWorker implements DeliveryHandoff {
   /** `timed`: a timer's tick (the poll, or an outcome waited long enough), which always takes a step. */
   private async tick(timed: boolean): Promise<void> {
     try {
-      const held = this.waiting.length + this.inFlight.size
-      const room = this.window - held
+      // The poll's due, however busy: retries falling due, circuits half-open, leases ended.
+      if (performance.now() - this.lastClaimAt >= this.pollIntervalMs) this.mayBeDue()
+      // Claims have a window of their own, beside what was handed over, so a stream of fresh
+      // deliveries never keeps retries, ordered queues or older rows from being claimed.
+      const room = this.window - this.claimedWaiting.length - this.claimedSending
       const waited = this.finished.length > 0 && performance.now() - this.finishedSince >= SETTLE_DELAY_MS
-      const claimWorth = this.claimable && (held === 0 || room >= this.batch)
+      const claimWorth = this.claimable && (this.held() === 0 || room >= this.batch)
       // Something to claim and room for it, a batch of outcomes, or an outcome kept waiting:
       // a step. Otherwise the requests in flight nudge the worker again as they finish.
       if (timed || claimWorth || this.finished.length >= this.batch || waited) {
-        this.waiting.push(...(await this.step(this.claimable ? room : 0)))
+        this.claimedWaiting.push(...(await this.step(this.claimable ? room : 0)))
         this.pump()
       }
     } catch (error) {
@@ -253,10 +270,12 @@ export class DeliveryWorker implements DeliveryHandoff {
     }
   }
 
-  /** Starts waiting deliveries while there are free slots. */
+  /** Starts waiting deliveries while there are free slots, claimed ones first. */
   private pump(): void {
-    while (this.running && this.inFlight.size < this.concurrency && this.waiting.length > 0) {
-      void this.send(this.waiting.shift() as Lease)
+    while (this.running && this.inFlight.size < this.concurrency) {
+      const lease = this.claimedWaiting.shift() ?? this.handedWaiting.shift()
+      if (!lease) return
+      void this.send(lease)
     }
   }
 
@@ -274,8 +293,10 @@ export class DeliveryWorker implements DeliveryHandoff {
     const wakes = this.wakes
     let kept: Set<string>
     let claimed: ClaimedDelivery[]
+    let found: number
+    if (limit > 0) this.lastClaimAt = performance.now()
     try {
-      ;({ kept, claimed } = await this.deliveries.completeAndClaim(settling, {
+      ;({ kept, claimed, found } = await this.deliveries.completeAndClaim(settling, {
         now,
         limit: Math.max(0, limit),
         leaseMs: this.leaseMs,
@@ -294,7 +315,7 @@ export class DeliveryWorker implements DeliveryHandoff {
       throw error
     }
     // Fewer than asked for: nothing more is due until something is enqueued, handed back or polled.
-    if (limit > 0 && claimed.length < limit && wakes === this.wakes) this.claimable = false
+    if (limit > 0 && found < limit && wakes === this.wakes) this.claimable = false
     // Every admitted candidate was leased (the claim chose it under its lock): no probe slot to give back.
     await this.afterSettled(settling, kept)
     return claimed.map((delivery) => ({
@@ -306,7 +327,9 @@ export class DeliveryWorker implements DeliveryHandoff {
   }
 
   private send(lease: Lease): Promise<void> {
+    if (lease.claimed) this.claimedSending++
     const run = this.deliver(lease).finally(() => {
+      if (lease.claimed) this.claimedSending--
       this.inFlight.delete(run)
       this.pump()
       this.nudge()
@@ -326,15 +349,23 @@ export class DeliveryWorker implements DeliveryHandoff {
         this.finish(lease, null, givenUp(delivery, reason, startedAt))
         return
       }
-      // Claimed ahead: its circuit may have opened meanwhile (a probe was admitted at its claim),
-      // or, after a long wait, its lease may no longer cover a request.
+      // Held a while (claimed ahead, or handed over): after a long wait its lease may no longer
+      // cover a request; its organization webhook may have changed since it was handed over
+      // (a claim reads it afresh); its circuit may have opened meanwhile.
       const leaseLeft = (delivery.lockedUntil ?? 0) - startedAt
-      if (
-        (!lease.probe && !this.breaker.admit(delivery.endpointKey, startedAt)) ||
-        leaseLeft < this.sender.requestTimeoutMs
-      ) {
+      const stale = delivery.webhooksVersion !== undefined && delivery.webhooksVersion !== this.webhooks.version
+      if (leaseLeft < this.sender.requestTimeoutMs || stale) {
         this.handBack(lease, startedAt)
         return
+      }
+      if (!lease.probe) {
+        // Admitted into a half-open circuit, it takes the probe slot: it is the probe now.
+        const halfOpen = this.breaker.state(delivery.endpointKey, startedAt) === 'half-open'
+        if (!this.breaker.admit(delivery.endpointKey, startedAt)) {
+          this.handBack(lease, startedAt)
+          return
+        }
+        lease.probe = halfOpen
       }
       const result = await this.sender.send({ target, eventId: delivery.eventId, body })
       const attempt: AttemptRecord = {

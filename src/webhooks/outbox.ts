@@ -97,11 +97,14 @@ export class WebhookOutbox {
   }
 
   /**
-   * A session's events are about to be deleted (with the session): what is still owed of
-   * them keeps its body, which was stored with the event.
+   * These events are being deleted (with their session): deliveries not yet delivered whose
+   * body was stored with the event keep it themselves.
    */
-  async keepBodiesOfSession(sessionId: string, trx: Executor): Promise<void> {
-    await this.deliveries.keepBodiesOfSession(sessionId, trx)
+  async keepBodies(events: readonly DomainEvent[], trx: Executor): Promise<void> {
+    await this.deliveries.keepBodies(
+      events.map((event) => ({ eventId: event.id, body: wireBody(event) })),
+      trx,
+    )
   }
 
   /**
@@ -127,6 +130,8 @@ export class WebhookOutbox {
     const byOrganization = new Map<string, readonly WebhookRecord[]>()
     const rows: NewDelivery[] = []
     const at = this.now()
+    // Before the reads: a webhook written from here on makes what is handed over stale.
+    const webhooksVersion = this.webhooks.version
     // Asked for at the first delivery: most events go to no webhook.
     let offer: ReturnType<DeliveryHandoff['offer']> | null = null
     let room = 0
@@ -142,11 +147,9 @@ export class WebhookOutbox {
         }
         const subscriptions = subscriptionsFor(event, webhooks, sessionWebhooks)
         if (subscriptions.length === 0) continue
-        let owed = this.owing.get(event)
-        if (!owed) {
-          owed = { leased: [], unleased: false }
-          this.owing.set(event, owed)
-        }
+        // What this enqueue leased, only: an earlier enqueue of the same event may have been rolled back.
+        const owed: Owed = { leased: [], unleased: false }
+        this.owing.set(event, owed)
         owedNow.add(owed)
         // Serialized once, for what is handed over: every endpoint and every retry sends (and
         // signs) these same bytes. The rows store none: a claim builds the same from the
@@ -186,6 +189,7 @@ export class WebhookOutbox {
               lockedUntil: leasedTo.lockedUntil,
               leaseToken: leasedTo.token,
               sendTo: subscription.sendTo,
+              ...(subscription.webhookId !== null ? { webhooksVersion } : {}),
             })
           } else {
             owed.unleased = true

@@ -177,6 +177,30 @@ export function retentionSuite(context: StoreContext): void {
       assert.deepEqual(await deliveryIds([delivery]), [delivery])
     })
 
+    it('should keep an event a delivery still refers to, though settled after its log was pruned', async () => {
+      const organizationId = await createOrganization(context)
+      const event = await storeEvent(organizationId)
+      const delivery = await storeDelivery(organizationId, event.id, 'pending')
+      const store = deliveries()
+      await context.database.db.transaction().execute(async (trx) => {
+        assert.equal(await store.deleteSettledByEvents([event.id], trx), 0)
+        // It settles now (another Postgres connection): its body may be the event's row.
+        await trx
+          .updateTable('webhook_deliveries')
+          .set({ status: 'dead' })
+          .where('id', '=', delivery)
+          .execute()
+        assert.equal(await context.repositories.events.deleteUnowed([event.id], trx), 0)
+      })
+      assert.deepEqual(await eventIds(organizationId), [event.id])
+      const { now } = cutoffNow()
+      assert.deepEqual(
+        await retention(now).runOnce(),
+        { events: 1, deliveries: 1 },
+        'the next pass takes both',
+      )
+    })
+
     it('should prune every organization', async () => {
       const first = await createOrganization(context)
       const second = await createOrganization(context)

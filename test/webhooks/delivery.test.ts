@@ -631,18 +631,28 @@ describe('webhook delivery bodies stored with their events', () => {
   it('keeps what a deleted session still owes: the bodies move from its events to its deliveries', async () => {
     await harness.createWebhook({ url: receiver.url() })
     const owner = session()
+    await recorder().store(owner, [{ type: 'session.qr', data: { value: 'sent', expiresAt: 1 } }])
+    assert.equal(await harness.module.worker.runOnce(), 1, 'one delivered before the deletion')
     const events = await recorder().store(owner, [
       { type: 'session.status', data: { status: 'stopped', statuses: [], lastError: null } },
     ])
-    assert.equal((await harness.rows())[0]?.body, '', 'stored with the event')
+    assert.deepEqual(
+      (await harness.rows()).map((row) => row.body),
+      ['', ''],
+      'stored with the events',
+    )
 
     await recorder().forgetSession(owner.id)
     const left = await harness.database.db.selectFrom('events').select('id').execute()
     assert.deepEqual(left, [], 'the session took its events with it')
-    assert.equal((await harness.rows())[0]?.body, wireBody(events[0]!))
+    assert.deepEqual(
+      (await harness.rows()).map((row) => row.body),
+      ['', wireBody(events[0]!)],
+      'the one still owed keeps its body',
+    )
 
     assert.equal(await harness.module.worker.runOnce(), 1)
-    assert.equal(receiver.requests[0]?.body, wireBody(events[0]!))
+    assert.equal(receiver.requests[1]?.body, wireBody(events[0]!))
   })
 
   it('gives up a delivery whose event is gone, saying why, and sends nothing', async () => {
@@ -653,7 +663,138 @@ describe('webhook delivery bodies stored with their events', () => {
     assert.equal(await harness.module.worker.runOnce(), 1)
     assert.equal(receiver.requests.length, 0)
     assert.deepEqual(await states(), [
-      ['dead', 'its event was deleted (with its session) before it could be sent'],
+      ['dead', 'the event it carries is no longer stored (deleted with its session)'],
     ])
+  })
+})
+
+describe('webhook delivery alongside a stream of handed-over deliveries', () => {
+  let harness: Harness
+  let receiver: Receiver
+
+  afterEach(async () => {
+    await harness.close()
+    await receiver.stop()
+  })
+
+  const rowsAt = async (path: string) => {
+    const hooks = await harness.module.webhooks.listByOrganization(harness.organizationId)
+    const hook = hooks.find((webhook) => webhook.url.endsWith(path))
+    return (await harness.rows()).filter((row) => row.webhook_id === hook?.id)
+  }
+
+  it('claims a retry falling due while fresh deliveries keep the worker busy', async () => {
+    harness = await openHarness({ pollIntervalMs: 100 })
+    receiver = await Receiver.start()
+    await harness.createWebhook({
+      url: receiver.url('/flaky'),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 3 },
+    })
+    await harness.createWebhook({ url: receiver.url('/busy'), events: ['session.*'] })
+    let failed = false
+    receiver.respond = (request) => {
+      if (request.path === '/flaky' && !failed) {
+        failed = true
+        return 500
+      }
+      return 200
+    }
+    harness.module.worker.start()
+    const session = newSession()
+    await harness.emit('message.received', { session })
+    await eventually(async () => (await rowsAt('/flaky'))[0]?.attempts === 1, 'the failed attempt')
+    harness.clock.advance(1_000)
+    // Every 10 ms a fresh delivery to another endpoint: each one finishing nudges the worker.
+    let busy = true
+    const stream = (async () => {
+      while (busy) {
+        await harness.emit('session.status', { session })
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+    })()
+    try {
+      await eventually(async () => (await rowsAt('/flaky'))[0]?.status === 'delivered', 'the retry', 3_000)
+    } finally {
+      busy = false
+      await stream
+    }
+    await harness.module.worker.stop()
+  })
+
+  it('keeps claiming while more deliveries are handed over than its claim window holds', async () => {
+    // One request at a time: a claim window of two, beside up to 50 handed over.
+    harness = await openHarness({ concurrency: 1, handoffCapacity: 50, pollIntervalMs: 600_000 })
+    receiver = await Receiver.start()
+    await harness.createWebhook({ url: receiver.url('/plain') })
+    await harness.createWebhook({ url: receiver.url('/ordered'), ordered: true })
+    receiver.respond = () => ({ status: 200, delayMs: 5 })
+    harness.module.worker.start()
+    const session = newSession()
+    for (let i = 0; i < 10; i++) await harness.emit('message.received', { session, data: { i } })
+    await eventually(
+      async () => (await harness.rows()).every((row) => row.status === 'delivered'),
+      'every delivery',
+    )
+    await harness.module.worker.stop()
+    const paths = receiver.requests.map((request) => request.path)
+    assert.equal(paths.filter((path) => path === '/ordered').length, 10)
+    assert.ok(
+      paths.indexOf('/ordered') < paths.lastIndexOf('/plain'),
+      'the ordered queue (claimed) went on while handed-over deliveries waited',
+    )
+  })
+
+  it('hands back a delivery whose lease ran short without taking a half-open circuit’s probe', async () => {
+    harness = await openHarness({
+      concurrency: 1,
+      leaseMs: 2_100,
+      circuit: { failureThreshold: 1, cooldownMs: 0 },
+      pollIntervalMs: 600_000,
+    })
+    receiver = await Receiver.start()
+    const webhook = await harness.createWebhook({ url: receiver.url() })
+    let first = true
+    receiver.respond = () => {
+      if (!first) return 200
+      first = false
+      return { status: 500, delayMs: 200 }
+    }
+    harness.module.worker.start()
+    const session = newSession()
+    await harness.emit('message.received', { session, data: { i: 0 } })
+    await harness.emit('message.received', { session, data: { i: 1 } })
+    await eventually(() => receiver.active === 1, 'the first request')
+    // The second waits for the only slot while its lease runs down to less than a request
+    // needs: it is handed back, claimed again — as the half-open circuit's probe — and sent.
+    harness.clock.advance(200)
+    await eventually(async () => (await harness.rows())[1]?.status === 'delivered', 'the second delivery')
+    await harness.module.worker.stop()
+    const [failed, probe] = await harness.rows()
+    assert.deepEqual([failed?.status, failed?.attempts], ['pending', 1])
+    assert.equal(probe?.attempts, 1, 'handed back untried, then tried once')
+    assert.equal(receiver.requests.length, 2)
+    assert.equal(harness.module.worker.breaker.state(webhook.id, harness.clock.now()), 'closed')
+  })
+
+  it('sends a handed-over delivery as its webhook stands after an edit', async () => {
+    harness = await openHarness({ concurrency: 1, pollIntervalMs: 600_000 })
+    receiver = await Receiver.start()
+    const webhook = await harness.createWebhook({ url: receiver.url('/old') })
+    receiver.respond = (request) => (request.path === '/old' ? { status: 200, delayMs: 200 } : 200)
+    harness.module.worker.start()
+    const session = newSession()
+    await harness.emit('message.received', { session, data: { i: 0 } })
+    await harness.emit('message.received', { session, data: { i: 1 } })
+    await eventually(() => receiver.active === 1, 'the first request')
+    await harness.module.service.update(harness.organizationId, webhook.id, { url: receiver.url('/new') })
+    await eventually(
+      async () => (await harness.rows()).every((row) => row.status === 'delivered'),
+      'both delivered',
+    )
+    await harness.module.worker.stop()
+    assert.deepEqual(
+      receiver.requests.map((request) => request.path),
+      ['/old', '/new'],
+    )
   })
 })

@@ -145,7 +145,14 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
         summary: 'Get a delivery with every attempt',
         params: dto.deliveryParams,
         response: {
-          200: dto.deliveryView.extend({ payload: z.unknown(), attemptLog: z.array(dto.attemptView) }),
+          200: dto.deliveryView.extend({
+            payload: z
+              .unknown()
+              .describe(
+                'the event as sent; null once the event is no longer stored (deleted with its session) and the delivery had been delivered',
+              ),
+            attemptLog: z.array(dto.attemptView),
+          }),
           ...errors,
         },
       },
@@ -156,7 +163,6 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       const { delivery, body, attempts } = await webhooks.getDelivery(organizationId, id, deliveryId)
       return {
         ...dto.toDeliveryView(delivery),
-        // null: the event it carried was deleted with its session before it could be sent.
         payload: body === null ? null : (JSON.parse(body) as unknown),
         attemptLog: attempts.map(dto.toAttemptView),
       }
