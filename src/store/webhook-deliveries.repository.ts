@@ -109,23 +109,29 @@ export class WebhookDeliveriesRepository {
 
   /**
    * Pass the transaction that stored the event: the event and its deliveries commit together.
-   * Returns the ids of the leased records written (one that met an existing delivery of its
-   * event and endpoint was not).
+   * Returns the ids of leased records that were not written — they met an existing delivery
+   * of their event and endpoint, and must not be sent — which is nearly always none.
    */
   async createMany(records: NewDelivery[], trx: Executor = this.db): Promise<Set<string>> {
-    const leasedWritten = new Set<string>()
+    const unwritten = new Set<string>()
     for (let i = 0; i < records.length; i += INSERT_CHUNK) {
       const chunk = records.slice(i, i + INSERT_CHUNK)
-      const leased = new Set(chunk.filter((record) => record.lease).map((record) => record.id))
-      const { rows } = await trx.executeQuery<{ id: string }>(
-        CompiledQuery.raw(
-          this.statements.insertDeliveries(chunk.length, leased.size > 0),
-          deliveryParameters(chunk),
-        ),
+      const { numAffectedRows } = await trx.executeQuery(
+        CompiledQuery.raw(this.statements.insertDeliveries(chunk.length), deliveryParameters(chunk)),
       )
-      for (const row of rows) if (leased.has(row.id)) leasedWritten.add(row.id)
+      if (numAffectedRows === undefined || Number(numAffectedRows) === chunk.length) continue
+      // Some met an existing delivery: which of the leased ones were written? (Their ids are new.)
+      const leased = chunk.filter((record) => record.lease).map((record) => record.id)
+      if (leased.length === 0) continue
+      const written = await trx
+        .selectFrom('webhook_deliveries')
+        .select('id')
+        .where('id', 'in', leased)
+        .execute()
+      const found = new Set(written.map((row) => row.id))
+      for (const id of leased) if (!found.has(id)) unwritten.add(id)
     }
-    return leasedWritten
+    return unwritten
   }
 
   async getById(organizationId: string, webhookId: string, id: string, trx: Executor = this.db) {

@@ -47,17 +47,13 @@ export class DeliveryStatements {
     this.postgres = dialect === 'postgres'
   }
 
-  /**
-   * Pending deliveries, some perhaps leased already; the same event enqueued twice for an
-   * endpoint is delivered once. `returning`: the ids written (a leased row that met an
-   * existing one was not, and must not be sent).
-   */
-  insertDeliveries(rows: number, returning: boolean): string {
+  /** Pending deliveries, some perhaps leased already; the same event enqueued twice for an endpoint is delivered once. */
+  insertDeliveries(rows: number): string {
     return this.text(
-      `insert:${rows}:${returning}`,
+      `insert:${rows}`,
       () =>
         `insert into webhook_deliveries (${DELIVERY_COLUMNS}) values ${tuples(rows, 19)}
-         on conflict (event_id, endpoint_key) do nothing${returning ? ' returning id' : ''}`,
+         on conflict (event_id, endpoint_key) do nothing`,
     )
   }
 

@@ -353,7 +353,8 @@ export class DeliveryWorker implements DeliveryHandoff {
       // cover a request; its organization webhook may have changed since it was handed over
       // (a claim reads it afresh); its circuit may have opened meanwhile.
       const leaseLeft = (delivery.lockedUntil ?? 0) - startedAt
-      const stale = delivery.webhooksVersion !== undefined && delivery.webhooksVersion !== this.webhooks.version
+      const stale =
+        delivery.webhooksVersion !== undefined && delivery.webhooksVersion !== this.webhooks.version
       if (leaseLeft < this.sender.requestTimeoutMs || stale) {
         this.handBack(lease, startedAt)
         return

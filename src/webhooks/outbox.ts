@@ -137,7 +137,6 @@ export class WebhookOutbox {
     let room = 0
     let lease: NewDelivery['lease']
     const owedNow = new Set<Owed>()
-    const leasedNow: string[] = []
     for (const { events, sessionWebhooks } of groups) {
       for (const event of events) {
         let webhooks = byOrganization.get(event.organizationId)
@@ -173,7 +172,6 @@ export class WebhookOutbox {
               : undefined
           if (leasedTo) {
             room--
-            leasedNow.push(id)
             owed.leased.push({
               id,
               webhookId: subscription.webhookId,
@@ -212,9 +210,8 @@ export class WebhookOutbox {
         }
       }
     }
-    const leasedWritten = await this.deliveries.createMany(rows, trx)
     // A leased row that met an existing delivery of its event and endpoint was not written.
-    const unwritten = new Set(leasedNow.filter((id) => !leasedWritten.has(id)))
+    const unwritten = await this.deliveries.createMany(rows, trx)
     if (unwritten.size > 0) {
       for (const owed of owedNow) owed.leased = owed.leased.filter((delivery) => !unwritten.has(delivery.id))
     }

@@ -77,8 +77,13 @@ export function deliveriesStoreSuite(context: WebhookStoreContext): void {
         body: null,
         lease: { token: randomUUID(), lockedUntil: lastTick() + 60_000 },
       })
-      const leasedWritten = await context.deliveries.createMany([row, leased])
-      assert.deepEqual([...leasedWritten], [leased.id], 'the leased rows written')
+      assert.deepEqual([...(await context.deliveries.createMany([row, leased]))], [], 'all written')
+      const again = { ...leased, id: newId('delivery') }
+      assert.deepEqual(
+        [...(await context.deliveries.createMany([again]))],
+        [again.id],
+        'a leased one that met the delivery of its event and endpoint was not written',
+      )
 
       const claimed = await claim(lastTick() + 1)
       assert.deepEqual(
