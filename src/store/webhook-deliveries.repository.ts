@@ -119,7 +119,7 @@ export class WebhookDeliveriesRepository {
       const { numAffectedRows } = await trx.executeQuery(
         CompiledQuery.raw(this.statements.insertDeliveries(chunk.length), deliveryParameters(chunk)),
       )
-      if (numAffectedRows === undefined || Number(numAffectedRows) === chunk.length) continue
+      if (numAffectedRows !== undefined && Number(numAffectedRows) === chunk.length) continue
       // Some met an existing delivery: which of the leased ones were written? (Their ids are new.)
       const leased = chunk.filter((record) => record.lease).map((record) => record.id)
       if (leased.length === 0) continue

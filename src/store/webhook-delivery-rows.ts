@@ -71,7 +71,8 @@ export interface ClaimedDelivery
   body: string | null
   /**
    * Handed over at enqueue with its organization webhook as it stood then: the webhooks'
-   * `version` at that read (a later write sends it back to be claimed, and read afresh).
+   * `version` before that read (a later write of that webhook by this process sends it
+   * back, to be claimed and read afresh).
    */
   webhooksVersion?: number
   /**

@@ -69,6 +69,8 @@ export class WebhooksRepository {
   private readonly enabledLists = new Map<string, { list: WebhookRecord[]; readAt: number }>()
   /** bumped around every write: a list read across one is not kept */
   private writes = 0
+  /** `writes` at each webhook's last update, disable or delete by this process */
+  private readonly lastWriteOf = new Map<string, number>()
 
   /** `reuseEnabledLists`: cache the outbox's reads (only where this process is the one writer) */
   constructor(db: Kysely<Tables>, options: { reuseEnabledLists?: boolean } = {}) {
@@ -159,16 +161,22 @@ export class WebhooksRepository {
   }
 
   /**
-   * Webhook writes this process has made (each counts twice: before and after). A target
-   * read at one version is stale at another.
+   * Webhook writes this process has made (each counts twice: before and after): take it
+   * before reading a webhook, and ask `changedSince` later whether that read is stale.
    */
   get version(): number {
     return this.writes
   }
 
+  /** Whether this process has written webhook `id` since `version` (an edit made by another node is not seen). */
+  changedSince(id: string, version: number): boolean {
+    return (this.lastWriteOf.get(id) ?? 0) > version
+  }
+
   /** Called before a write and after it, so that no read overlapping it is kept. */
-  private changed(): void {
+  private changed(id?: string): void {
     this.writes++
+    if (id !== undefined) this.lastWriteOf.set(id, this.writes)
     this.enabledLists.clear()
   }
 
@@ -179,7 +187,7 @@ export class WebhooksRepository {
     patch: WebhookPatch,
     trx: Executor = this.db,
   ): Promise<WebhookRecord | undefined> {
-    this.changed()
+    this.changed(id)
     const row = await trx
       .updateTable('webhooks')
       .set(toColumns(patch))
@@ -187,30 +195,30 @@ export class WebhooksRepository {
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirst()
-    this.changed()
+    this.changed(id)
     return row && toRecord(row)
   }
 
   /** The gateway turning a webhook off (its receiver answered 410 Gone). */
   async disable(id: string, reason: string, at: number, trx: Executor = this.db): Promise<void> {
-    this.changed()
+    this.changed(id)
     await trx
       .updateTable('webhooks')
       .set({ enabled: 0, disabled_reason: reason, updated_at: at })
       .where('id', '=', id)
       .execute()
-    this.changed()
+    this.changed(id)
   }
 
   /** Deletes the webhook with its deliveries and attempts; false when there was none. */
   async delete(organizationId: string, id: string, trx: Executor = this.db): Promise<boolean> {
-    this.changed()
+    this.changed(id)
     const result = await trx
       .deleteFrom('webhooks')
       .where('organization_id', '=', organizationId)
       .where('id', '=', id)
       .executeTakeFirst()
-    this.changed()
+    this.changed(id)
     return result.numDeletedRows > 0n
   }
 }

@@ -38,8 +38,9 @@ const EVENT_GONE_REASON = 'the event it carries is no longer stored (deleted wit
 /** While busy, how long an outcome may wait to be stored while a batch gathers (an ordered queue waits on it). */
 const SETTLE_DELAY_MS = 10
 /**
- * Deliveries the worker holds at most (waiting or in flight) once fresh ones are handed to
- * it; a claim fills only up to its window (twice the concurrency). A burst recorded faster
+ * Deliveries handed over at enqueue that the worker takes while it holds fewer than this
+ * (waiting or in flight, claimed ones counted); claims fill a window of their own (twice the
+ * concurrency), beside it. A burst recorded faster
  * than it is sent waits in memory, leased, rather than costing a claim query per batch: a
  * few MiB (events are ~1 KiB; bodies over `HANDOFF_MAX_BODY_LENGTH` wait for a claim, so
  * never more than 32 MiB). The price of holding more: after a crash, what was held is sent
@@ -92,14 +93,14 @@ export class DeliveryWorker implements DeliveryHandoff {
   private readonly pollIntervalMs: number
   private readonly concurrency: number
   private readonly leaseMs: number
-  /** deliveries leased and not finished (waiting or in flight) the worker aims to hold */
+  /** claimed deliveries not finished (waiting or in flight) the worker aims to hold */
   private readonly window: number
   /** while busy, the smallest step worth a transaction */
   private readonly batch: number
   /** deliveries held at most once handed ones are counted (see HANDOFF_CAPACITY) */
   private readonly handoffCapacity: number
   readonly breaker: CircuitBreaker
-  /** claimed deliveries waiting for a slot: sent before handed-over ones (they are older) */
+  /** claimed deliveries waiting for a slot, the longest due first */
   private readonly claimedWaiting: Lease[] = []
   /** deliveries handed over at enqueue, waiting for a slot */
   private readonly handedWaiting: Lease[] = []
@@ -144,7 +145,7 @@ export class DeliveryWorker implements DeliveryHandoff {
   }
 
   /**
-   * Stops claiming, hands back what was claimed but not started, waits for the requests in
+   * Stops claiming, hands back what it holds but has not started, waits for the requests in
    * flight (each bounded by the request timeout) and stores every outcome.
    */
   async stop(): Promise<void> {
@@ -270,13 +271,27 @@ export class DeliveryWorker implements DeliveryHandoff {
     }
   }
 
-  /** Starts waiting deliveries while there are free slots, claimed ones first. */
+  /** Starts waiting deliveries while there are free slots, the longest due first. */
   private pump(): void {
     while (this.running && this.inFlight.size < this.concurrency) {
-      const lease = this.claimedWaiting.shift() ?? this.handedWaiting.shift()
+      const lease = this.nextWaiting()
       if (!lease) return
       void this.send(lease)
     }
+  }
+
+  /**
+   * The head of the two queues that fell due first (each is in that order already): a claim
+   * backlog and a stream of fresh deliveries take turns by age, neither starving the other.
+   */
+  private nextWaiting(): Lease | undefined {
+    const claimed = this.claimedWaiting[0]?.delivery
+    const handed = this.handedWaiting[0]?.delivery
+    if (!claimed || !handed) return (claimed ? this.claimedWaiting : this.handedWaiting).shift()
+    const claimedFirst =
+      claimed.nextAttemptAt < handed.nextAttemptAt ||
+      (claimed.nextAttemptAt === handed.nextAttemptAt && claimed.seq <= handed.seq)
+    return (claimedFirst ? this.claimedWaiting : this.handedWaiting).shift()
   }
 
   /**
@@ -350,11 +365,13 @@ export class DeliveryWorker implements DeliveryHandoff {
         return
       }
       // Held a while (claimed ahead, or handed over): after a long wait its lease may no longer
-      // cover a request; its organization webhook may have changed since it was handed over
-      // (a claim reads it afresh); its circuit may have opened meanwhile.
+      // cover a request; its organization webhook may have been edited, disabled or deleted here
+      // since it was handed over (a claim reads it afresh); its circuit may have opened meanwhile.
       const leaseLeft = (delivery.lockedUntil ?? 0) - startedAt
       const stale =
-        delivery.webhooksVersion !== undefined && delivery.webhooksVersion !== this.webhooks.version
+        delivery.webhookId !== null &&
+        delivery.webhooksVersion !== undefined &&
+        this.webhooks.changedSince(delivery.webhookId, delivery.webhooksVersion)
       if (leaseLeft < this.sender.requestTimeoutMs || stale) {
         this.handBack(lease, startedAt)
         return
@@ -384,7 +401,9 @@ export class DeliveryWorker implements DeliveryHandoff {
       else this.breaker.onFailure(delivery.endpointKey, at)
       this.finish(lease, attempt, outcome)
     } catch (error) {
-      // The lease expires and the delivery is claimed again: nothing is lost.
+      // The lease expires and the delivery is claimed again: nothing is lost. A probe gives
+      // its slot back, or the circuit would stay blocked.
+      if (lease.probe) this.breaker.cancel(delivery.endpointKey)
       this.logOf(delivery).error({ err: error }, 'webhook delivery failed unexpectedly')
     }
   }

@@ -149,7 +149,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
             payload: z
               .unknown()
               .describe(
-                'the event as sent; null once the event is no longer stored (deleted with its session) and the delivery had been delivered',
+                'the event as sent; null once the event is no longer stored (deleted with its session) and the delivery had been delivered or given up',
               ),
             attemptLog: z.array(dto.attemptView),
           }),
