@@ -80,8 +80,12 @@ interface Finished extends DeliveryCompletion {
  *
  * Fresh deliveries need no claim while the worker has room: the outbox writes them leased
  * to it and hands them over once committed (`DeliveryHandoff`). A claim runs when there may
- * be due rows no one holds — something was enqueued unleased or handed back, at the poll —
- * and not again once one found fewer than it asked for, until one of those happens anew.
+ * be due rows no one holds — something was enqueued unleased, handed back or replayed; a
+ * claimed delivery settled (the next of its ordered queue, the rest of a backlog); a poll
+ * interval passed (retries falling due, circuits half-open, leases ended) — and not again
+ * once one found fewer than it asked for, until one of those happens anew. Claims fill a
+ * window of their own beside what was handed over, and waiting deliveries go out by when
+ * they fell due, so neither kind keeps the other waiting.
  */
 export class DeliveryWorker implements DeliveryHandoff {
   private readonly webhooks: WebhooksRepository
@@ -97,7 +101,7 @@ export class DeliveryWorker implements DeliveryHandoff {
   private readonly window: number
   /** while busy, the smallest step worth a transaction */
   private readonly batch: number
-  /** deliveries held at most once handed ones are counted (see HANDOFF_CAPACITY) */
+  /** handed-over deliveries are taken while the worker holds fewer than this (see HANDOFF_CAPACITY) */
   private readonly handoffCapacity: number
   readonly breaker: CircuitBreaker
   /** claimed deliveries waiting for a slot, the longest due first */
