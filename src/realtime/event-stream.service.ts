@@ -12,8 +12,6 @@ const REPLAY_LIMIT = 1000
 /** What a stream subscriber sends to: returns false when it cannot keep up (it is then dropped). */
 export type StreamSink = (event: DomainEvent) => boolean
 
-export const toEnvelope = (record: EventRecord): DomainEvent => fromStored(record)
-
 /**
  * The live event stream behind the WebSocket and SSE endpoints: short-lived tickets for
  * browsers, replay from the store after a resume cursor, then live events from the bus,
@@ -88,7 +86,7 @@ export class EventStreamService {
         })
         for (const record of page) {
           seen.add(record.id)
-          deliver(toEnvelope(record))
+          deliver(fromStored(record))
         }
         const last = page.at(-1)
         if (page.length < REPLAY_LIMIT || !last || !open) break

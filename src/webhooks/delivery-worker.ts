@@ -229,11 +229,12 @@ export class DeliveryWorker implements DeliveryHandoff {
    * response that arrived in it is settled by the same step.
    */
   private schedule(delayMs: number): void {
+    // The idle poll; a busy worker's poll is the deadline in tick().
     const poll = delayMs === this.pollIntervalMs
     const run = () => {
       this.timer = undefined
       this.immediate = undefined
-      if (poll) this.claimable = true
+      if (poll) this.mayBeDue()
       this.ticking = this.tick(delayMs > 0).finally(() => {
         // Cleared before deciding what next, so a wake from here on schedules at once.
         this.ticking = undefined

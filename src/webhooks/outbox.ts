@@ -42,7 +42,7 @@ export interface DeliveryHandoff {
 
 /** What an event was given, until it is published. */
 interface Owed {
-  /** deliveries leased at enqueue (ids written, once the insert said so) */
+  /** deliveries leased at enqueue (less any the insert did not write) */
   leased: ClaimedDelivery[]
   /** some deliveries were left for a claim */
   unleased: boolean
@@ -150,16 +150,16 @@ export class WebhookOutbox {
         const owed: Owed = { leased: [], unleased: false }
         this.owing.set(event, owed)
         owedNow.add(owed)
-        // Serialized once, for what is handed over: every endpoint and every retry sends (and
-        // signs) these same bytes. The rows store none: a claim builds the same from the
-        // event's row, which the caller stores in this transaction.
-        const body = wireBody(event)
         const sessionId = event.session?.id ?? null
         if (offer === null) {
           offer = this.handoff?.offer(at)
           room = offer?.room ?? 0
           lease = offer && { token: offer.token, lockedUntil: offer.lockedUntil }
         }
+        // Serialized once, and only for what is handed over: every endpoint and every retry
+        // sends (and signs) these same bytes. The rows store none: a claim builds the same
+        // from the event's row, which the caller stores in this transaction.
+        const body = room > 0 ? wireBody(event) : ''
         for (const subscription of subscriptions) {
           const id = this.newId('delivery')
           const seq = nextSeq(at)

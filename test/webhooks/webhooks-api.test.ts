@@ -153,6 +153,27 @@ describe('webhooks API', () => {
       assert.equal((after.json() as { status: string }).status, 'delivered')
     })
 
+    it('shows a delivered delivery whose event is gone (its session deleted) with a null payload', async () => {
+      const webhook = await create()
+      const session = newSession()
+      const event = await api.harness.emit('message.received', { session })
+      await api.harness.module.worker.runOnce()
+      const delivery = (await api.harness.rows()).find(
+        (row) => row.webhook_id === webhook.id && row.event_id === event.id,
+      )
+      const url = `/api/v1/webhooks/${webhook.id}/deliveries/${delivery!.id}`
+      assert.equal(
+        ((await api.request('GET', url)).json() as { payload: { id: string } }).payload.id,
+        event.id,
+      )
+
+      await api.harness.database.db.deleteFrom('events').where('session_id', '=', session.id).execute()
+      const gone = await api.request('GET', url)
+      assert.equal(gone.statusCode, 200, gone.body)
+      const body = gone.json() as { status: string; payload: unknown }
+      assert.deepEqual([body.status, body.payload], ['delivered', null])
+    })
+
     it('pages deliveries with a cursor', async () => {
       const webhook = await create()
       for (let i = 0; i < 3; i++) await api.harness.emit('message.received', { session: newSession() })

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Principal } from '../../accounts/api-key.types.ts'
-import { type DomainEvent, wireEvent } from '../../events/catalogue.ts'
+import { type DomainEvent, fromStored, wireEvent } from '../../events/catalogue.ts'
 import { type EventFilter, matchesType, unknownEventPatterns } from '../../events/event-filter.ts'
 import { EVENT_TYPES, eventDescription, eventEnvelopeSchema } from '../../events/event-schemas.ts'
-import { type EventStreamService, toEnvelope } from '../../realtime/event-stream.service.ts'
+import type { EventStreamService } from '../../realtime/event-stream.service.ts'
 import type { EventsRepository } from '../../store/events.repository.ts'
 import { requireRole } from '../auth.ts'
 import * as s from '../schemas.ts'
@@ -117,7 +117,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         ...(until ? { until: Date.parse(until) } : {}),
         limit,
       })
-      const items = rows.map(toEnvelope)
+      const items = rows.map(fromStored)
       return { items: items.map(wireEvent) }
     },
   )
