@@ -6,24 +6,47 @@ export interface WebhookHttpRequest {
   headers: Record<string, string>
   body: string
   /**
-   * The attempt's timeout: the whole request, from the call to the end of what is read of
-   * the body (connecting also has the client's `connectTimeoutMs`). Checked on the HTTP
-   * client's own timers, so it may fire up to a second late. An AbortSignal.timeout per
-   * request (a timer, listeners, a weak reference) made each delivery cost 15–25% more CPU
-   * (webhook backlog, 2026-12-05).
+   * The attempt's timeout: the whole request, from when a connection takes it to the end
+   * of what is read of the body (connecting also has the client's `connectTimeoutMs`).
+   * Checked on the HTTP client's own timers, so it may fire up to a second late. An
+   * AbortSignal.timeout per request (a timer, listeners, a weak reference) made each
+   * delivery cost 15–25% more CPU (webhook backlog, 2026-12-05).
    */
   timeoutMs: number
+  /**
+   * How long it may wait for a connection; past that it is not sent at all (`NotSentError`).
+   * The delivery worker bounds it so that the wait and the attempt fit in the lease.
+   */
+  maxWaitMs?: number
+  /**
+   * The endpoint it goes to. A request to it that fails (no 2xx) holds the endpoint's
+   * other requests until `resume` or `withdraw`: the caller decides whether they go.
+   * Requests without one (the API's test sends) go first, beside the `maxInFlight` cap.
+   */
+  endpoint?: string
 }
 
 export interface WebhookHttpResponse {
   status: number
   /** the start of the body, at most `RESPONSE_KEEP_BYTES` */
   body: string
+  /** from when a connection took the request to the end of what was read */
+  durationMs: number
+  /** a failed request to an endpoint: the hold it put on the endpoint's others (see `resume`) */
+  hold?: number
 }
 
 /** The one thing the sender needs from HTTP; tests may hand in their own. */
 export interface WebhookHttpClient {
   post(request: WebhookHttpRequest): Promise<WebhookHttpResponse>
+  /** Requests still waiting for a connection — to `endpoint`, or all — are given up unsent (`NotSentError`). */
+  withdraw(endpoint?: string): void
+  /**
+   * Requests to `endpoint`, held since one of its requests failed, may go again — if `hold`
+   * (that failure's) is still the latest: a later failure the caller has not seen yet keeps
+   * them held.
+   */
+  resume(endpoint: string, hold: number): void
   close(): Promise<void>
 }
 
@@ -40,14 +63,28 @@ interface Attempt {
   controller?: Dispatcher.DispatchController
 }
 
+/** A request waiting for a connection to its origin (or for the client's room). */
+interface Waiting {
+  input: WebhookHttpRequest
+  target: { origin: string; path: string }
+  /** posting order, over every queue */
+  seq: number
+  /** performance.now() when posted */
+  since: number
+  resolve: (response: WebhookHttpResponse) => void
+  reject: (error: Error) => void
+}
+
 /** Parsed webhook URLs kept: far more than there are endpoints in use. */
 const TARGET_CACHE_SIZE = 1_000
 
 export interface UndiciWebhookClientOptions {
   /** the SSRF guard's socket lookup */
   lookup?: LookupFunction
-  /** open connections per receiver origin */
+  /** open connections per receiver origin: requests sent to one origin at once */
   connectionsPerOrigin?: number
+  /** requests sent at once, over every origin */
+  maxInFlight?: number
   keepAliveTimeoutMs?: number
   /** how long opening a connection may take; the attempt's timeout fits */
   connectTimeoutMs?: number
@@ -56,17 +93,42 @@ export interface UndiciWebhookClientOptions {
 /**
  * POSTs over a keep-alive pool (undici). Redirects are returned, not followed: a 3xx is a
  * failed attempt, so a receiver cannot bounce us to an address the guard would refuse.
+ *
+ * Requests wait here, in the order they were posted, until their origin has a free
+ * connection and fewer than `maxInFlight` are out: undici never queues one itself. So a
+ * request's timeout starts when it is sent — waiting behind a slow receiver's other
+ * requests is not held against an attempt — and a caller may post well ahead of what is
+ * sent (the delivery worker does: a connection that frees up takes the next request at
+ * once, however busy the caller's thread is), bounding each wait with `maxWaitMs`. Ahead of
+ * the caller means ahead of its judgement too: once a request to an endpoint fails, the
+ * endpoint's others wait until the caller has seen the failure and resumes or withdraws
+ * them, so a receiver that went down gets no more than what was already under way.
  */
 export class UndiciWebhookClient implements WebhookHttpClient {
   private readonly agent: Agent
+  private readonly connectionsPerOrigin: number
+  private readonly maxInFlight: number
   private readonly targets = new Map<string, { origin: string; path: string }>()
-  /** requests not yet settled, for the deadline sweep */
+  /** requests sent and not yet settled, for the deadline sweep */
   private readonly attempts = new Set<Attempt>()
+  /** waiting requests, a queue per endpoint (per origin for those posted without one), each oldest first */
+  private readonly queues = new Map<string, Waiting[]>()
+  private posted = 0
+  /** set while sendWaiting runs: a request settling inside it asks for another round instead */
+  private sending = false
+  private sendAgain = false
+  /** requests sent and not yet settled, per origin */
+  private readonly sentTo = new Map<string, number>()
+  /** endpoints whose requests wait for `resume` (one of them failed), with the latest failure's hold */
+  private readonly held = new Map<string, number>()
+  private holds = 0
   private sweeper: NodeJS.Timeout | undefined
 
   constructor(options: UndiciWebhookClientOptions = {}) {
+    this.connectionsPerOrigin = options.connectionsPerOrigin ?? 16
+    this.maxInFlight = options.maxInFlight ?? 32
     this.agent = new Agent({
-      connections: options.connectionsPerOrigin ?? 16,
+      connections: this.connectionsPerOrigin,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
       connect: {
         timeout: options.connectTimeoutMs ?? 10_000,
@@ -75,16 +137,6 @@ export class UndiciWebhookClient implements WebhookHttpClient {
     })
   }
 
-  /**
-   * The attempt's timeout bounds all of it, from this call on: waiting for one of the
-   * origin's connections, the headers (interim 1xx answers do not extend it) and the part
-   * of the body that is read. Undici's headers and body timers cover what they can; a sweep
-   * every quarter second aborts whatever has outlived its deadline all the same.
-   *
-   * Undici's handler callbacks rather than `request()`: that wraps every response in a
-   * stream read through an async iterator, the largest share of a delivery's HTTP cost
-   * (webhook backlog profile, 2026-12-05), for a body that is mostly empty.
-   */
   post(input: WebhookHttpRequest): Promise<WebhookHttpResponse> {
     let target: { origin: string; path: string }
     try {
@@ -92,16 +144,144 @@ export class UndiciWebhookClient implements WebhookHttpClient {
     } catch (error) {
       return Promise.reject(error)
     }
-    const attempt: Attempt = { deadline: performance.now() + input.timeoutMs }
-    this.track(attempt)
     return new Promise<WebhookHttpResponse>((resolve, reject) => {
-      const kept: Buffer[] = []
-      let size = 0
-      let status = 0
-      const response = () => ({
-        status,
-        body: Buffer.concat(kept).subarray(0, RESPONSE_KEEP_BYTES).toString('utf8'),
-      })
+      const key = input.endpoint ?? `\u0000${target.origin}`
+      const queue = this.queues.get(key) ?? []
+      this.queues.set(key, queue)
+      queue.push({ input, target, seq: this.posted++, since: performance.now(), resolve, reject })
+      this.sweep()
+      this.sendWaiting()
+    })
+  }
+
+  withdraw(endpoint?: string): void {
+    if (endpoint === undefined) this.held.clear()
+    else this.held.delete(endpoint)
+    this.giveUp(
+      (request) => endpoint === undefined || request.input.endpoint === endpoint,
+      'withdrawn before it was sent',
+    )
+  }
+
+  resume(endpoint: string, hold: number): void {
+    if (this.held.get(endpoint) !== hold) return
+    this.held.delete(endpoint)
+    this.sendWaiting()
+  }
+
+  close(): Promise<void> {
+    this.giveUp(() => true, 'the webhook HTTP client is closed')
+    return this.agent.close()
+  }
+
+  /** Sends waiting requests, the oldest first, while there is room for them. */
+  private sendWaiting(): void {
+    if (this.sending) {
+      this.sendAgain = true
+      return
+    }
+    this.sending = true
+    try {
+      do {
+        this.sendAgain = false
+        for (let next = this.nextToSend(); next; next = this.nextToSend()) this.send(next)
+      } while (this.sendAgain)
+    } finally {
+      this.sending = false
+    }
+  }
+
+  /**
+   * The next request whose origin has a free connection: one posted without an endpoint
+   * first, whatever else is out; else, while fewer than `maxInFlight` are, the oldest whose
+   * endpoint is not held.
+   */
+  private nextToSend(): Waiting | undefined {
+    const now = performance.now()
+    const room = this.attempts.size < this.maxInFlight
+    let oldest: Waiting[] | undefined
+    for (const [key, queue] of this.queues) {
+      const endpoint = queue[0]?.input.endpoint
+      if (endpoint !== undefined && (!room || this.held.has(endpoint))) continue
+      this.giveUpExpired(queue, now)
+      const head = queue[0]
+      if (!head) {
+        this.queues.delete(key)
+        continue
+      }
+      if ((this.sentTo.get(head.target.origin) ?? 0) >= this.connectionsPerOrigin) continue
+      if (head.input.endpoint === undefined) return queue.shift()
+      if (!oldest?.[0] || head.seq < oldest[0].seq) oldest = queue
+    }
+    return oldest?.shift()
+  }
+
+  /** Requests at the head of `queue` that waited longer than they may are given up. */
+  private giveUpExpired(queue: Waiting[], now: number): void {
+    while (queue[0]) {
+      const { maxWaitMs } = queue[0].input
+      if (maxWaitMs === undefined || now - queue[0].since <= maxWaitMs) return
+      queue.shift()?.reject(new NotSentError('it waited too long for a connection'))
+    }
+  }
+
+  /** Rejects, unsent, the waiting requests that `which` picks. */
+  private giveUp(which: (request: Waiting) => boolean, reason: string): void {
+    for (const [key, queue] of this.queues) {
+      const given = queue.filter(which)
+      if (given.length === 0) continue
+      const kept = queue.filter((request) => !which(request))
+      if (kept.length === 0) this.queues.delete(key)
+      else this.queues.set(key, kept)
+      for (const request of given) request.reject(new NotSentError(reason))
+    }
+  }
+
+  /**
+   * The attempt's timeout bounds all of it, from here on: the headers (interim 1xx answers
+   * do not extend it) and the part of the body that is read. Undici's headers and body
+   * timers cover what they can; a sweep every quarter second aborts whatever has outlived
+   * its deadline all the same.
+   *
+   * Undici's handler callbacks rather than `request()`: that wraps every response in a
+   * stream read through an async iterator, the largest share of a delivery's HTTP cost
+   * (webhook backlog profile, 2026-12-05), for a body that is mostly empty.
+   */
+  private send({ input, target, resolve, reject }: Waiting): void {
+    const started = performance.now()
+    const attempt: Attempt = { deadline: started + input.timeoutMs }
+    this.track(attempt, target.origin)
+    const kept: Buffer[] = []
+    let size = 0
+    let status = 0
+    let settled = false
+    /** Settles once, whichever way; the connection it leaves free takes the next request. */
+    const settle = (outcome: (durationMs: number, hold: number | undefined) => void) => {
+      if (settled) return
+      settled = true
+      this.untrack(attempt, target.origin)
+      const failed = !(status >= 200 && status < 300)
+      let hold: number | undefined
+      if (failed && input.endpoint !== undefined) {
+        hold = ++this.holds
+        this.held.set(input.endpoint, hold)
+      }
+      outcome(Math.round(performance.now() - started), hold)
+      this.sendWaiting()
+    }
+    const respond = () =>
+      settle((durationMs, hold) =>
+        resolve({
+          status,
+          body: Buffer.concat(kept).subarray(0, RESPONSE_KEEP_BYTES).toString('utf8'),
+          durationMs,
+          ...(hold === undefined ? {} : { hold }),
+        }),
+      )
+    // Errors carry the same, for the caller to read off them.
+    const fail = (error: Error) =>
+      settle((durationMs, hold) => reject(Object.assign(error, { durationMs, hold })))
+    try {
       this.agent.dispatch(
         {
           origin: target.origin,
@@ -115,8 +295,6 @@ export class UndiciWebhookClient implements WebhookHttpClient {
         {
           onRequestStart(controller) {
             attempt.controller = controller
-            // It waited for a connection past its deadline.
-            if (performance.now() > attempt.deadline) controller.abort(new AttemptTimeoutError())
           },
           onResponseStart(_controller, statusCode) {
             // An interim answer (102, 103): the real one is still to come, within the deadline.
@@ -130,33 +308,52 @@ export class UndiciWebhookClient implements WebhookHttpClient {
             else if (performance.now() > attempt.deadline) controller.abort(new AttemptTimeoutError())
           },
           onResponseEnd() {
-            resolve(response())
+            respond()
           },
           onResponseError(_controller, error) {
-            if (error instanceof ResponseDrained) resolve(response())
-            else reject(error)
+            if (error instanceof ResponseDrained) respond()
+            else fail(error)
           },
         },
       )
-    }).finally(() => this.untrack(attempt))
+    } catch (error) {
+      // Undici refuses some requests (a malformed header) by throwing rather than calling back.
+      fail(error instanceof Error ? error : new Error(String(error)))
+    }
   }
 
-  private track(attempt: Attempt): void {
+  private track(attempt: Attempt, origin: string): void {
     this.attempts.add(attempt)
+    this.sentTo.set(origin, (this.sentTo.get(origin) ?? 0) + 1)
+    this.sweep()
+  }
+
+  private untrack(attempt: Attempt, origin: string): void {
+    this.attempts.delete(attempt)
+    const sent = (this.sentTo.get(origin) ?? 1) - 1
+    if (sent > 0) this.sentTo.set(origin, sent)
+    else this.sentTo.delete(origin)
+  }
+
+  /**
+   * While requests are out or waiting, every quarter second: those past their deadline are
+   * aborted, and those that waited longer than they may are given up even while nothing finishes.
+   */
+  private sweep(): void {
     this.sweeper ??= setInterval(() => {
       const now = performance.now()
       for (const late of this.attempts) {
         if (now > late.deadline) late.controller?.abort(new AttemptTimeoutError())
       }
+      for (const [key, queue] of this.queues) {
+        this.giveUpExpired(queue, now)
+        if (queue.length === 0) this.queues.delete(key)
+      }
+      if (this.attempts.size === 0 && this.queues.size === 0) {
+        clearInterval(this.sweeper)
+        this.sweeper = undefined
+      }
     }, SWEEP_INTERVAL_MS).unref()
-  }
-
-  private untrack(attempt: Attempt): void {
-    this.attempts.delete(attempt)
-    if (this.attempts.size === 0 && this.sweeper) {
-      clearInterval(this.sweeper)
-      this.sweeper = undefined
-    }
   }
 
   /** A webhook URL's origin and path, parsed once: the same few URLs are posted to over and over. */
@@ -171,10 +368,6 @@ export class UndiciWebhookClient implements WebhookHttpClient {
     }
     return target
   }
-
-  close(): Promise<void> {
-    return this.agent.close()
-  }
 }
 
 /** Enough of a response was read: the rest is not waited for. */
@@ -186,4 +379,9 @@ export class AttemptTimeoutError extends Error {
   constructor() {
     super('the attempt outlasted its timeout')
   }
+}
+
+/** A request given up before it was sent: no attempt was made, and the receiver saw nothing. */
+export class NotSentError extends Error {
+  override readonly name = 'NotSentError'
 }

@@ -3,7 +3,7 @@
  * socket lookup, posting what the event loop's delivery worker hands over.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { UndiciWebhookClient } from './http-client.ts'
+import { NotSentError, UndiciWebhookClient } from './http-client.ts'
 import { SsrfGuard, TargetRefusedError } from './ssrf-guard.ts'
 import type {
   FromHttpThread,
@@ -20,6 +20,7 @@ const client = new UndiciWebhookClient({
   lookup: guard.lookup(),
   connectTimeoutMs: options.connectTimeoutMs,
   connectionsPerOrigin: options.connectionsPerOrigin,
+  maxInFlight: options.maxInFlight,
 })
 
 type Outcome = Extract<FromHttpThread, { op: 'done' }>['outcomes'][number]
@@ -40,20 +41,36 @@ function sendOutcomes(): void {
 }
 
 function crossable(error: unknown): ThreadError {
-  const { name, message, code, cause } = (error ?? {}) as {
+  const { name, message, code, cause, durationMs, hold } = (error ?? {}) as {
     name?: string
     message?: string
     code?: string
     cause?: unknown
+    durationMs?: number
+    hold?: number
+  }
+  if (error instanceof NotSentError) return { name: error.name, message: error.message, notSent: true }
+  // A sent request's timing, and the hold its failure put on its endpoint: the worker must see it to lift it.
+  const timing = {
+    ...(typeof durationMs === 'number' ? { durationMs } : {}),
+    ...(typeof hold === 'number' ? { hold } : {}),
   }
   // The guarded socket lookup reports its refusal as the cause of a connect failure.
   const refusal =
     error instanceof TargetRefusedError ? error : cause instanceof TargetRefusedError ? cause : null
-  if (refusal) return { name: refusal.name, message: refusal.message, refused: true }
-  return { name: name ?? 'Error', message: message ?? String(error), ...(code ? { code } : {}) }
+  if (refusal) return { name: refusal.name, message: refusal.message, refused: true, ...timing }
+  return { name: name ?? 'Error', message: message ?? String(error), ...(code ? { code } : {}), ...timing }
 }
 
 port.on('message', (message: ToHttpThread) => {
+  if (message.op === 'withdraw') {
+    client.withdraw(message.endpoint)
+    return
+  }
+  if (message.op === 'resume') {
+    client.resume(message.endpoint, message.hold)
+    return
+  }
   if (message.op === 'close') {
     // The requests in flight finish and their outcomes leave before the port closes.
     void Promise.all(inFlight)

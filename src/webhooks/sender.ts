@@ -1,10 +1,10 @@
 import type { KeyObject } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { SecretBox } from '../security/secret-box.ts'
-import type { WebhookHttpClient } from './http-client.ts'
+import { NotSentError, type WebhookHttpClient } from './http-client.ts'
 import { signingKey } from './signing.ts'
 import { type SsrfGuard, TargetRefusedError } from './ssrf-guard.ts'
-import type { SendResult, SignatureScheme, WebhookTarget } from './webhook.types.ts'
+import type { NotSent, SendResult, SignatureScheme, WebhookTarget } from './webhook.types.ts'
 import { requestHeaders } from './webhook-headers.ts'
 
 /** Signing keys kept ready, by scheme and sealed secret: far more than there are endpoints in use. */
@@ -14,12 +14,23 @@ export interface SendInput {
   target: WebhookTarget
   eventId: string
   body: string
+  /** the delivery's endpoint key: `withdraw` takes back what waits to be sent to it */
+  endpoint?: string
+  /** how long it may wait for a connection before it is given up unsent, counted from this call */
+  maxWaitMs?: number
+  /**
+   * Asked just before the request is handed to the HTTP client, after the address check
+   * and the signing: false gives it up unsent (the worker stopped, the circuit opened or
+   * the webhook changed meanwhile, and a withdraw has gone by).
+   */
+  stillWanted?: () => boolean
 }
 
 /**
  * One signed POST: the guard checks the target's addresses again, the headers are built
  * and signed over the exact body, and the request runs under a timeout. Never throws; every
- * outcome, refusals included, becomes a SendResult the caller records as an attempt.
+ * outcome, refusals included, becomes a SendResult the caller records as an attempt — but
+ * a request given up before it was sent (NotSent), which is no attempt.
  */
 export class WebhookSender {
   private readonly client: WebhookHttpClient
@@ -47,7 +58,7 @@ export class WebhookSender {
     return this.timeoutMs
   }
 
-  async send(input: SendInput): Promise<SendResult> {
+  async send(input: SendInput): Promise<SendResult | NotSent> {
     const started = performance.now()
     const elapsed = () => Math.round(performance.now() - started)
     try {
@@ -64,16 +75,46 @@ export class WebhookSender {
             : this.keyOf(target.scheme, target.sealedSecret),
         customHeaders: target.customHeaders,
       })
+      if (input.stillWanted && !input.stillWanted()) return { notSent: 'no longer wanted' }
+      const maxWaitMs = input.maxWaitMs === undefined ? undefined : input.maxWaitMs - elapsed()
+      if (maxWaitMs !== undefined && maxWaitMs < 0) return { notSent: 'its lease ran short' }
       const response = await this.client.post({
         url: target.url,
         headers,
         body: input.body,
         timeoutMs: this.timeoutMs,
+        ...(maxWaitMs !== undefined ? { maxWaitMs } : {}),
+        ...(input.endpoint !== undefined ? { endpoint: input.endpoint } : {}),
       })
-      return { statusCode: response.status, durationMs: elapsed(), error: null, response: response.body }
+      return {
+        statusCode: response.status,
+        durationMs: response.durationMs,
+        error: null,
+        response: response.body,
+        ...(response.hold === undefined ? {} : { hold: response.hold }),
+      }
     } catch (error) {
-      return { statusCode: null, durationMs: elapsed(), error: this.describe(error), response: null }
+      if (error instanceof NotSentError) return { notSent: error.message }
+      // Timed from when it was sent, when it was: not the wait for a connection.
+      const { durationMs: sentFor, hold } = (error ?? {}) as { durationMs?: unknown; hold?: unknown }
+      return {
+        statusCode: null,
+        durationMs: typeof sentFor === 'number' ? sentFor : elapsed(),
+        error: this.describe(error),
+        response: null,
+        ...(typeof hold === 'number' ? { hold } : {}),
+      }
     }
+  }
+
+  /** What waits to be sent — to `endpoint` (its circuit opened), or all (stopping) — is given up unsent. */
+  withdraw(endpoint?: string): void {
+    this.client.withdraw(endpoint)
+  }
+
+  /** What waits to be sent to `endpoint`, held since the failure that put `hold` on it, may go. */
+  resume(endpoint: string, hold: number): void {
+    this.client.resume(endpoint, hold)
   }
 
   /**

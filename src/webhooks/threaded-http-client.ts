@@ -1,9 +1,18 @@
 import { Worker } from 'node:worker_threads'
-import type { WebhookHttpClient, WebhookHttpRequest, WebhookHttpResponse } from './http-client.ts'
+import {
+  NotSentError,
+  type WebhookHttpClient,
+  type WebhookHttpRequest,
+  type WebhookHttpResponse,
+} from './http-client.ts'
 import { TargetRefusedError } from './ssrf-guard.ts'
 
 /** What the thread is told: requests to make, or to close. */
-export type ToHttpThread = { op: 'post'; requests: (WebhookHttpRequest & { id: number })[] } | { op: 'close' }
+export type ToHttpThread =
+  | { op: 'post'; requests: (WebhookHttpRequest & { id: number })[] }
+  | { op: 'withdraw'; endpoint?: string }
+  | { op: 'resume'; endpoint: string; hold: number }
+  | { op: 'close' }
 
 /** A failure as it crosses the thread boundary: enough for the sender to describe it. */
 export interface ThreadError {
@@ -12,6 +21,12 @@ export interface ThreadError {
   code?: string
   /** the SSRF guard refused the address the socket would have used */
   refused?: boolean
+  /** given up before it was sent */
+  notSent?: boolean
+  /** how long it took, when it was sent */
+  durationMs?: number
+  /** the hold its failure put on its endpoint's other requests */
+  hold?: number
 }
 
 /** What the thread answers: outcomes of requests, or that it has closed. */
@@ -27,6 +42,7 @@ export interface ThreadedWebhookClientOptions {
   allowPrivateTargets: boolean
   connectTimeoutMs?: number
   connectionsPerOrigin?: number
+  maxInFlight?: number
 }
 
 /**
@@ -61,6 +77,19 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
     if (this.outgoing.length === 0) queueMicrotask(() => this.flush())
     this.outgoing.push({ ...request, id })
     return answer
+  }
+
+  withdraw(endpoint?: string): void {
+    // Posted in this same stretch, it must be there to be withdrawn.
+    this.flush()
+    this.worker?.postMessage({
+      op: 'withdraw',
+      ...(endpoint === undefined ? {} : { endpoint }),
+    } satisfies ToHttpThread)
+  }
+
+  resume(endpoint: string, hold: number): void {
+    this.worker?.postMessage({ op: 'resume', endpoint, hold } satisfies ToHttpThread)
   }
 
   async close(): Promise<void> {
@@ -119,9 +148,15 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
 }
 
 function toError(crossed: ThreadError): Error {
-  if (crossed.refused) return new TargetRefusedError(crossed.message)
+  if (crossed.notSent) return new NotSentError(crossed.message)
+  const timing = {
+    ...(crossed.durationMs !== undefined ? { durationMs: crossed.durationMs } : {}),
+    ...(crossed.hold !== undefined ? { hold: crossed.hold } : {}),
+  }
+  if (crossed.refused) return Object.assign(new TargetRefusedError(crossed.message), timing)
   return Object.assign(new Error(crossed.message), {
     name: crossed.name,
     ...(crossed.code ? { code: crossed.code } : {}),
+    ...timing,
   })
 }

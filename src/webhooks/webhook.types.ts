@@ -114,4 +114,14 @@ export interface SendResult {
   durationMs: number
   error: string | null
   response: string | null
+  /** a failed try: the hold it put on its endpoint's other requests, to lift (`WebhookSender.resume`) or withdraw */
+  hold?: number
+}
+
+/**
+ * A try given up before anything was sent — it waited for a connection past what its
+ * lease allows, or its endpoint's circuit opened meanwhile: no attempt to record.
+ */
+export interface NotSent {
+  notSent: string
 }

@@ -59,10 +59,15 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
   const client =
     options.httpClient ??
     (options.resolve
-      ? new UndiciWebhookClient({ lookup: guard.lookup(), connectTimeoutMs: options.requestTimeoutMs })
+      ? new UndiciWebhookClient({
+          lookup: guard.lookup(),
+          connectTimeoutMs: options.requestTimeoutMs,
+          maxInFlight: options.concurrency,
+        })
       : new ThreadedWebhookClient({
           allowPrivateTargets: options.allowPrivateTargets,
           connectTimeoutMs: options.requestTimeoutMs,
+          maxInFlight: options.concurrency,
         }))
   const sender = new WebhookSender({
     client,
@@ -100,6 +105,7 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
     newId: options.newId,
     now: options.now,
     onReplay: () => worker.wake(),
+    onChanged: (webhookId) => worker.webhookChanged(webhookId),
   })
   return {
     webhooks,

@@ -57,6 +57,7 @@ export class WebhooksService {
   private readonly newId: IdGenerator
   private readonly now: () => number
   private readonly onReplay: () => void
+  private readonly onChanged: (webhookId: string) => void
 
   constructor(deps: {
     webhooks: WebhooksRepository
@@ -68,6 +69,8 @@ export class WebhooksService {
     now?: () => number
     /** a replayed delivery is due now: wake the worker */
     onReplay?: () => void
+    /** a webhook was edited or deleted: deliveries on their way to it are taken back */
+    onChanged?: (webhookId: string) => void
   }) {
     this.webhooks = deps.webhooks
     this.deliveries = deps.deliveries
@@ -77,6 +80,7 @@ export class WebhooksService {
     this.newId = deps.newId
     this.now = deps.now ?? Date.now
     this.onReplay = deps.onReplay ?? (() => {})
+    this.onChanged = deps.onChanged ?? (() => {})
   }
 
   /** The webhook, and its secret when it was generated here (shown only this once). */
@@ -151,11 +155,13 @@ export class WebhooksService {
     }
     const updated = await this.webhooks.update(organizationId, id, patch)
     if (!updated) throw notFound('webhook')
+    this.onChanged(id)
     return updated
   }
 
   async delete(organizationId: string, id: string): Promise<void> {
     if (!(await this.webhooks.delete(organizationId, id))) throw notFound('webhook')
+    this.onChanged(id)
   }
 
   async listDeliveries(organizationId: string, id: string, query: DeliveryListQuery): Promise<DeliveryPage> {
@@ -204,11 +210,14 @@ export class WebhooksService {
       timestamp: new Date(this.now()).toISOString(),
       data: { webhookId: webhook.id },
     }
-    const result = await this.sender.send({
+    const sent = await this.sender.send({
       target: webhookTarget(webhook),
       eventId: event.id,
       body: JSON.stringify(event),
     })
+    // Not sent only when the gateway is closing: said as a failed try.
+    const result =
+      'notSent' in sent ? { statusCode: null, durationMs: 0, error: sent.notSent, response: null } : sent
     const code = result.statusCode
     return { ...result, eventId: event.id, delivered: code !== null && code >= 200 && code < 300 }
   }

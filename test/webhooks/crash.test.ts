@@ -64,9 +64,14 @@ describe('webhook delivery across a crash', () => {
     const child = spawn(process.execPath, [CHILD, dataDir, organizationId, key.toString('hex'), '400'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
-    await eventually(() => receiver.requests.length >= 30, 'the burst to be under way', 15_000)
-    child.kill('SIGKILL')
-    await once(child, 'exit')
+    const exited = once(child, 'exit')
+    try {
+      await eventually(() => receiver.requests.length >= 30, 'the burst to be under way', 15_000)
+    } finally {
+      // Killed however the wait ended: a child left running would outlive the test run.
+      child.kill('SIGKILL')
+      await exited
+    }
 
     // After: a new process (here, this one) opens the same store and finishes the job.
     const { database, module } = await open()

@@ -39,8 +39,12 @@ describe('webhook delivery', () => {
 
     assert.equal(await harness.module.worker.runOnce(), 20)
     const down = await harness.rows()
-    assert.ok(down.every((row) => row.status === 'pending' && row.attempts === 1))
+    assert.ok(down.every((row) => row.status === 'pending' && row.attempts <= 1))
     assert.match(down[0]?.last_error ?? '', /ECONNREFUSED/)
+    // Once the first failure came back, the rest waited for the worker's word; the fifth opened
+    // the circuit and they came back untried: the receiver was not hammered with all twenty.
+    const tried = down.filter((row) => row.attempts === 1).length
+    assert.ok(tried >= 5 && tried < 20, `${tried} tried`)
 
     // The failures opened the circuit: the first tries after the receiver is back wait for its probe.
     await receiver.listen()
@@ -741,7 +745,7 @@ describe('webhook delivery alongside a stream of handed-over deliveries', () => 
   })
 
   it('keeps claiming while more deliveries are handed over than its claim window holds', async () => {
-    // One request at a time: a claim window of two, beside up to 50 handed over.
+    // One request at a time (four handed to the HTTP client ahead): a claim window of two, beside up to 50 handed over.
     harness = await openHarness({ concurrency: 1, handoffCapacity: 50, pollIntervalMs: 600_000 })
     receiver = await Receiver.start()
     await harness.createWebhook({ url: receiver.url('/plain') })
@@ -749,14 +753,14 @@ describe('webhook delivery alongside a stream of handed-over deliveries', () => 
     receiver.respond = () => ({ status: 200, delayMs: 20 })
     harness.module.worker.start()
     const session = newSession()
-    for (let i = 0; i < 10; i++) await harness.emit('message.received', { session, data: { i } })
+    for (let i = 0; i < 20; i++) await harness.emit('message.received', { session, data: { i } })
     await eventually(
       async () => (await harness.rows()).every((row) => row.status === 'delivered'),
       'every delivery',
     )
     await harness.module.worker.stop()
     const paths = receiver.requests.map((request) => request.path)
-    assert.equal(paths.filter((path) => path === '/ordered').length, 10)
+    assert.equal(paths.filter((path) => path === '/ordered').length, 20)
     const orderedAmidPlain = paths.slice(0, paths.lastIndexOf('/plain')).filter((path) => path === '/ordered')
     assert.ok(
       orderedAmidPlain.length >= 3,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createServer, type Server, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { UndiciWebhookClient, type WebhookHttpClient } from '../../src/webhooks/http-client.ts'
+import { NotSentError, UndiciWebhookClient, type WebhookHttpClient } from '../../src/webhooks/http-client.ts'
 import { TargetRefusedError } from '../../src/webhooks/ssrf-guard.ts'
 import { ThreadedWebhookClient } from '../../src/webhooks/threaded-http-client.ts'
 import { Receiver } from './receiver.ts'
@@ -163,4 +163,164 @@ describe('webhook HTTP clients and the attempt deadline', () => {
       await client.close()
     }
   })
+})
+
+describe('webhook HTTP clients holding requests until a connection is free', () => {
+  let receiver: Receiver
+
+  before(async () => {
+    receiver = await Receiver.start()
+  })
+  after(async () => {
+    await receiver.stop()
+  })
+
+  // One connection per origin: a second request waits for the first.
+  const clients: [string, () => WebhookHttpClient][] = [
+    ['on this thread', () => new UndiciWebhookClient({ connectionsPerOrigin: 1 })],
+    [
+      'on its own thread',
+      () => new ThreadedWebhookClient({ allowPrivateTargets: true, connectionsPerOrigin: 1 }),
+    ],
+  ]
+  const post = (
+    client: WebhookHttpClient,
+    n: number,
+    extra: { maxWaitMs?: number; endpoint?: string } = {},
+  ) =>
+    client.post({ url: receiver.url(), headers: {}, body: JSON.stringify({ n }), timeoutMs: 450, ...extra })
+  const unsent = (error: unknown) => error instanceof NotSentError
+
+  for (const [where, make] of clients) {
+    it(`times an attempt from when it is sent, not while it waits for a connection (${where})`, async () => {
+      const client = make()
+      try {
+        receiver.respond = () => ({ status: 200, delayMs: 300 })
+        // The second waits ~300 ms, then takes ~300 ms itself: over its 450 ms timeout in all, not once sent.
+        const [first, second] = await Promise.all([post(client, 1), post(client, 2)])
+        assert.equal(first.status, 200)
+        assert.equal(second.status, 200)
+        assert.ok(second.durationMs >= 290 && second.durationMs < 450, `took ${second.durationMs} ms`)
+      } finally {
+        await client.close()
+      }
+    })
+
+    it(`gives up, unsent, a request that waited longer than it may (${where})`, async () => {
+      const client = make()
+      try {
+        receiver.respond = () => ({ status: 200, delayMs: 400 })
+        const seen = receiver.requests.length
+        const first = post(client, 1)
+        const late = post(client, 2, { maxWaitMs: 100 })
+        await assert.rejects(late, unsent)
+        assert.equal((await first).status, 200)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        assert.equal(receiver.requests.length, seen + 1, 'the receiver never saw the second')
+      } finally {
+        await client.close()
+      }
+    })
+
+    it(`holds an endpoint's requests once one fails, until they are resumed or withdrawn (${where})`, async () => {
+      const client = make()
+      try {
+        let answered = 0
+        receiver.respond = () => (answered++ === 0 ? { status: 503, delayMs: 50 } : 200)
+        const seen = receiver.requests.length
+        const failed = post(client, 1, { endpoint: 'e' })
+        const held = [post(client, 2, { endpoint: 'e' }), post(client, 3, { endpoint: 'e' })]
+        // Another endpoint's requests are not held.
+        const other = post(client, 4, { endpoint: 'f' })
+        const failure = await failed
+        assert.equal(failure.status, 503)
+        assert.equal((await other).status, 200)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        assert.equal(receiver.requests.length, seen + 2, 'held after the failure')
+        assert.ok(failure.hold !== undefined)
+        client.resume('e', failure.hold)
+        assert.deepEqual(
+          (await Promise.all(held)).map((response) => response.status),
+          [200, 200],
+        )
+
+        answered = 0
+        const failedAgain = post(client, 5, { endpoint: 'e' })
+        const withdrawn = post(client, 6, { endpoint: 'e' })
+        assert.equal((await failedAgain).status, 503)
+        client.withdraw('e')
+        await assert.rejects(withdrawn, unsent)
+        assert.equal(receiver.requests.length, seen + 5, 'the withdrawn request was never sent')
+      } finally {
+        await client.close()
+      }
+    })
+  }
+})
+
+describe('webhook HTTP clients lifting holds and serving test sends', () => {
+  let receiver: Receiver
+
+  before(async () => {
+    receiver = await Receiver.start()
+  })
+  after(async () => {
+    await receiver.stop()
+  })
+
+  const clients: [
+    string,
+    (limits: { connectionsPerOrigin: number; maxInFlight: number }) => WebhookHttpClient,
+  ][] = [
+    ['on this thread', (limits) => new UndiciWebhookClient(limits)],
+    ['on its own thread', (limits) => new ThreadedWebhookClient({ allowPrivateTargets: true, ...limits })],
+  ]
+  const post = (client: WebhookHttpClient, n: number, endpoint?: string) =>
+    client.post({
+      url: receiver.url(),
+      headers: {},
+      body: JSON.stringify({ n }),
+      timeoutMs: 2_000,
+      ...(endpoint ? { endpoint } : {}),
+    })
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 100))
+
+  for (const [where, make] of clients) {
+    it(`keeps an endpoint held while a later failure is unseen: only the latest hold lifts it (${where})`, async () => {
+      const client = make({ connectionsPerOrigin: 2, maxInFlight: 2 })
+      try {
+        receiver.respond = (request) => (JSON.parse(request.body).n < 2 ? { status: 500, delayMs: 50 } : 200)
+        const seen = receiver.requests.length
+        const [first, second] = [post(client, 0, 'e'), post(client, 1, 'e')]
+        const third = post(client, 2, 'e')
+        const holds = [(await first).hold, (await second).hold]
+        assert.ok(holds[0] !== undefined && holds[1] !== undefined && holds[0] !== holds[1])
+        const [earlier, latest] = holds[0] < holds[1] ? [holds[0], holds[1]] : [holds[1], holds[0]]
+        client.resume('e', earlier)
+        await settle()
+        assert.equal(receiver.requests.length, seen + 2, 'still held by the later failure')
+        client.resume('e', latest)
+        assert.equal((await third).status, 200)
+      } finally {
+        await client.close()
+      }
+    })
+
+    it(`sends a request without an endpoint beside a full load of deliveries (${where})`, async () => {
+      const client = make({ connectionsPerOrigin: 4, maxInFlight: 1 })
+      try {
+        receiver.respond = (request) =>
+          JSON.parse(request.body).n === 0 ? { status: 200, delayMs: 600 } : 200
+        const slow = post(client, 0, 'e')
+        const queued = post(client, 1, 'e')
+        const started = performance.now()
+        const test = await post(client, 2)
+        assert.equal(test.status, 200)
+        assert.ok(performance.now() - started < 400, 'not behind the delivery taking the only slot')
+        assert.deepEqual([(await slow).status, (await queued).status], [200, 200])
+      } finally {
+        await client.close()
+      }
+    })
+  }
 })
