@@ -435,8 +435,7 @@ export class DeliveryWorker implements DeliveryHandoff {
         // Waiting for a connection, then the whole attempt, within the lease.
         maxWaitMs: leaseLeft - needed,
         // A withdraw that went by while the address was checked did not see it.
-        stillWanted: () =>
-          !this.stopping && this.breaker.state(delivery.endpointKey, this.now()) !== 'open' && !stale(),
+        stillWanted: () => !this.stopping && this.admitted(lease) && !stale(),
       })
       if ('notSent' in result) {
         this.handBack(lease, this.now())
@@ -476,10 +475,16 @@ export class DeliveryWorker implements DeliveryHandoff {
    */
   private afterFailedAttempt(endpointKey: string, hold: number, attempt: AttemptRecord, at: number): void {
     if (attempt.statusCode === 410 || this.breaker.state(endpointKey, at) === 'open') {
-      this.sender.withdraw(endpointKey)
+      this.sender.withdraw(endpointKey, hold)
     } else {
       this.sender.resume(endpointKey, hold)
     }
+  }
+
+  /** Whether its circuit still lets the lease's delivery go: closed, or half-open with it as the probe. */
+  private admitted(lease: Lease): boolean {
+    const state = this.breaker.state(lease.delivery.endpointKey, this.now())
+    return state === 'closed' || (lease.probe && state === 'half-open')
   }
 
   /** An organization webhook was edited or deleted: what waits to be sent to it comes back, to be claimed as it now stands. */

@@ -14,10 +14,11 @@ export interface WebhookHttpRequest {
    */
   timeoutMs: number
   /**
-   * How long it may wait for a connection; past that it is not sent at all (`NotSentError`).
-   * The delivery worker bounds it so that the wait and the attempt fit in the lease.
+   * The latest moment it may be sent, on `wallClock()` (comparable between threads); past
+   * that it is not sent at all (`NotSentError`). The delivery worker sets it so that the
+   * wait and the attempt fit in the lease.
    */
-  maxWaitMs?: number
+  sendBy?: number
   /**
    * The endpoint it goes to. A request to it that fails (no 2xx) holds the endpoint's
    * other requests until `resume` or `withdraw`: the caller decides whether they go.
@@ -39,8 +40,12 @@ export interface WebhookHttpResponse {
 /** The one thing the sender needs from HTTP; tests may hand in their own. */
 export interface WebhookHttpClient {
   post(request: WebhookHttpRequest): Promise<WebhookHttpResponse>
-  /** Requests still waiting for a connection — to `endpoint`, or all — are given up unsent (`NotSentError`). */
-  withdraw(endpoint?: string): void
+  /**
+   * Requests still waiting for a connection — to `endpoint`, or all — are given up unsent
+   * (`NotSentError`). With `hold`, the endpoint's hold is lifted too if that is still the
+   * latest (as `resume` does); with no endpoint, every hold is.
+   */
+  withdraw(endpoint?: string, hold?: number): void
   /**
    * Requests to `endpoint`, held since one of its requests failed, may go again — if `hold`
    * (that failure's) is still the latest: a later failure the caller has not seen yet keeps
@@ -56,6 +61,14 @@ export const RESPONSE_KEEP_BYTES = 1024
 const RESPONSE_DRAIN_BYTES = 64 * 1024
 /** How often requests past their deadline are looked for. */
 const SWEEP_INTERVAL_MS = 250
+/**
+ * A hold no word came for is lifted after this: a failure whose outcome never reached the
+ * caller must not stall its endpoint for good (the caller answers within milliseconds).
+ */
+const HOLD_LIMIT_MS = 30_000
+
+/** Epoch milliseconds, sub-millisecond, the same on every thread (`sendBy`). */
+export const wallClock = () => performance.timeOrigin + performance.now()
 
 /** A request in flight: when it must be over, and its handle once undici has started it. */
 interface Attempt {
@@ -69,8 +82,6 @@ interface Waiting {
   target: { origin: string; path: string }
   /** posting order, over every queue */
   seq: number
-  /** performance.now() when posted */
-  since: number
   resolve: (response: WebhookHttpResponse) => void
   reject: (error: Error) => void
 }
@@ -119,8 +130,8 @@ export class UndiciWebhookClient implements WebhookHttpClient {
   private sendAgain = false
   /** requests sent and not yet settled, per origin */
   private readonly sentTo = new Map<string, number>()
-  /** endpoints whose requests wait for `resume` (one of them failed), with the latest failure's hold */
-  private readonly held = new Map<string, number>()
+  /** endpoints whose requests wait for `resume` (one of them failed): the latest failure's hold, and when */
+  private readonly held = new Map<string, { hold: number; since: number }>()
   private holds = 0
   private sweeper: NodeJS.Timeout | undefined
 
@@ -148,15 +159,15 @@ export class UndiciWebhookClient implements WebhookHttpClient {
       const key = input.endpoint ?? `\u0000${target.origin}`
       const queue = this.queues.get(key) ?? []
       this.queues.set(key, queue)
-      queue.push({ input, target, seq: this.posted++, since: performance.now(), resolve, reject })
+      queue.push({ input, target, seq: this.posted++, resolve, reject })
       this.sweep()
       this.sendWaiting()
     })
   }
 
-  withdraw(endpoint?: string): void {
+  withdraw(endpoint?: string, hold?: number): void {
     if (endpoint === undefined) this.held.clear()
-    else this.held.delete(endpoint)
+    else if (hold !== undefined && this.held.get(endpoint)?.hold === hold) this.held.delete(endpoint)
     this.giveUp(
       (request) => endpoint === undefined || request.input.endpoint === endpoint,
       'withdrawn before it was sent',
@@ -164,7 +175,7 @@ export class UndiciWebhookClient implements WebhookHttpClient {
   }
 
   resume(endpoint: string, hold: number): void {
-    if (this.held.get(endpoint) !== hold) return
+    if (this.held.get(endpoint)?.hold !== hold) return
     this.held.delete(endpoint)
     this.sendWaiting()
   }
@@ -197,7 +208,7 @@ export class UndiciWebhookClient implements WebhookHttpClient {
    * endpoint is not held.
    */
   private nextToSend(): Waiting | undefined {
-    const now = performance.now()
+    const now = wallClock()
     const room = this.attempts.size < this.maxInFlight
     let oldest: Waiting[] | undefined
     for (const [key, queue] of this.queues) {
@@ -216,11 +227,9 @@ export class UndiciWebhookClient implements WebhookHttpClient {
     return oldest?.shift()
   }
 
-  /** Requests at the head of `queue` that waited longer than they may are given up. */
+  /** Requests at the head of `queue` past their `sendBy` are given up (the sweep looks at every one). */
   private giveUpExpired(queue: Waiting[], now: number): void {
-    while (queue[0]) {
-      const { maxWaitMs } = queue[0].input
-      if (maxWaitMs === undefined || now - queue[0].since <= maxWaitMs) return
+    while (queue[0] && isLate(queue[0], now)) {
       queue.shift()?.reject(new NotSentError('it waited too long for a connection'))
     }
   }
@@ -255,22 +264,27 @@ export class UndiciWebhookClient implements WebhookHttpClient {
     let size = 0
     let status = 0
     let settled = false
-    /** Settles once, whichever way; the connection it leaves free takes the next request. */
-    const settle = (outcome: (durationMs: number, hold: number | undefined) => void) => {
+    /**
+     * Settles once, whichever way; the connection it leaves free takes the next request. A
+     * failure (no 2xx answer, or none in full) holds its endpoint's other requests.
+     */
+    const settle = (failed: boolean, outcome: (durationMs: number, hold: number | undefined) => void) => {
       if (settled) return
       settled = true
       this.untrack(attempt, target.origin)
-      const failed = !(status >= 200 && status < 300)
       let hold: number | undefined
       if (failed && input.endpoint !== undefined) {
         hold = ++this.holds
-        this.held.set(input.endpoint, hold)
+        this.held.set(input.endpoint, { hold, since: performance.now() })
       }
-      outcome(Math.round(performance.now() - started), hold)
-      this.sendWaiting()
+      try {
+        outcome(Math.round(performance.now() - started), hold)
+      } finally {
+        this.sendWaiting()
+      }
     }
     const respond = () =>
-      settle((durationMs, hold) =>
+      settle(!(status >= 200 && status < 300), (durationMs, hold) =>
         resolve({
           status,
           body: Buffer.concat(kept).subarray(0, RESPONSE_KEEP_BYTES).toString('utf8'),
@@ -278,9 +292,8 @@ export class UndiciWebhookClient implements WebhookHttpClient {
           ...(hold === undefined ? {} : { hold }),
         }),
       )
-    // Errors carry the same, for the caller to read off them.
     const fail = (error: Error) =>
-      settle((durationMs, hold) => reject(Object.assign(error, { durationMs, hold })))
+      settle(true, (durationMs, hold) => reject(new AttemptFailedError(error, durationMs, hold)))
     try {
       this.agent.dispatch(
         {
@@ -345,11 +358,23 @@ export class UndiciWebhookClient implements WebhookHttpClient {
       for (const late of this.attempts) {
         if (now > late.deadline) late.controller?.abort(new AttemptTimeoutError())
       }
+      const wall = wallClock()
       for (const [key, queue] of this.queues) {
-        this.giveUpExpired(queue, now)
-        if (queue.length === 0) this.queues.delete(key)
+        const late = queue.filter((request) => isLate(request, wall))
+        if (late.length === 0) continue
+        const kept = queue.filter((request) => !isLate(request, wall))
+        if (kept.length === 0) this.queues.delete(key)
+        else this.queues.set(key, kept)
+        for (const request of late) request.reject(new NotSentError('it waited too long for a connection'))
       }
-      if (this.attempts.size === 0 && this.queues.size === 0) {
+      let lifted = false
+      for (const [endpoint, { since }] of this.held) {
+        if (now - since < HOLD_LIMIT_MS) continue
+        this.held.delete(endpoint)
+        lifted = true
+      }
+      if (lifted) this.sendWaiting()
+      if (this.attempts.size === 0 && this.queues.size === 0 && this.held.size === 0) {
         clearInterval(this.sweeper)
         this.sweeper = undefined
       }
@@ -378,6 +403,30 @@ export class AttemptTimeoutError extends Error {
   override readonly name = 'TimeoutError'
   constructor() {
     super('the attempt outlasted its timeout')
+  }
+}
+
+const isLate = (request: Waiting, now: number) =>
+  request.input.sendBy !== undefined && now > request.input.sendBy
+
+/**
+ * A sent request that failed: the failure as undici (or the deadline) gave it — name, code,
+ * message and cause, which is what callers read — with how long it took and the hold it put
+ * on its endpoint. A new object: undici may hand one error to several requests.
+ */
+export class AttemptFailedError extends Error {
+  readonly code?: string
+  readonly durationMs: number
+  readonly hold?: number
+
+  constructor(failure: Error, durationMs: number, hold: number | undefined) {
+    // The guarded lookup's refusal may be the failure itself or its cause: it stays the cause.
+    super(failure.message, { cause: failure.cause ?? failure })
+    this.name = failure.name
+    const { code } = failure as { code?: unknown }
+    if (typeof code === 'string') this.code = code
+    this.durationMs = durationMs
+    if (hold !== undefined) this.hold = hold
   }
 }
 

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { SecretBox } from '../security/secret-box.ts'
-import { NotSentError, type WebhookHttpClient } from './http-client.ts'
+import { NotSentError, type WebhookHttpClient, wallClock } from './http-client.ts'
 import { signingKey } from './signing.ts'
 import { type SsrfGuard, TargetRefusedError } from './ssrf-guard.ts'
 import type { NotSent, SendResult, SignatureScheme, WebhookTarget } from './webhook.types.ts'
@@ -76,14 +76,14 @@ export class WebhookSender {
         customHeaders: target.customHeaders,
       })
       if (input.stillWanted && !input.stillWanted()) return { notSent: 'no longer wanted' }
-      const maxWaitMs = input.maxWaitMs === undefined ? undefined : input.maxWaitMs - elapsed()
-      if (maxWaitMs !== undefined && maxWaitMs < 0) return { notSent: 'its lease ran short' }
+      const waitLeft = input.maxWaitMs === undefined ? undefined : input.maxWaitMs - elapsed()
+      if (waitLeft !== undefined && waitLeft < 0) return { notSent: 'its lease ran short' }
       const response = await this.client.post({
         url: target.url,
         headers,
         body: input.body,
         timeoutMs: this.timeoutMs,
-        ...(maxWaitMs !== undefined ? { maxWaitMs } : {}),
+        ...(waitLeft !== undefined ? { sendBy: wallClock() + waitLeft } : {}),
         ...(input.endpoint !== undefined ? { endpoint: input.endpoint } : {}),
       })
       return {
@@ -107,9 +107,12 @@ export class WebhookSender {
     }
   }
 
-  /** What waits to be sent — to `endpoint` (its circuit opened), or all (stopping) — is given up unsent. */
-  withdraw(endpoint?: string): void {
-    this.client.withdraw(endpoint)
+  /**
+   * What waits to be sent — to `endpoint` (its circuit opened, its webhook changed), or all
+   * (stopping) — is given up unsent; with `hold`, that failure's hold is lifted too.
+   */
+  withdraw(endpoint?: string, hold?: number): void {
+    this.client.withdraw(endpoint, hold)
   }
 
   /** What waits to be sent to `endpoint`, held since the failure that put `hold` on it, may go. */

@@ -10,7 +10,7 @@ import { TargetRefusedError } from './ssrf-guard.ts'
 /** What the thread is told: requests to make, or to close. */
 export type ToHttpThread =
   | { op: 'post'; requests: (WebhookHttpRequest & { id: number })[] }
-  | { op: 'withdraw'; endpoint?: string }
+  | { op: 'withdraw'; endpoint?: string; hold?: number }
   | { op: 'resume'; endpoint: string; hold: number }
   | { op: 'close' }
 
@@ -63,6 +63,8 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
   >()
   private outgoing: (WebhookHttpRequest & { id: number })[] = []
   private closed = false
+  /** threads started so far: a hold names the thread it was put on, so a word for a dead one is not taken by the next */
+  private threads = 0
 
   constructor(options: ThreadedWebhookClientOptions) {
     this.options = options
@@ -79,17 +81,26 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
     return answer
   }
 
-  withdraw(endpoint?: string): void {
+  withdraw(endpoint?: string, hold?: number): void {
     // Posted in this same stretch, it must be there to be withdrawn.
     this.flush()
+    const ofThisThread = hold === undefined ? undefined : this.threadHold(hold)
     this.worker?.postMessage({
       op: 'withdraw',
       ...(endpoint === undefined ? {} : { endpoint }),
+      ...(ofThisThread === undefined ? {} : { hold: ofThisThread }),
     } satisfies ToHttpThread)
   }
 
   resume(endpoint: string, hold: number): void {
-    this.worker?.postMessage({ op: 'resume', endpoint, hold } satisfies ToHttpThread)
+    const ofThisThread = this.threadHold(hold)
+    if (ofThisThread === undefined) return
+    this.worker?.postMessage({ op: 'resume', endpoint, hold: ofThisThread } satisfies ToHttpThread)
+  }
+
+  /** The thread's own number of a hold it reported, if that thread is the one running now. */
+  private threadHold(hold: number): number | undefined {
+    return Math.floor(hold / HOLDS_PER_THREAD) === this.threads ? hold % HOLDS_PER_THREAD : undefined
   }
 
   async close(): Promise<void> {
@@ -115,6 +126,8 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
 
   private thread(): Worker {
     if (this.worker) return this.worker
+    this.threads++
+    const thread = this.threads
     const worker = new Worker(new URL('./http-client.worker.ts', import.meta.url), {
       workerData: this.options,
     })
@@ -124,15 +137,15 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
         const waiter = this.pending.get(outcome.id)
         if (!waiter) continue
         this.pending.delete(outcome.id)
-        if ('response' in outcome) waiter.resolve(outcome.response)
-        else waiter.reject(toError(outcome.error))
+        if ('response' in outcome) waiter.resolve(withThreadHold(outcome.response, thread))
+        else waiter.reject(toError(withThreadHold(outcome.error, thread)))
       }
       if (this.pending.size === 0 && !this.closed) worker.unref()
     })
-    worker.on('error', (error) => this.failAll(error))
+    worker.on('error', (error) => this.failAll(error.message))
     worker.on('exit', () => {
       this.worker = undefined
-      this.failAll(new Error('the webhook HTTP thread stopped'))
+      this.failAll('the webhook HTTP thread stopped')
     })
     // After the listeners, which would otherwise hold the thread's port (and the process) again.
     if (this.pending.size === 0) worker.unref()
@@ -141,10 +154,19 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
   }
 
   /** The thread is gone: what it was doing fails, and its deliveries are tried again. */
-  private failAll(error: Error): void {
-    for (const waiter of this.pending.values()) waiter.reject(error)
+  private failAll(reason: string): void {
+    // Sent or not, no one can tell: each comes back as not sent and is handed back (at least
+    // once), rather than counted as a failed attempt against its endpoint.
+    for (const waiter of this.pending.values()) waiter.reject(new NotSentError(reason))
     this.pending.clear()
   }
+}
+
+/** Holds are numbered per thread; across, the number also names the thread (see `threadHold`). */
+const HOLDS_PER_THREAD = 2 ** 32
+
+function withThreadHold<T extends { hold?: number }>(crossed: T, thread: number): T {
+  return crossed.hold === undefined ? crossed : { ...crossed, hold: thread * HOLDS_PER_THREAD + crossed.hold }
 }
 
 function toError(crossed: ThreadError): Error {

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict'
 import { createServer, type Server, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { NotSentError, UndiciWebhookClient, type WebhookHttpClient } from '../../src/webhooks/http-client.ts'
+import {
+  NotSentError,
+  UndiciWebhookClient,
+  type WebhookHttpClient,
+  wallClock,
+} from '../../src/webhooks/http-client.ts'
 import { TargetRefusedError } from '../../src/webhooks/ssrf-guard.ts'
 import { ThreadedWebhookClient } from '../../src/webhooks/threaded-http-client.ts'
 import { Receiver } from './receiver.ts'
@@ -183,11 +188,7 @@ describe('webhook HTTP clients holding requests until a connection is free', () 
       () => new ThreadedWebhookClient({ allowPrivateTargets: true, connectionsPerOrigin: 1 }),
     ],
   ]
-  const post = (
-    client: WebhookHttpClient,
-    n: number,
-    extra: { maxWaitMs?: number; endpoint?: string } = {},
-  ) =>
+  const post = (client: WebhookHttpClient, n: number, extra: { sendBy?: number; endpoint?: string } = {}) =>
     client.post({ url: receiver.url(), headers: {}, body: JSON.stringify({ n }), timeoutMs: 450, ...extra })
   const unsent = (error: unknown) => error instanceof NotSentError
 
@@ -212,7 +213,7 @@ describe('webhook HTTP clients holding requests until a connection is free', () 
         receiver.respond = () => ({ status: 200, delayMs: 400 })
         const seen = receiver.requests.length
         const first = post(client, 1)
-        const late = post(client, 2, { maxWaitMs: 100 })
+        const late = post(client, 2, { sendBy: wallClock() + 100 })
         await assert.rejects(late, unsent)
         assert.equal((await first).status, 200)
         await new Promise((resolve) => setTimeout(resolve, 100))
@@ -301,6 +302,31 @@ describe('webhook HTTP clients lifting holds and serving test sends', () => {
         assert.equal(receiver.requests.length, seen + 2, 'still held by the later failure')
         client.resume('e', latest)
         assert.equal((await third).status, 200)
+      } finally {
+        await client.close()
+      }
+    })
+
+    it(`holds an endpoint after a 2xx whose body did not arrive in time (${where})`, async () => {
+      const client = make({ connectionsPerOrigin: 1, maxInFlight: 1 })
+      try {
+        receiver.respond = (request) =>
+          JSON.parse(request.body).n === 0 ? { status: 200, body: 'x'.repeat(40), trickleMs: 50 } : 200
+        const seen = receiver.requests.length
+        const cut = client
+          .post({ url: receiver.url(), headers: {}, body: '{"n":0}', timeoutMs: 300, endpoint: 'e' })
+          .then(
+            () => assert.fail('the body outlasted the timeout'),
+            (error: unknown) => error as { name?: string; hold?: number },
+          )
+        const next = post(client, 1, 'e')
+        const failure = await cut
+        assert.equal(failure.name, 'TimeoutError')
+        assert.ok(failure.hold !== undefined, 'the cut-off answer put a hold on its endpoint')
+        await settle()
+        assert.equal(receiver.requests.length, seen + 1, 'held')
+        client.resume('e', failure.hold)
+        assert.equal((await next).status, 200)
       } finally {
         await client.close()
       }
