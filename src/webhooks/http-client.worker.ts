@@ -64,7 +64,7 @@ function crossable(error: unknown): ThreadError {
 
 port.on('message', (message: ToHttpThread) => {
   if (message.op === 'withdraw') {
-    client.withdraw(message.endpoint)
+    client.withdraw(message.endpoint, message.hold)
     return
   }
   if (message.op === 'resume') {

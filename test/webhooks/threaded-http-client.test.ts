@@ -307,6 +307,27 @@ describe('webhook HTTP clients lifting holds and serving test sends', () => {
       }
     })
 
+    it(`lifts the hold with a withdraw that names the latest failure, and only then (${where})`, async () => {
+      const client = make({ connectionsPerOrigin: 1, maxInFlight: 1 })
+      try {
+        let answered = 0
+        receiver.respond = () => (answered++ === 0 ? 503 : 200)
+        const failure = await post(client, 0, 'e')
+        const withdrawn = post(client, 1, 'e')
+        client.withdraw('e', (failure.hold ?? 0) + 1)
+        await assert.rejects(withdrawn, (error) => error instanceof NotSentError)
+        const stillHeld = post(client, 2, 'e')
+        client.withdraw('e', failure.hold)
+        await assert.rejects(stillHeld, (error) => error instanceof NotSentError)
+        // Lifted: the next goes out at once (a hold no one lifts lets go only after 30 s).
+        const started = performance.now()
+        assert.equal((await post(client, 3, 'e')).status, 200)
+        assert.ok(performance.now() - started < 2_000, 'not held')
+      } finally {
+        await client.close()
+      }
+    })
+
     it(`holds an endpoint after a 2xx whose body did not arrive in time (${where})`, async () => {
       const client = make({ connectionsPerOrigin: 1, maxInFlight: 1 })
       try {
