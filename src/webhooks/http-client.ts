@@ -67,6 +67,8 @@ const SWEEP_INTERVAL_MS = 250
  */
 const HOLD_LIMIT_MS = 30_000
 
+const WAITED_TOO_LONG = 'it waited too long for a connection'
+
 /** Epoch milliseconds, sub-millisecond, the same on every thread (`sendBy`). */
 export const wallClock = () => performance.timeOrigin + performance.now()
 
@@ -110,7 +112,7 @@ export interface UndiciWebhookClientOptions {
  * request's timeout starts when it is sent — waiting behind a slow receiver's other
  * requests is not held against an attempt — and a caller may post well ahead of what is
  * sent (the delivery worker does: a connection that frees up takes the next request at
- * once, however busy the caller's thread is), bounding each wait with `maxWaitMs`. Ahead of
+ * once, however busy the caller's thread is), bounding each wait with `sendBy`. Ahead of
  * the caller means ahead of its judgement too: once a request to an endpoint fails, the
  * endpoint's others wait until the caller has seen the failure and resumes or withdraws
  * them, so a receiver that went down gets no more than what was already under way.
@@ -230,7 +232,7 @@ export class UndiciWebhookClient implements WebhookHttpClient {
   /** Requests at the head of `queue` past their `sendBy` are given up (the sweep looks at every one). */
   private giveUpExpired(queue: Waiting[], now: number): void {
     while (queue[0] && isLate(queue[0], now)) {
-      queue.shift()?.reject(new NotSentError('it waited too long for a connection'))
+      queue.shift()?.reject(new NotSentError(WAITED_TOO_LONG))
     }
   }
 
@@ -359,14 +361,7 @@ export class UndiciWebhookClient implements WebhookHttpClient {
         if (now > late.deadline) late.controller?.abort(new AttemptTimeoutError())
       }
       const wall = wallClock()
-      for (const [key, queue] of this.queues) {
-        const late = queue.filter((request) => isLate(request, wall))
-        if (late.length === 0) continue
-        const kept = queue.filter((request) => !isLate(request, wall))
-        if (kept.length === 0) this.queues.delete(key)
-        else this.queues.set(key, kept)
-        for (const request of late) request.reject(new NotSentError('it waited too long for a connection'))
-      }
+      this.giveUp((request) => isLate(request, wall), WAITED_TOO_LONG)
       let lifted = false
       for (const [endpoint, { since }] of this.held) {
         if (now - since < HOLD_LIMIT_MS) continue

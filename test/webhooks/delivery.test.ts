@@ -800,6 +800,23 @@ describe('webhook delivery alongside a stream of handed-over deliveries', () => 
     assert.equal(harness.module.worker.breaker.state(webhook.id, harness.clock.now()), 'closed')
   })
 
+  it('does not send what waits for a connection once its webhook is deleted', async () => {
+    harness = await openHarness({ concurrency: 1, pollIntervalMs: 600_000 })
+    receiver = await Receiver.start()
+    const webhook = await harness.createWebhook({ url: receiver.url() })
+    receiver.respond = () => ({ status: 200, delayMs: 200 })
+    harness.module.worker.start()
+    const session = newSession()
+    await harness.emit('message.received', { session, data: { i: 0 } })
+    await harness.emit('message.received', { session, data: { i: 1 } })
+    await eventually(() => receiver.active === 1, 'the first request')
+    await harness.module.service.delete(harness.organizationId, webhook.id)
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    await harness.module.worker.stop()
+    assert.equal(receiver.requests.length, 1, 'the second, held by the HTTP client, was taken back')
+    assert.deepEqual(await harness.rows(), [], 'the deliveries went with their webhook')
+  })
+
   it('sends a handed-over delivery as its webhook stands after an edit', async () => {
     harness = await openHarness({ concurrency: 1, pollIntervalMs: 600_000 })
     receiver = await Receiver.start()

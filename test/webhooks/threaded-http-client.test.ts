@@ -170,7 +170,7 @@ describe('webhook HTTP clients and the attempt deadline', () => {
   })
 })
 
-describe('webhook HTTP clients holding requests until a connection is free', () => {
+describe('webhook HTTP clients queueing, holding and withdrawing requests', () => {
   let receiver: Receiver
 
   before(async () => {
@@ -180,17 +180,24 @@ describe('webhook HTTP clients holding requests until a connection is free', () 
     await receiver.stop()
   })
 
-  // One connection per origin: a second request waits for the first.
-  const clients: [string, () => WebhookHttpClient][] = [
-    ['on this thread', () => new UndiciWebhookClient({ connectionsPerOrigin: 1 })],
+  /** Limits for the client: by default one connection per origin, so a second request waits for the first. */
+  type Limits = { connectionsPerOrigin: number; maxInFlight?: number }
+  const clients: [string, (limits?: Limits) => WebhookHttpClient][] = [
+    ['on this thread', (limits = { connectionsPerOrigin: 1 }) => new UndiciWebhookClient(limits)],
     [
       'on its own thread',
-      () => new ThreadedWebhookClient({ allowPrivateTargets: true, connectionsPerOrigin: 1 }),
+      (limits = { connectionsPerOrigin: 1 }) =>
+        new ThreadedWebhookClient({ allowPrivateTargets: true, ...limits }),
     ],
   ]
-  const post = (client: WebhookHttpClient, n: number, extra: { sendBy?: number; endpoint?: string } = {}) =>
-    client.post({ url: receiver.url(), headers: {}, body: JSON.stringify({ n }), timeoutMs: 450, ...extra })
+  const post = (
+    client: WebhookHttpClient,
+    n: number,
+    extra: { sendBy?: number; endpoint?: string; timeoutMs?: number } = {},
+  ) =>
+    client.post({ url: receiver.url(), headers: {}, body: JSON.stringify({ n }), timeoutMs: 2_000, ...extra })
   const unsent = (error: unknown) => error instanceof NotSentError
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 100))
 
   for (const [where, make] of clients) {
     it(`times an attempt from when it is sent, not while it waits for a connection (${where})`, async () => {
@@ -198,7 +205,10 @@ describe('webhook HTTP clients holding requests until a connection is free', () 
       try {
         receiver.respond = () => ({ status: 200, delayMs: 300 })
         // The second waits ~300 ms, then takes ~300 ms itself: over its 450 ms timeout in all, not once sent.
-        const [first, second] = await Promise.all([post(client, 1), post(client, 2)])
+        const [first, second] = await Promise.all([
+          post(client, 1, { timeoutMs: 450 }),
+          post(client, 2, { timeoutMs: 450 }),
+        ])
         assert.equal(first.status, 200)
         assert.equal(second.status, 200)
         assert.ok(second.durationMs >= 290 && second.durationMs < 450, `took ${second.durationMs} ms`)
@@ -216,7 +226,7 @@ describe('webhook HTTP clients holding requests until a connection is free', () 
         const late = post(client, 2, { sendBy: wallClock() + 100 })
         await assert.rejects(late, unsent)
         assert.equal((await first).status, 200)
-        await new Promise((resolve) => setTimeout(resolve, 100))
+        await settle()
         assert.equal(receiver.requests.length, seen + 1, 'the receiver never saw the second')
       } finally {
         await client.close()
@@ -236,7 +246,7 @@ describe('webhook HTTP clients holding requests until a connection is free', () 
         const failure = await failed
         assert.equal(failure.status, 503)
         assert.equal((await other).status, 200)
-        await new Promise((resolve) => setTimeout(resolve, 100))
+        await settle()
         assert.equal(receiver.requests.length, seen + 2, 'held after the failure')
         assert.ok(failure.hold !== undefined)
         client.resume('e', failure.hold)
@@ -256,44 +266,13 @@ describe('webhook HTTP clients holding requests until a connection is free', () 
         await client.close()
       }
     })
-  }
-})
-
-describe('webhook HTTP clients lifting holds and serving test sends', () => {
-  let receiver: Receiver
-
-  before(async () => {
-    receiver = await Receiver.start()
-  })
-  after(async () => {
-    await receiver.stop()
-  })
-
-  const clients: [
-    string,
-    (limits: { connectionsPerOrigin: number; maxInFlight: number }) => WebhookHttpClient,
-  ][] = [
-    ['on this thread', (limits) => new UndiciWebhookClient(limits)],
-    ['on its own thread', (limits) => new ThreadedWebhookClient({ allowPrivateTargets: true, ...limits })],
-  ]
-  const post = (client: WebhookHttpClient, n: number, endpoint?: string) =>
-    client.post({
-      url: receiver.url(),
-      headers: {},
-      body: JSON.stringify({ n }),
-      timeoutMs: 2_000,
-      ...(endpoint ? { endpoint } : {}),
-    })
-  const settle = () => new Promise((resolve) => setTimeout(resolve, 100))
-
-  for (const [where, make] of clients) {
     it(`keeps an endpoint held while a later failure is unseen: only the latest hold lifts it (${where})`, async () => {
       const client = make({ connectionsPerOrigin: 2, maxInFlight: 2 })
       try {
         receiver.respond = (request) => (JSON.parse(request.body).n < 2 ? { status: 500, delayMs: 50 } : 200)
         const seen = receiver.requests.length
-        const [first, second] = [post(client, 0, 'e'), post(client, 1, 'e')]
-        const third = post(client, 2, 'e')
+        const [first, second] = [post(client, 0, { endpoint: 'e' }), post(client, 1, { endpoint: 'e' })]
+        const third = post(client, 2, { endpoint: 'e' })
         const holds = [(await first).hold, (await second).hold]
         assert.ok(holds[0] !== undefined && holds[1] !== undefined && holds[0] !== holds[1])
         const [earlier, latest] = holds[0] < holds[1] ? [holds[0], holds[1]] : [holds[1], holds[0]]
@@ -312,16 +291,16 @@ describe('webhook HTTP clients lifting holds and serving test sends', () => {
       try {
         let answered = 0
         receiver.respond = () => (answered++ === 0 ? 503 : 200)
-        const failure = await post(client, 0, 'e')
-        const withdrawn = post(client, 1, 'e')
+        const failure = await post(client, 0, { endpoint: 'e' })
+        const withdrawn = post(client, 1, { endpoint: 'e' })
         client.withdraw('e', (failure.hold ?? 0) + 1)
         await assert.rejects(withdrawn, (error) => error instanceof NotSentError)
-        const stillHeld = post(client, 2, 'e')
+        const stillHeld = post(client, 2, { endpoint: 'e' })
         client.withdraw('e', failure.hold)
         await assert.rejects(stillHeld, (error) => error instanceof NotSentError)
         // Lifted: the next goes out at once (a hold no one lifts lets go only after 30 s).
         const started = performance.now()
-        assert.equal((await post(client, 3, 'e')).status, 200)
+        assert.equal((await post(client, 3, { endpoint: 'e' })).status, 200)
         assert.ok(performance.now() - started < 2_000, 'not held')
       } finally {
         await client.close()
@@ -340,7 +319,7 @@ describe('webhook HTTP clients lifting holds and serving test sends', () => {
             () => assert.fail('the body outlasted the timeout'),
             (error: unknown) => error as { name?: string; hold?: number },
           )
-        const next = post(client, 1, 'e')
+        const next = post(client, 1, { endpoint: 'e' })
         const failure = await cut
         assert.equal(failure.name, 'TimeoutError')
         assert.ok(failure.hold !== undefined, 'the cut-off answer put a hold on its endpoint')
@@ -358,8 +337,8 @@ describe('webhook HTTP clients lifting holds and serving test sends', () => {
       try {
         receiver.respond = (request) =>
           JSON.parse(request.body).n === 0 ? { status: 200, delayMs: 600 } : 200
-        const slow = post(client, 0, 'e')
-        const queued = post(client, 1, 'e')
+        const slow = post(client, 0, { endpoint: 'e' })
+        const queued = post(client, 1, { endpoint: 'e' })
         const started = performance.now()
         const test = await post(client, 2)
         assert.equal(test.status, 200)
