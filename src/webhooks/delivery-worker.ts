@@ -23,7 +23,7 @@ export interface DeliveryWorkerOptions {
   random?: () => number
   /** how often to look for due deliveries when nothing wakes the worker */
   pollIntervalMs?: number
-  /** requests sent at once (the HTTP client holds up to SENDS_AHEAD times as many, ready) */
+  /** requests sent at once (the HTTP client holds up to SENDS_AHEAD times as many per endpoint, ready) */
   concurrency?: number
   /** how long a claim holds; must outlast a request (the sender's timeout) */
   leaseMs?: number
@@ -50,12 +50,14 @@ const SETTLE_DELAY_MS = 10
 const HANDOFF_CAPACITY = 2048
 const HANDOFF_MAX_BODY_LENGTH = 8 * 1024
 /**
- * Requests handed to the HTTP client at once, per request it sends at once (`concurrency`).
- * It sends them as connections free up, without a round trip to this thread, so a free
- * connection does not wait for the event loop to come back from a commit or a garbage
- * collection (a few to 30 ms under load) to be given its next request. Interleaved runs of
- * 20,000 events recorded live by 32 producers (2026-12-05): 10.4k → 12.2k events/s, the
- * median of five pairs (+9 to +47 %); 8 instead of 4 did no better.
+ * Requests to one endpoint handed to the HTTP client at once, per request it sends at once
+ * (`concurrency`). It sends them as connections free up, without a round trip to this
+ * thread, so a free connection does not wait for the event loop to come back from a commit
+ * or a garbage collection (a few to 30 ms under load) to be given its next request.
+ * Interleaved runs of 20,000 events recorded live by 32 producers (2026-12-05): 10.4k →
+ * 12.2k events/s, the median of five pairs (+9 to +47 %); 8 instead of 4 did no better.
+ * Per endpoint, not in all: an endpoint's requests beyond it wait here, and never keep
+ * another endpoint's from the HTTP client.
  */
 const SENDS_AHEAD = 4
 /**
@@ -75,6 +77,19 @@ interface Lease {
   claimed: boolean
 }
 
+/** What the worker holds for one endpoint: its share of each limit is counted here. */
+interface EndpointLoad {
+  key: string
+  /** leased deliveries not finished: waiting, parked or being sent */
+  held: number
+  /** of those, found by a claim */
+  claimed: number
+  /** of those, handed to the sender */
+  sending: number
+  /** waiting while the endpoint has its share with the sender already, oldest first */
+  parked: Lease[]
+}
+
 /** A delivery tried (or handed back, or given up) whose outcome is not stored yet. */
 interface Finished extends DeliveryCompletion {
   delivery: ClaimedDelivery
@@ -90,7 +105,7 @@ interface Finished extends DeliveryCompletion {
  * what finished since the last step and claims more. Claims run ahead of the requests (up
  * to `concurrency` deliveries wait, leased, for a slot), so a finished request is followed
  * by the next at once, and a busy worker takes a step only when a good batch has gathered.
- * The HTTP client is handed more than it sends at once (SENDS_AHEAD); it holds an endpoint's
+ * The HTTP client is handed more than it sends at once (SENDS_AHEAD per endpoint); it holds an endpoint's
  * requests back once one fails, until the worker has seen the failure and lets them go on
  * or takes them back (the circuit opened, the webhook was edited, the worker is stopping).
  * Until its step, a finished delivery is still leased: a crash then means it is sent again
@@ -104,6 +119,12 @@ interface Finished extends DeliveryCompletion {
  * once one found fewer than it asked for, until one of those happens anew. Claims fill a
  * window of their own beside what was handed over, and waiting deliveries go out by when
  * they fell due, so neither kind keeps the other waiting.
+ *
+ * No endpoint keeps another waiting either — a slow receiver, or one with a backlog, only
+ * slows down its own deliveries: each endpoint has its share of what the HTTP client is
+ * handed (its excess waits here, parked), of the claim window (an endpoint holding half of
+ * it, or parked, is left out of claims while other endpoints may have due rows) and of the
+ * handoff (one endpoint never takes the last `window` places).
  */
 export class DeliveryWorker implements DeliveryHandoff {
   private readonly webhooks: WebhooksRepository
@@ -114,8 +135,12 @@ export class DeliveryWorker implements DeliveryHandoff {
   private readonly random: () => number
   private readonly pollIntervalMs: number
   private readonly concurrency: number
-  /** deliveries handed to the sender and not finished, at most */
+  /** deliveries to one endpoint handed to the sender and not finished, at most */
   private readonly sendsAhead: number
+  /** claimed deliveries of one endpoint beyond which claims leave it out while others may have due rows */
+  private readonly claimShare: number
+  /** handed-over deliveries one endpoint may hold: the rest of the handoff is kept for the others */
+  private readonly handoffShare: number
   private readonly leaseMs: number
   /** LEASE_MARGIN_MS, or half of what the lease leaves beyond a request when that is less */
   private readonly leaseMargin: number
@@ -130,8 +155,13 @@ export class DeliveryWorker implements DeliveryHandoff {
   private readonly claimedWaiting: Lease[] = []
   /** deliveries handed over at enqueue, waiting for a slot */
   private readonly handedWaiting: Lease[] = []
-  /** claimed deliveries being sent */
-  private claimedSending = 0
+  /** per endpoint with anything held */
+  private readonly loads = new Map<string, EndpointLoad>()
+  /** endpoints with parked deliveries */
+  private readonly crowdedOut = new Set<EndpointLoad>()
+  /** leased deliveries not finished (waiting, parked or being sent), all endpoints; `claimedHeld` those claimed */
+  private holding = 0
+  private claimedHeld = 0
   /** when the last claim ran (performance.now): the poll's deadline, which nudges do not move */
   private lastClaimAt = 0
   private readonly inFlight = new Set<Promise<void>>()
@@ -147,8 +177,16 @@ export class DeliveryWorker implements DeliveryHandoff {
   private wokenWhileTicking = false
   /** whether a claim may find due rows no one holds */
   private claimable = true
+  /**
+   * Since when (performance.now) a claim that left out the endpoints over their share found
+   * nothing else due: until something new may be due, or a poll interval has passed, claims
+   * take those endpoints' rows too. Undefined while other endpoints may have due rows.
+   */
+  private othersIdleSince: number | undefined
   /** times `claimable` was set: one during a claim keeps it set */
   private wakes = 0
+  /** times any endpoint's rows may have fallen due (`mayBeDue`): one during a claim keeps `othersIdleSince` clear */
+  private otherWakes = 0
 
   constructor(options: DeliveryWorkerOptions) {
     this.webhooks = options.webhooks
@@ -168,6 +206,8 @@ export class DeliveryWorker implements DeliveryHandoff {
     this.window = 2 * this.concurrency
     this.batch = Math.max(1, Math.floor(this.concurrency / 2))
     this.handoffCapacity = Math.max(this.window, options.handoffCapacity ?? HANDOFF_CAPACITY)
+    this.claimShare = this.concurrency
+    this.handoffShare = Math.max(this.window, this.handoffCapacity - this.window)
     this.breaker = new CircuitBreaker(options.circuit)
   }
 
@@ -188,7 +228,10 @@ export class DeliveryWorker implements DeliveryHandoff {
     this.cancelSchedule()
     await this.ticking
     const at = this.now()
-    for (const lease of [...this.claimedWaiting.splice(0), ...this.handedWaiting.splice(0)]) {
+    const parked = [...this.crowdedOut].flatMap((load) => load.parked.splice(0))
+    this.crowdedOut.clear()
+    for (const lease of [...this.claimedWaiting.splice(0), ...this.handedWaiting.splice(0), ...parked]) {
+      this.leave(lease)
       this.handBack(lease, at)
     }
     // What the HTTP client holds but has not sent comes back unsent, and is handed back too.
@@ -206,35 +249,75 @@ export class DeliveryWorker implements DeliveryHandoff {
 
   offer(now: number): ReturnType<DeliveryHandoff['offer']> {
     if (!this.running) return undefined
-    const room = this.handoffCapacity - this.held()
+    const room = this.handoffCapacity - this.holding
     return room > 0
       ? { token: randomUUID(), lockedUntil: now + this.leaseMs, room, maxBodyLength: HANDOFF_MAX_BODY_LENGTH }
       : undefined
   }
 
-  /** A circuit that is not closed admits its deliveries through the claim, which probes it. */
+  /**
+   * A circuit that is not closed admits its deliveries through the claim, which probes it;
+   * an endpoint that holds its share of the handoff leaves the rest to the others.
+   */
   takes(endpointKey: string, now: number): boolean {
-    return this.breaker.state(endpointKey, now) === 'closed'
+    return (
+      this.breaker.state(endpointKey, now) === 'closed' &&
+      (this.loads.get(endpointKey)?.held ?? 0) < this.handoffShare
+    )
   }
 
   /** A stopped worker leaves them leased: they fall due again when the lease ends. */
   adopt(deliveries: readonly ClaimedDelivery[]): void {
     if (!this.running) return
     for (const delivery of deliveries) {
-      this.handedWaiting.push({ delivery, token: delivery.leaseToken ?? '', probe: false, claimed: false })
+      const lease = { delivery, token: delivery.leaseToken ?? '', probe: false, claimed: false }
+      this.enter(lease)
+      this.handedWaiting.push(lease)
     }
     this.pump()
   }
 
-  /** Deliveries leased and not finished: waiting for a slot or being sent. */
-  private held(): number {
-    return this.claimedWaiting.length + this.handedWaiting.length + this.inFlight.size
+  /** A lease the worker now holds: counted against its endpoint's shares. */
+  private enter(lease: Lease): void {
+    const key = lease.delivery.endpointKey
+    let load = this.loads.get(key)
+    if (!load) {
+      load = { key, held: 0, claimed: 0, sending: 0, parked: [] }
+      this.loads.set(key, load)
+    }
+    load.held++
+    this.holding++
+    if (lease.claimed) {
+      load.claimed++
+      this.claimedHeld++
+    }
   }
 
-  /** A claim may find due rows no one holds. */
-  private mayBeDue(): void {
+  /** A lease finished with, sent or not. */
+  private leave(lease: Lease): void {
+    const load = this.loads.get(lease.delivery.endpointKey)
+    if (!load) return
+    load.held--
+    this.holding--
+    if (lease.claimed) {
+      load.claimed--
+      this.claimedHeld--
+    }
+    if (load.held === 0) this.loads.delete(load.key)
+  }
+
+  /** Whether an endpoint has its share of the claim window, or of the HTTP client: claims leave it out while others may have due rows. */
+  private crowded(load: EndpointLoad): boolean {
+    return load.claimed >= this.claimShare || load.parked.length > 0
+  }
+
+  /** A claim may find due rows no one holds: of any endpoint, or (`othersToo: false`) of one the worker holds already. */
+  private mayBeDue({ othersToo } = { othersToo: true }): void {
     this.claimable = true
     this.wakes++
+    if (!othersToo) return
+    this.othersIdleSince = undefined
+    this.otherWakes++
   }
 
   /** Something finished: store it, and fill the room it left, soon. */
@@ -251,7 +334,7 @@ export class DeliveryWorker implements DeliveryHandoff {
 
   /** One claim, every claimed delivery sent and its outcome stored; how many there were. For tests and tools. */
   async runOnce(): Promise<number> {
-    this.claimable = true
+    this.mayBeDue()
     const leases = await this.step(this.concurrency - this.inFlight.size)
     await Promise.all(leases.map((lease) => this.send(lease)))
     await this.flush()
@@ -296,9 +379,9 @@ export class DeliveryWorker implements DeliveryHandoff {
       if (performance.now() - this.lastClaimAt >= this.pollIntervalMs) this.mayBeDue()
       // Claims have a window of their own, beside what was handed over, so a stream of fresh
       // deliveries never keeps retries, ordered queues or older rows from being claimed.
-      const room = this.window - this.claimedWaiting.length - this.claimedSending
+      const room = this.window - this.claimedHeld
       const waited = this.finished.length > 0 && performance.now() - this.finishedSince >= SETTLE_DELAY_MS
-      const claimWorth = this.claimable && (this.held() === 0 || room >= this.batch)
+      const claimWorth = this.claimable && (this.holding === 0 || room >= this.batch)
       // Something to claim and room for it, a batch of outcomes, or an outcome kept waiting:
       // a step. Otherwise the requests in flight nudge the worker again as they finish.
       if (timed || claimWorth || this.finished.length >= this.batch || waited) {
@@ -310,12 +393,27 @@ export class DeliveryWorker implements DeliveryHandoff {
     }
   }
 
-  /** Hands waiting deliveries to the sender while it has room for them, the longest due first. */
+  /**
+   * Hands waiting deliveries to the sender, the longest due first, each while its endpoint
+   * has fewer than `sendsAhead` there; the rest are parked, per endpoint, and go first once
+   * it has room (they were next in line).
+   */
   private pump(): void {
-    while (this.running && this.inFlight.size < this.sendsAhead) {
-      const lease = this.nextWaiting()
-      if (!lease) return
-      void this.send(lease)
+    if (!this.running) return
+    for (const load of this.crowdedOut) {
+      while (load.parked.length > 0 && load.sending < this.sendsAhead) {
+        void this.send(load.parked.shift() as Lease)
+      }
+      if (load.parked.length === 0) this.crowdedOut.delete(load)
+    }
+    for (let lease = this.nextWaiting(); lease; lease = this.nextWaiting()) {
+      const load = this.loads.get(lease.delivery.endpointKey)
+      if (!load || (load.parked.length === 0 && load.sending < this.sendsAhead)) {
+        void this.send(lease)
+        continue
+      }
+      load.parked.push(lease)
+      this.crowdedOut.add(load)
     }
   }
 
@@ -345,6 +443,18 @@ export class DeliveryWorker implements DeliveryHandoff {
     const token = randomUUID()
     const probes = new Set<string>()
     const wakes = this.wakes
+    const otherWakes = this.otherWakes
+    if (
+      this.othersIdleSince !== undefined &&
+      performance.now() - this.othersIdleSince >= this.pollIntervalMs
+    ) {
+      this.othersIdleSince = undefined
+    }
+    // Endpoints over their share are left out, so the rest of the window goes to the others.
+    const crowded =
+      limit > 0 && this.othersIdleSince === undefined
+        ? [...this.loads.values()].filter((load) => this.crowded(load)).map((load) => load.key)
+        : []
     let kept: Set<string>
     let claimed: ClaimedDelivery[]
     let found: number
@@ -355,7 +465,7 @@ export class DeliveryWorker implements DeliveryHandoff {
         limit: Math.max(0, limit),
         leaseMs: this.leaseMs,
         token,
-        blockedKeys: this.breaker.blockedKeys(now),
+        blockedKeys: [...new Set([...this.breaker.blockedKeys(now), ...crowded])],
         admit: (delivery) => {
           const probing = this.breaker.state(delivery.endpointKey, now) === 'half-open'
           if (!this.breaker.admit(delivery.endpointKey, now)) return false
@@ -368,22 +478,29 @@ export class DeliveryWorker implements DeliveryHandoff {
       await this.afterSettled(settling, await this.settleOneByOne(settling, error))
       throw error
     }
-    // Fewer than asked for: nothing more is due until something is enqueued, handed back or polled.
-    if (limit > 0 && found < limit && wakes === this.wakes) this.claimable = false
+    if (limit > 0 && found < limit) {
+      // Nothing else due: the next claims take the crowded endpoints' rows too, for now.
+      if (crowded.length > 0) {
+        if (otherWakes === this.otherWakes) this.othersIdleSince = performance.now()
+      }
+      // Nothing more is due until something is enqueued, handed back or polled.
+      else if (wakes === this.wakes) this.claimable = false
+    }
     // Every admitted candidate was leased (the claim chose it under its lock): no probe slot to give back.
     await this.afterSettled(settling, kept)
-    return claimed.map((delivery) => ({
-      delivery,
-      token,
-      probe: probes.has(delivery.endpointKey),
-      claimed: true,
-    }))
+    return claimed.map((delivery) => {
+      const lease = { delivery, token, probe: probes.has(delivery.endpointKey), claimed: true }
+      this.enter(lease)
+      return lease
+    })
   }
 
   private send(lease: Lease): Promise<void> {
-    if (lease.claimed) this.claimedSending++
+    const load = this.loads.get(lease.delivery.endpointKey)
+    if (load) load.sending++
     const run = this.deliver(lease).finally(() => {
-      if (lease.claimed) this.claimedSending--
+      if (load) load.sending--
+      this.leave(lease)
       this.inFlight.delete(run)
       this.pump()
       this.nudge()
@@ -495,8 +612,9 @@ export class DeliveryWorker implements DeliveryHandoff {
   private finish(lease: Lease, attempt: AttemptRecord | null, outcome: Finished['outcome']): void {
     const { delivery, token } = lease
     // Where claims are at work (a backlog, retries, ordered queues: the next of which falls
-    // due as this one settles), the step that stores this claims again.
-    if (lease.claimed) this.mayBeDue()
+    // due as this one settles), the step that stores this claims again. What may fall due
+    // is its own endpoint's: nothing new for the others.
+    if (lease.claimed) this.mayBeDue({ othersToo: false })
     if (this.finished.length === 0) this.finishedSince = performance.now()
     this.finished.push({ delivery, id: delivery.id, token, attempt, outcome })
   }

@@ -88,6 +88,17 @@ interface Waiting {
   reject: (error: Error) => void
 }
 
+/** The requests waiting for one endpoint (or, posted without one, for one origin). */
+interface Queue {
+  origin: string
+  waiting: Waiting[]
+  /**
+   * When this queue last had a request sent (the client's count of sends); -1: never. An
+   * empty queue is kept while its origin has requests out, so this is not forgotten.
+   */
+  lastSent: number
+}
+
 /** Parsed webhook URLs kept: far more than there are endpoints in use. */
 const TARGET_CACHE_SIZE = 1_000
 
@@ -107,8 +118,11 @@ export interface UndiciWebhookClientOptions {
  * POSTs over a keep-alive pool (undici). Redirects are returned, not followed: a 3xx is a
  * failed attempt, so a receiver cannot bounce us to an address the guard would refuse.
  *
- * Requests wait here, in the order they were posted, until their origin has a free
- * connection and fewer than `maxInFlight` are out: undici never queues one itself. So a
+ * Requests wait here, in the order they were posted per endpoint, until their origin has a
+ * free connection and fewer than `maxInFlight` are out: undici never queues one itself.
+ * When a connection frees up, the endpoint with the fewest requests out goes next (the one
+ * that waited longest since it last sent, on a tie): a slow receiver with a backlog gets
+ * its connections, never the ones other endpoints are waiting for. So a
  * request's timeout starts when it is sent — waiting behind a slow receiver's other
  * requests is not held against an attempt — and a caller may post well ahead of what is
  * sent (the delivery worker does: a connection that frees up takes the next request at
@@ -125,8 +139,10 @@ export class UndiciWebhookClient implements WebhookHttpClient {
   /** requests sent and not yet settled, for the deadline sweep */
   private readonly attempts = new Set<Attempt>()
   /** waiting requests, a queue per endpoint (per origin for those posted without one), each oldest first */
-  private readonly queues = new Map<string, Waiting[]>()
+  private readonly queues = new Map<string, Queue>()
   private posted = 0
+  /** requests sent so far: `Queue.lastSent` is on this count */
+  private sends = 0
   /** set while sendWaiting runs: a request settling inside it asks for another round instead */
   private sending = false
   private sendAgain = false
@@ -159,9 +175,12 @@ export class UndiciWebhookClient implements WebhookHttpClient {
     }
     return new Promise<WebhookHttpResponse>((resolve, reject) => {
       const key = input.endpoint ?? `\u0000${target.origin}`
-      const queue = this.queues.get(key) ?? []
-      this.queues.set(key, queue)
-      queue.push({ input, target, seq: this.posted++, resolve, reject })
+      let queue = this.queues.get(key)
+      if (!queue) {
+        queue = { origin: target.origin, waiting: [], lastSent: -1 }
+        this.queues.set(key, queue)
+      }
+      queue.waiting.push({ input, target, seq: this.posted++, resolve, reject })
       this.sweep()
       this.sendWaiting()
     })
@@ -206,27 +225,38 @@ export class UndiciWebhookClient implements WebhookHttpClient {
 
   /**
    * The next request whose origin has a free connection: one posted without an endpoint
-   * first, whatever else is out; else, while fewer than `maxInFlight` are, the oldest whose
-   * endpoint is not held.
+   * first, whatever else is out; else, while fewer than `maxInFlight` are, the head of the
+   * queue — of an endpoint not held — whose origin has the fewest requests out, the one
+   * served least recently on a tie.
    */
   private nextToSend(): Waiting | undefined {
     const now = wallClock()
     const room = this.attempts.size < this.maxInFlight
-    let oldest: Waiting[] | undefined
+    let best: Queue | undefined
+    let bestOut = 0
     for (const [key, queue] of this.queues) {
-      const endpoint = queue[0]?.input.endpoint
+      const endpoint = queue.waiting[0]?.input.endpoint
       if (endpoint !== undefined && (!room || this.held.has(endpoint))) continue
-      this.giveUpExpired(queue, now)
-      const head = queue[0]
+      this.giveUpExpired(queue.waiting, now)
+      const head = queue.waiting[0]
       if (!head) {
-        this.queues.delete(key)
+        this.forgetIdle(key, queue)
         continue
       }
-      if ((this.sentTo.get(head.target.origin) ?? 0) >= this.connectionsPerOrigin) continue
-      if (head.input.endpoint === undefined) return queue.shift()
-      if (!oldest?.[0] || head.seq < oldest[0].seq) oldest = queue
+      const out = this.sentTo.get(head.target.origin) ?? 0
+      if (out >= this.connectionsPerOrigin) continue
+      if (head.input.endpoint === undefined) return this.take(queue)
+      if (!best || out < bestOut || (out === bestOut && queue.lastSent < best.lastSent)) {
+        best = queue
+        bestOut = out
+      }
     }
-    return oldest?.shift()
+    return best && this.take(best)
+  }
+
+  private take(queue: Queue): Waiting | undefined {
+    queue.lastSent = this.sends++
+    return queue.waiting.shift()
   }
 
   /** Requests at the head of `queue` past their `sendBy` are given up (the sweep looks at every one). */
@@ -239,13 +269,17 @@ export class UndiciWebhookClient implements WebhookHttpClient {
   /** Rejects, unsent, the waiting requests that `which` picks. */
   private giveUp(which: (request: Waiting) => boolean, reason: string): void {
     for (const [key, queue] of this.queues) {
-      const given = queue.filter(which)
+      const given = queue.waiting.filter(which)
       if (given.length === 0) continue
-      const kept = queue.filter((request) => !which(request))
-      if (kept.length === 0) this.queues.delete(key)
-      else this.queues.set(key, kept)
+      queue.waiting = queue.waiting.filter((request) => !which(request))
+      this.forgetIdle(key, queue)
       for (const request of given) request.reject(new NotSentError(reason))
     }
+  }
+
+  /** An empty queue whose origin has nothing out is dropped: its endpoint is idle, and fresh when it is back. */
+  private forgetIdle(key: string, queue: Queue): void {
+    if (queue.waiting.length === 0 && !this.sentTo.has(queue.origin)) this.queues.delete(key)
   }
 
   /**
@@ -369,6 +403,7 @@ export class UndiciWebhookClient implements WebhookHttpClient {
         lifted = true
       }
       if (lifted) this.sendWaiting()
+      for (const [key, queue] of this.queues) this.forgetIdle(key, queue)
       if (this.attempts.size === 0 && this.queues.size === 0 && this.held.size === 0) {
         clearInterval(this.sweeper)
         this.sweeper = undefined

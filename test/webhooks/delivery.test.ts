@@ -839,3 +839,71 @@ describe('webhook delivery alongside a stream of handed-over deliveries', () => 
     )
   })
 })
+
+describe('webhook delivery to a slow receiver beside a quick one', () => {
+  let harness: Harness
+  let slow: Receiver
+  let quick: Receiver
+
+  async function open(options: Parameters<typeof openHarness>[0] = {}) {
+    harness = await openHarness({ pollIntervalMs: 600_000, ...options })
+    slow = await Receiver.start()
+    quick = await Receiver.start()
+    // Answers take 300 ms: with 16 connections to it, 53 a second.
+    slow.respond = () => ({ status: 200, delayMs: 300 })
+    await harness.createWebhook({ url: slow.url(), events: ['message.*'] })
+    await harness.createWebhook({ url: quick.url(), events: ['session.*'] })
+  }
+  afterEach(async () => {
+    await harness.close()
+    await slow.stop()
+    await quick.stop()
+  })
+
+  const quickRows = async () => (await harness.rows()).filter((row) => row.event_type === 'session.status')
+  const quickDelivered = async () => (await quickRows()).filter((row) => row.status === 'delivered').length
+
+  it('sends the quick receiver’s fresh deliveries at once, not after the slow one’s backlog', async () => {
+    await open()
+    harness.module.worker.start()
+    const session = newSession()
+    for (let i = 0; i < 400; i++) await harness.emit('message.received', { session, data: { i } })
+    for (let i = 0; i < 3; i++) await harness.emit('session.status', { session, data: { i } })
+    await eventually(async () => (await quickDelivered()) === 3, 'the quick receiver’s three', 10_000)
+    const slowSoFar = slow.requests.length
+    await harness.module.worker.stop()
+    assert.equal(quick.requests.length, 3)
+    assert.ok(slowSoFar < 150, `the quick receiver waited for ${slowSoFar} of the slow one’s 400`)
+  })
+
+  it('claims the quick receiver’s deliveries beside the slow one’s backlog', async () => {
+    await open()
+    // Recorded while the worker was down: every delivery waits for a claim, the slow receiver's oldest.
+    const session = newSession()
+    for (let i = 0; i < 400; i++) await harness.emit('message.received', { session, data: { i } })
+    for (let i = 0; i < 3; i++) await harness.emit('session.status', { session, data: { i } })
+    harness.module.worker.start()
+    await eventually(async () => (await quickDelivered()) === 3, 'the quick receiver’s three', 10_000)
+    const slowSoFar = slow.requests.length
+    await harness.module.worker.stop()
+    assert.equal(quick.requests.length, 3)
+    assert.ok(slowSoFar < 150, `the quick receiver waited for ${slowSoFar} of the slow one’s 400`)
+  })
+
+  it('keeps places in the handoff for other endpoints than the one that fills it', async () => {
+    // Room for 50 handed over; a claim window of 2 (one request at a time) stays for the others.
+    await open({ concurrency: 1, handoffCapacity: 50 })
+    // None of its deliveries finishes (and leaves room) while the events are recorded.
+    slow.respond = () => ({ status: 200, delayMs: 1_500 })
+    harness.module.worker.start()
+    const session = newSession()
+    for (let i = 0; i < 60; i++) await harness.emit('message.received', { session, data: { i } })
+    await harness.emit('session.status', { session })
+    const slowRows = (await harness.rows()).filter((row) => row.event_type === 'message.received')
+    assert.equal(slowRows.filter((row) => row.lease_token !== null).length, 48, 'the slow receiver’s share')
+    const [handed] = await quickRows()
+    assert.ok(handed?.lease_token, 'the quick receiver’s delivery was handed over, not left to a claim')
+    await eventually(async () => (await quickDelivered()) === 1, 'the quick receiver’s delivery')
+    await harness.module.worker.stop()
+  })
+})

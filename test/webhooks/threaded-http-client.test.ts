@@ -332,6 +332,26 @@ describe('webhook HTTP clients queueing, holding and withdrawing requests', () =
       }
     })
 
+    it(`gives a connection that frees up to the endpoint with the fewest out, not the oldest request (${where})`, async () => {
+      const client = make({ connectionsPerOrigin: 4, maxInFlight: 1 })
+      const quick = await Receiver.start()
+      try {
+        receiver.respond = () => ({ status: 200, delayMs: 200 })
+        const finished: string[] = []
+        const slow = [0, 1, 2].map((n) =>
+          post(client, n, { endpoint: 'slow' }).then(() => finished.push(`slow ${n}`)),
+        )
+        const quickOne = client
+          .post({ url: quick.url(), headers: {}, body: '{}', timeoutMs: 2_000, endpoint: 'quick' })
+          .then(() => finished.push('quick'))
+        await Promise.all([...slow, quickOne])
+        assert.deepEqual(finished, ['slow 0', 'quick', 'slow 1', 'slow 2'])
+      } finally {
+        await client.close()
+        await quick.stop()
+      }
+    })
+
     it(`sends a request without an endpoint beside a full load of deliveries (${where})`, async () => {
       const client = make({ connectionsPerOrigin: 4, maxInFlight: 1 })
       try {
