@@ -29,11 +29,19 @@ export class CircuitBreaker {
   /** Endpoints nothing may be sent to now: open and cooling down, or half-open with the probe out. */
   blockedKeys(now: number): string[] {
     const blocked: string[] = []
-    for (const [key, circuit] of this.circuits) {
-      if (circuit.openedAt === null) continue
-      if (circuit.probing || now - circuit.openedAt < this.options.cooldownMs) blocked.push(key)
-    }
+    for (const [key, circuit] of this.circuits) if (this.isBlocked(circuit, now)) blocked.push(key)
     return blocked
+  }
+
+  /** Whether nothing may be sent to `key` now (one of `blockedKeys`). */
+  blocks(key: string, now: number): boolean {
+    const circuit = this.circuits.get(key)
+    return circuit !== undefined && this.isBlocked(circuit, now)
+  }
+
+  private isBlocked(circuit: Circuit, now: number): boolean {
+    if (circuit.openedAt === null) return false
+    return circuit.probing || now - circuit.openedAt < this.options.cooldownMs
   }
 
   /**

@@ -241,9 +241,23 @@ export class DeliveryWorker implements DeliveryHandoff {
     this.stopping = false
   }
 
-  /** Something was enqueued unleased or replayed: claim it now instead of at the next poll. */
-  wake(): void {
-    this.mayBeDue()
+  /**
+   * Something was enqueued unleased (to `endpointKeys`) or replayed: claim it now instead of
+   * at the next poll. Rows of an endpoint whose circuit keeps them out of claims wake no
+   * one; those of an endpoint left out of claims for its share are its own news, not the others'.
+   */
+  wake(endpointKeys?: readonly string[]): void {
+    if (endpointKeys === undefined) this.mayBeDue()
+    else {
+      const now = this.now()
+      const claimable = endpointKeys.filter((key) => !this.breaker.blocks(key, now))
+      if (claimable.length === 0) return
+      const othersToo = claimable.some((key) => {
+        const load = this.loads.get(key)
+        return load === undefined || !this.crowded(load)
+      })
+      this.mayBeDue({ othersToo })
+    }
     this.nudge()
   }
 

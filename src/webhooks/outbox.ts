@@ -36,16 +36,16 @@ export interface DeliveryHandoff {
   takes(endpointKey: string, now: number): boolean
   /** Deliveries leased at enqueue, now committed: to be sent. */
   adopt(deliveries: readonly ClaimedDelivery[]): void
-  /** Deliveries were enqueued unleased: a claim will find them. */
-  wake(): void
+  /** Deliveries were enqueued unleased, to these endpoints: a claim will find them. */
+  wake(endpointKeys: readonly string[]): void
 }
 
 /** What an event was given, until it is published. */
 interface Owed {
   /** deliveries leased at enqueue (less any the insert did not write) */
   leased: ClaimedDelivery[]
-  /** some deliveries were left for a claim */
-  unleased: boolean
+  /** the endpoints of deliveries left for a claim */
+  unleasedTo: string[]
 }
 
 /**
@@ -93,7 +93,7 @@ export class WebhookOutbox {
     if (!owed) return
     this.owing.delete(event)
     if (owed.leased.length > 0) this.handoff?.adopt(owed.leased)
-    if (owed.unleased) this.handoff?.wake()
+    if (owed.unleasedTo.length > 0) this.handoff?.wake(owed.unleasedTo)
   }
 
   /**
@@ -147,7 +147,7 @@ export class WebhookOutbox {
         const subscriptions = subscriptionsFor(event, webhooks, sessionWebhooks)
         if (subscriptions.length === 0) continue
         // What this enqueue leased, only: an earlier enqueue of the same event may have been rolled back.
-        const owed: Owed = { leased: [], unleased: false }
+        const owed: Owed = { leased: [], unleasedTo: [] }
         this.owing.set(event, owed)
         owedNow.add(owed)
         const sessionId = event.session?.id ?? null
@@ -190,7 +190,7 @@ export class WebhookOutbox {
               ...(subscription.webhookId !== null ? { webhooksVersion } : {}),
             })
           } else {
-            owed.unleased = true
+            owed.unleasedTo.push(subscription.endpointKey)
           }
           rows.push({
             id,

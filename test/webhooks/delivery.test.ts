@@ -800,6 +800,34 @@ describe('webhook delivery alongside a stream of handed-over deliveries', () => 
     assert.equal(harness.module.worker.breaker.state(webhook.id, harness.clock.now()), 'closed')
   })
 
+  it('runs no claim for deliveries enqueued to an endpoint whose circuit is open', async () => {
+    harness = await openHarness({
+      pollIntervalMs: 600_000,
+      circuit: { failureThreshold: 1, cooldownMs: 60_000 },
+    })
+    receiver = await Receiver.start()
+    await harness.createWebhook({ url: receiver.url() })
+    receiver.respond = () => 500
+    harness.module.worker.start()
+    const session = newSession()
+    await harness.emit('message.received', { session })
+    await eventually(async () => (await harness.rows())[0]?.attempts === 1, 'the failed attempt')
+    // Every claim would walk past the open circuit's rows, all of them, to find nothing.
+    const deliveries = harness.module.deliveries
+    const completeAndClaim = deliveries.completeAndClaim.bind(deliveries)
+    let claims = 0
+    deliveries.completeAndClaim = (completions, options) => {
+      if (options.limit > 0) claims++
+      return completeAndClaim(completions, options)
+    }
+    for (let i = 0; i < 10; i++) await harness.emit('message.received', { session, data: { i } })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await harness.module.worker.stop()
+    assert.equal(claims, 0)
+    assert.equal(receiver.requests.length, 1)
+    assert.equal((await harness.rows()).filter((row) => row.status === 'pending').length, 11)
+  })
+
   it('does not send what waits for a connection once its webhook is deleted', async () => {
     harness = await openHarness({ concurrency: 1, pollIntervalMs: 600_000 })
     receiver = await Receiver.start()
