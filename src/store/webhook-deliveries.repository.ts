@@ -1,4 +1,4 @@
-import { CompiledQuery, type Kysely } from 'kysely'
+import { CompiledQuery, type ExpressionBuilder, type Kysely } from 'kysely'
 import type { AttemptRecord, DeliveryRecord, DeliveryStatus } from '../webhooks/webhook.types.ts'
 import { decodeCursor, encodeCursor } from './cursor.ts'
 import type { Executor, Tables } from './schema.ts'
@@ -18,7 +18,7 @@ import {
   settleParameters,
 } from './webhook-delivery-sql.ts'
 
-/** A delivery as the outbox writes it: pending, due at `createdAt`, never tried. */
+/** A delivery as the outbox writes it: pending, due at `createdAt` (or `dueAt`), never tried. */
 export type NewDelivery = Pick<
   DeliveryRecord,
   | 'id'
@@ -40,6 +40,8 @@ export type NewDelivery = Pick<
   body: string | null
   /** leased to a worker at enqueue (handed to it once committed), instead of left for a claim */
   lease?: { token: string; lockedUntil: number }
+  /** due later than it is written: its endpoint's circuit is open until then */
+  dueAt?: number
 }
 
 export interface DeliveryListQuery {
@@ -328,6 +330,38 @@ export class WebhookDeliveriesRepository {
       .where('endpoint_key', '=', endpointKey)
       .where('status', '=', 'pending')
       .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
+      .executeTakeFirst()
+    return Number(result.numUpdatedRows)
+  }
+
+  /**
+   * An endpoint's circuit opened: up to `limit` of its pending, unleased deliveries due
+   * before `until` are made due then, when the circuit lets a probe through. Until then
+   * they are out of the claim's range — claims would otherwise walk past every one of them
+   * to find the rows they may take (past 100,000: 14 ms a claim, against 0.2 ms once they
+   * are moved, which took 0.4 s in statements of 200). Returns how many moved;
+   * fewer than `limit` means none is left.
+   */
+  async deferDue(endpointKey: string, until: number, now: number, limit: number): Promise<number> {
+    const unleased = (eb: ExpressionBuilder<Tables, 'webhook_deliveries'>) =>
+      eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)])
+    const result = await this.db
+      .updateTable('webhook_deliveries')
+      .set({ next_attempt_at: until })
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('webhook_deliveries')
+          .select('id')
+          .where('status', '=', 'pending')
+          .where('next_attempt_at', '<', until)
+          .where('endpoint_key', '=', endpointKey)
+          .where(unleased)
+          .limit(limit),
+      )
+      // Claimed meanwhile (another process, on Postgres): its lease decides. No more
+      // conditions here: one on status made SQLite look the ids up through the claim index,
+      // every pending row of every endpoint per statement, instead of by primary key.
+      .where(unleased)
       .executeTakeFirst()
     return Number(result.numUpdatedRows)
   }

@@ -163,7 +163,7 @@ export const deliveryParameters = (records: readonly NewDelivery[]): unknown[] =
     'pending',
     0,
     0,
-    record.lease?.lockedUntil ?? record.createdAt,
+    record.lease?.lockedUntil ?? record.dueAt ?? record.createdAt,
     record.lease?.lockedUntil ?? null,
     record.lease?.token ?? null,
     record.createdAt,

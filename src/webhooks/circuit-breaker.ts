@@ -1,29 +1,35 @@
 export interface CircuitBreakerOptions {
   /** consecutive failures that open the circuit */
   failureThreshold: number
-  /** how long an open circuit waits before letting one probe through */
+  /** how long an open circuit waits before letting one probe through; doubled each time the probe fails */
   cooldownMs: number
+  /** the longest a run of failed probes makes the cooldown */
+  maxCooldownMs: number
 }
 
 interface Circuit {
   failures: number
   openedAt: number | null
   probing: boolean
+  /** times it opened since it was last closed: the cooldown doubles with each */
+  opens: number
 }
 
 /**
  * One circuit per endpoint, in memory: a restart closes every circuit, which costs at
  * most one more failed try per dead endpoint. Closed → (N consecutive failures) → open →
  * (cooldown) → half-open, where exactly one delivery goes through as a probe; its success
- * closes the circuit, its failure opens it for another cooldown. While open, deliveries
- * are not tried at all, so their retry budget is not spent on a receiver known to be down.
+ * closes the circuit, its failure opens it for another cooldown, twice as long as the last
+ * (up to `maxCooldownMs`), so a receiver that stays down is probed less and less often.
+ * While open, deliveries are not tried at all, so their retry budget is not spent on a
+ * receiver known to be down.
  */
 export class CircuitBreaker {
   private readonly circuits = new Map<string, Circuit>()
   private readonly options: CircuitBreakerOptions
 
   constructor(options: Partial<CircuitBreakerOptions> = {}) {
-    this.options = { failureThreshold: 5, cooldownMs: 30_000, ...options }
+    this.options = { failureThreshold: 5, cooldownMs: 30_000, maxCooldownMs: 5 * 60_000, ...options }
   }
 
   /** Endpoints nothing may be sent to now: open and cooling down, or half-open with the probe out. */
@@ -39,9 +45,11 @@ export class CircuitBreaker {
     return circuit !== undefined && this.isBlocked(circuit, now)
   }
 
-  private isBlocked(circuit: Circuit, now: number): boolean {
-    if (circuit.openedAt === null) return false
-    return circuit.probing || now - circuit.openedAt < this.options.cooldownMs
+  /** When an open circuit lets its probe through; undefined unless it is open. */
+  reopensAt(key: string): number | undefined {
+    const circuit = this.circuits.get(key)
+    if (!circuit || circuit.openedAt === null) return undefined
+    return circuit.openedAt + this.cooldown(circuit)
   }
 
   /**
@@ -51,7 +59,7 @@ export class CircuitBreaker {
   admit(key: string, now: number): boolean {
     const circuit = this.circuits.get(key)
     if (!circuit || circuit.openedAt === null) return true
-    if (circuit.probing || now - circuit.openedAt < this.options.cooldownMs) return false
+    if (this.isBlocked(circuit, now)) return false
     circuit.probing = true
     return true
   }
@@ -66,18 +74,32 @@ export class CircuitBreaker {
   }
 
   onFailure(key: string, now: number): void {
-    const circuit = this.circuits.get(key) ?? { failures: 0, openedAt: null, probing: false }
+    const circuit = this.circuits.get(key) ?? { failures: 0, openedAt: null, probing: false, opens: 0 }
+    this.circuits.set(key, circuit)
     circuit.failures += 1
+    // A request sent before the circuit opened, failing while it cools down, changes nothing.
+    if (circuit.openedAt !== null && !circuit.probing && this.isBlocked(circuit, now)) return
     if (circuit.probing || circuit.failures >= this.options.failureThreshold) {
       circuit.openedAt = now
       circuit.probing = false
+      circuit.opens += 1
     }
-    this.circuits.set(key, circuit)
   }
 
   state(key: string, now: number): 'closed' | 'open' | 'half-open' {
     const circuit = this.circuits.get(key)
     if (!circuit || circuit.openedAt === null) return 'closed'
-    return circuit.probing || now - circuit.openedAt >= this.options.cooldownMs ? 'half-open' : 'open'
+    return circuit.probing || now - circuit.openedAt >= this.cooldown(circuit) ? 'half-open' : 'open'
+  }
+
+  private isBlocked(circuit: Circuit, now: number): boolean {
+    if (circuit.openedAt === null) return false
+    return circuit.probing || now - circuit.openedAt < this.cooldown(circuit)
+  }
+
+  private cooldown(circuit: Circuit): number {
+    const { cooldownMs, maxCooldownMs } = this.options
+    const doubled = cooldownMs * 2 ** Math.min(Math.max(0, circuit.opens - 1), 30)
+    return Math.min(doubled, Math.max(cooldownMs, maxCooldownMs))
   }
 }

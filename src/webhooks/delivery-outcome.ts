@@ -63,15 +63,17 @@ export function givenUp(
 
 /**
  * Handed back untried (claimed, then held back by its circuit or a stop): pending and due
- * when it was, as it stood before the claim.
+ * when it was, as it stood before the claim — or at `notBefore`, when its circuit lets a
+ * probe through, if that is later.
  */
 export function handedBack(
   delivery: Pick<DeliveryRecord, 'nextAttemptAt' | 'lastStatusCode' | 'lastError'>,
   at: number,
+  notBefore?: number,
 ): DeliveryOutcome {
   return {
     status: 'pending',
-    nextAttemptAt: delivery.nextAttemptAt,
+    nextAttemptAt: Math.max(delivery.nextAttemptAt, notBefore ?? 0),
     lastStatusCode: delivery.lastStatusCode,
     lastError: delivery.lastError,
     deliveredAt: null,

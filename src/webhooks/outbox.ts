@@ -34,6 +34,8 @@ export interface DeliveryHandoff {
   offer(now: number): { token: string; lockedUntil: number; room: number; maxBodyLength: number } | undefined
   /** Whether deliveries to this endpoint may go straight to the worker (its circuit is closed). */
   takes(endpointKey: string, now: number): boolean
+  /** When deliveries to this endpoint may be tried, if not now: its circuit is open until then. */
+  heldBackUntil(endpointKey: string, now: number): number | undefined
   /** Deliveries leased at enqueue, now committed: to be sent. */
   adopt(deliveries: readonly ClaimedDelivery[]): void
   /** Deliveries were enqueued unleased, to these endpoints: a claim will find them. */
@@ -192,6 +194,7 @@ export class WebhookOutbox {
           } else {
             owed.unleasedTo.push(subscription.endpointKey)
           }
+          const dueAt = leasedTo ? undefined : this.handoff?.heldBackUntil(subscription.endpointKey, at)
           rows.push({
             id,
             organizationId: event.organizationId,
@@ -206,6 +209,7 @@ export class WebhookOutbox {
             seq,
             createdAt: at,
             ...(leasedTo ? { lease: leasedTo } : {}),
+            ...(dueAt !== undefined ? { dueAt } : {}),
           })
         }
       }

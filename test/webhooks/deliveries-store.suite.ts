@@ -394,5 +394,39 @@ export function deliveriesStoreSuite(context: WebhookStoreContext): void {
       const page = await context.deliveries.listByWebhook(organizationId, hook.id, { limit: 10 })
       assert.deepEqual(page.items.map((d) => d.status).sort(), ['dead', 'dead', 'pending'])
     })
+
+    it('should make the due deliveries of an endpoint no one holds due later, in chunks, and no other', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId)
+      const other = await webhook(organizationId)
+      const leasedRow = delivery(hook)
+      await context.deliveries.createMany([leasedRow])
+      const [leased] = await claim(lastTick() + 1)
+      const due = Array.from({ length: 5 }, () => delivery(hook))
+      const laterDue = lastTick() + 1_000_000
+      const later = delivery(hook, { dueAt: laterDue })
+      await context.deliveries.createMany([...due, later, delivery(other)])
+      const now = lastTick() + 1
+      // Sooner than the lease of the claimed one ends, which the claim below must still respect.
+      const until = now + 20_000
+      assert.equal(await context.deliveries.deferDue(hook.id, until, now, 3), 3)
+      assert.equal(await context.deliveries.deferDue(hook.id, until, now, 3), 2, 'the rest: none left')
+      assert.equal(await context.deliveries.deferDue(hook.id, until, now, 3), 0)
+      const rows = await context.database.db
+        .selectFrom('webhook_deliveries')
+        .select(['id', 'endpoint_key', 'next_attempt_at'])
+        .execute()
+      const dueAt = new Map(rows.map((row) => [row.id, Number(row.next_attempt_at)]))
+      for (const row of due) assert.equal(dueAt.get(row.id), until)
+      assert.equal(dueAt.get(later.id), laterDue, 'due later still: as it was')
+      assert.equal(dueAt.get(leasedRow.id), leased?.lockedUntil, 'its lease decides')
+      assert.ok((rows.find((row) => row.endpoint_key === other.id)?.next_attempt_at ?? until) < until)
+      // Nothing of it is due before then: a claim finds the other endpoint's delivery only.
+      const claimed = await claim(until - 1)
+      assert.deepEqual(
+        claimed.map((d) => d.endpointKey),
+        [other.id],
+      )
+    })
   })
 }

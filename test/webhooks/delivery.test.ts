@@ -118,12 +118,14 @@ describe('webhook delivery', () => {
     }
     assert.equal(receiver.requests.length, 3, 'an open circuit sends nothing')
 
-    // Half-open: exactly one probe; it fails, so the circuit opens again.
+    // Half-open: exactly one probe; it fails, so the circuit opens again, for twice as long.
     harness.clock.advance(5_000)
     assert.equal(await harness.module.worker.runOnce(), 1)
     assert.equal(receiver.requests.length, 4)
     harness.clock.advance(1_000)
     assert.equal(await harness.module.worker.runOnce(), 0)
+    harness.clock.advance(10_000)
+    assert.equal(await harness.module.worker.runOnce(), 0, 'a cooldown of 20 s after a failed probe')
 
     // The receiver recovers: the next probe succeeds, the circuit closes, the rest follow.
     receiver.respond = () => 200
@@ -136,6 +138,43 @@ describe('webhook delivery', () => {
       rows.every((row) => row.attempts <= 3),
       'the open circuit did not spend the retry budget',
     )
+  })
+
+  it('moves the deliveries behind an open circuit out of the claims’ way until it lets a probe through', async () => {
+    await harness.close()
+    harness = await openHarness({ concurrency: 1, circuit: { failureThreshold: 1, cooldownMs: 10_000 } })
+    await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 50 },
+    })
+    receiver.respond = () => 500
+    const session = newSession()
+    const emitted: DomainEvent[] = []
+    for (let i = 0; i < 30; i++)
+      emitted.push(await harness.emit('message.received', { session, data: { i } }))
+    const start = harness.clock.now()
+    const dueTimes = async () => (await harness.rows()).map((row) => row.next_attempt_at - start)
+
+    // One try fails and opens the circuit: the 29 untried are due when it lets a probe through.
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    assert.deepEqual(await dueTimes(), [1_000, ...Array(29).fill(10_000)])
+    // So is one enqueued while it is open.
+    emitted.push(await harness.emit('message.received', { session, data: { i: 30 } }))
+    assert.equal((await dueTimes())[30], 10_000)
+
+    // The probe (the retry, due first) fails: open for twice as long, and the rest move again.
+    harness.clock.advance(10_000)
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    assert.deepEqual(await dueTimes(), [11_000, ...Array(30).fill(30_000)])
+
+    receiver.respond = () => 200
+    harness.clock.advance(20_000)
+    for (let round = 0; round < 40 && (await statuses()).includes('pending'); round++) {
+      await harness.module.worker.runOnce()
+    }
+    assert.deepEqual(new Set(await statuses()), new Set(['delivered']))
+    assert.deepEqual(idsReceived().slice(-31).sort(), emitted.map((event) => event.id).sort())
+    assert.equal(receiver.requests.length, 33, 'two failed tries, then each once')
   })
 
   it('disables the webhook when the receiver answers 410 Gone', async () => {
