@@ -329,7 +329,7 @@ export class WebhookDeliveriesRepository {
       .set({ status: 'dead', last_error: reason, updated_at: now })
       .where('endpoint_key', '=', endpointKey)
       .where('status', '=', 'pending')
-      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
+      .where(unleasedAt(now))
       .executeTakeFirst()
     return Number(result.numUpdatedRows)
   }
@@ -343,27 +343,55 @@ export class WebhookDeliveriesRepository {
    * fewer than `limit` means none is left.
    */
   async deferDue(endpointKey: string, until: number, now: number, limit: number): Promise<number> {
-    const unleased = (eb: ExpressionBuilder<Tables, 'webhook_deliveries'>) =>
-      eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)])
     const result = await this.db
       .updateTable('webhook_deliveries')
       .set({ next_attempt_at: until })
-      .where('id', 'in', (eb) =>
-        eb
-          .selectFrom('webhook_deliveries')
-          .select('id')
-          .where('status', '=', 'pending')
-          .where('next_attempt_at', '<', until)
-          .where('endpoint_key', '=', endpointKey)
-          .where(unleased)
-          .limit(limit),
-      )
+      .where('id', 'in', (eb) => this.dueUnleased(eb, endpointKey, until, now).limit(limit))
       // Claimed meanwhile (another process, on Postgres): its lease decides. No more
       // conditions here: one on status made SQLite look the ids up through the claim index,
       // every pending row of every endpoint per statement, instead of by primary key.
-      .where(unleased)
+      .where(unleasedAt(now))
       .executeTakeFirst()
     return Number(result.numUpdatedRows)
+  }
+
+  /**
+   * Up to `limit` of an endpoint's pending, unleased deliveries due before `dueBefore` that
+   * have not changed since `idleSince` (no try, no replay) are given up — dead, for `reason`.
+   * For an endpoint whose circuit has kept them from their tries longer than their retry
+   * schedule lasts. Returns how many; fewer than `limit` means none is left.
+   */
+  async giveUpIdle(
+    endpointKey: string,
+    options: { dueBefore: number; idleSince: number; now: number; reason: string; limit: number },
+  ): Promise<number> {
+    const { dueBefore, idleSince, now, reason, limit } = options
+    const result = await this.db
+      .updateTable('webhook_deliveries')
+      .set({ status: 'dead', last_error: reason, updated_at: now })
+      .where('id', 'in', (eb) =>
+        this.dueUnleased(eb, endpointKey, dueBefore, now).where('updated_at', '<', idleSince).limit(limit),
+      )
+      .where(unleasedAt(now))
+      .where('updated_at', '<', idleSince)
+      .executeTakeFirst()
+    return Number(result.numUpdatedRows)
+  }
+
+  /** The ids of an endpoint's pending deliveries due before `dueBefore` that no one holds at `now`, through the claim index. */
+  private dueUnleased(
+    eb: ExpressionBuilder<Tables, 'webhook_deliveries'>,
+    endpointKey: string,
+    dueBefore: number,
+    now: number,
+  ) {
+    return eb
+      .selectFrom('webhook_deliveries')
+      .select('id')
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '<', dueBefore)
+      .where('endpoint_key', '=', endpointKey)
+      .where(unleasedAt(now))
   }
 
   /** Makes a dead delivery due now with a fresh retry budget; undefined unless it was dead. */
@@ -456,3 +484,7 @@ export class WebhookDeliveriesRepository {
     return Number(result.numDeletedRows)
   }
 }
+
+/** No lease holds the row at `now`: never leased, or its lease has ended. */
+const unleasedAt = (now: number) => (eb: ExpressionBuilder<Tables, 'webhook_deliveries'>) =>
+  eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)])

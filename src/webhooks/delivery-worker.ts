@@ -10,8 +10,9 @@ import type { WebhooksRepository } from '../store/webhooks.repository.ts'
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts'
 import { GONE_REASON, givenUp, handedBack, judge } from './delivery-outcome.ts'
 import type { DeliveryHandoff } from './outbox.ts'
+import { retryScheduleMs } from './retry-policy.ts'
 import type { WebhookSender } from './sender.ts'
-import type { AttemptRecord } from './webhook.types.ts'
+import type { AttemptRecord, RetrySettings } from './webhook.types.ts'
 
 export interface DeliveryWorkerOptions {
   webhooks: WebhooksRepository
@@ -194,8 +195,11 @@ export class DeliveryWorker implements DeliveryHandoff {
   private wakes = 0
   /** times any endpoint's rows may have fallen due (`mayBeDue`): one during a claim keeps `othersIdleSince` clear */
   private otherWakes = 0
-  /** endpoints whose due rows are being moved to when their open circuit lets a probe through, and that time */
-  private readonly deferring = new Map<string, number>()
+  /**
+   * Endpoints whose due rows are being moved to when their open circuit lets a probe
+   * through (`until`), and how long their retry schedule lasts (`scheduleMs`).
+   */
+  private readonly deferring = new Map<string, { until: number; scheduleMs: number }>()
   private readonly deferrals = new Set<Promise<void>>()
 
   constructor(options: DeliveryWorkerOptions) {
@@ -605,11 +609,19 @@ export class DeliveryWorker implements DeliveryHandoff {
       if (healthy) this.breaker.onSuccess(delivery.endpointKey)
       else {
         this.breaker.onFailure(delivery.endpointKey, at)
-        this.deferWhileOpen(delivery.endpointKey, at)
+        this.deferWhileOpen(delivery.endpointKey, target.retries, at)
       }
       if (hold !== undefined) this.afterFailedAttempt(delivery.endpointKey, hold, attempt, at)
       hold = undefined
-      this.finish(lease, attempt, outcome)
+      // Its retry cannot go before the circuit lets a probe through either.
+      const heldBack = outcome.status === 'pending' ? this.heldBackUntil(delivery.endpointKey, at) : undefined
+      this.finish(
+        lease,
+        attempt,
+        heldBack !== undefined && heldBack > outcome.nextAttemptAt
+          ? { ...outcome, nextAttemptAt: heldBack }
+          : outcome,
+      )
     } catch (error) {
       // The lease expires and the delivery is claimed again: nothing is lost. A probe gives
       // its slot back, or the circuit would stay blocked.
@@ -665,14 +677,17 @@ export class DeliveryWorker implements DeliveryHandoff {
    * The endpoint's circuit is open: its due rows no one holds are made due when it lets a
    * probe through (`deferDue`), a few hundred per statement, so no claim walks past them
    * meanwhile. Once per opening: the cooldown doubles while probes fail, so a backlog behind
-   * a receiver that stays down is moved every few minutes at most.
+   * a receiver that stays down is moved every few minutes at most. Those kept from their
+   * tries longer than their whole retry schedule lasts (`retries`: its endpoint's) are given
+   * up instead, as their tries would have been spent by now: a receiver that stays down
+   * does not pile up deliveries, and the events they owe, for good.
    */
-  private deferWhileOpen(endpointKey: string, at: number): void {
+  private deferWhileOpen(endpointKey: string, retries: RetrySettings, at: number): void {
     const until = this.heldBackUntil(endpointKey, at)
     if (until === undefined) return
     const moving = this.deferring.get(endpointKey)
-    if (moving !== undefined && moving >= until) return
-    this.deferring.set(endpointKey, until)
+    if (moving !== undefined && moving.until >= until) return
+    this.deferring.set(endpointKey, { until, scheduleMs: retryScheduleMs(retries) })
     // A run under way takes the later time at its next statement.
     if (moving !== undefined) return
     const run = this.defer(endpointKey).finally(() => this.deferrals.delete(run))
@@ -680,11 +695,22 @@ export class DeliveryWorker implements DeliveryHandoff {
   }
 
   private async defer(endpointKey: string): Promise<void> {
+    let givenUp = 0
     try {
       for (;;) {
-        const until = this.deferring.get(endpointKey) as number
-        const moved = await this.deliveries.deferDue(endpointKey, until, this.now(), DEFER_CHUNK)
-        if (moved < DEFER_CHUNK && this.deferring.get(endpointKey) === until) return
+        const job = this.deferring.get(endpointKey) as { until: number; scheduleMs: number }
+        const now = this.now()
+        const idle = await this.deliveries.giveUpIdle(endpointKey, {
+          dueBefore: job.until,
+          idleSince: now - job.scheduleMs,
+          now,
+          reason: unreachableFor(job.scheduleMs),
+          limit: DEFER_CHUNK,
+        })
+        givenUp += idle
+        const moved =
+          idle < DEFER_CHUNK ? await this.deliveries.deferDue(endpointKey, job.until, now, DEFER_CHUNK) : 0
+        if (idle < DEFER_CHUNK && moved < DEFER_CHUNK && this.deferring.get(endpointKey) === job) return
         await yieldToEventLoop()
       }
     } catch (error) {
@@ -695,6 +721,12 @@ export class DeliveryWorker implements DeliveryHandoff {
       )
     } finally {
       this.deferring.delete(endpointKey)
+      if (givenUp > 0) {
+        this.logger?.warn(
+          { endpoint: endpointKey, count: givenUp },
+          'webhook deliveries given up: the receiver stayed unreachable longer than their retry schedule',
+        )
+      }
     }
   }
 
@@ -771,3 +803,15 @@ export class DeliveryWorker implements DeliveryHandoff {
 }
 
 const SILENT: Pick<Logger, 'warn' | 'error'> = { warn: () => {}, error: () => {} }
+
+/** Why deliveries kept from their tries by an open circuit for their whole retry schedule are dead. */
+function unreachableFor(scheduleMs: number): string {
+  const minutes = Math.round(scheduleMs / 60_000)
+  const span =
+    minutes >= 120
+      ? `${Math.round(minutes / 6) / 10} h`
+      : minutes >= 2
+        ? `${minutes} min`
+        : `${Math.round(scheduleMs / 1000)} s`
+  return `the receiver stayed unreachable (its circuit open) longer than the retry schedule lasts (${span}); given up without another try`
+}

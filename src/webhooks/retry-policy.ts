@@ -44,3 +44,16 @@ export function nextAttemptAt(
   if (failedTries >= settings.attempts) return null
   return now + retryDelayMs(settings, failedTries, random)
 }
+
+/**
+ * The longest a delivery's whole schedule can take: every wait between its tries, each at
+ * its longest (jitter included). A delivery kept from its tries longer than this — its
+ * endpoint's circuit open all that while — would have spent them all by now.
+ */
+export function retryScheduleMs(settings: RetrySettings): number {
+  let total = 0
+  for (let failed = 1; failed < settings.attempts; failed++) {
+    total += retryDelayMs(settings, failed, () => 1 - Number.EPSILON)
+  }
+  return total
+}

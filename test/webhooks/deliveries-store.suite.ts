@@ -428,5 +428,41 @@ export function deliveriesStoreSuite(context: WebhookStoreContext): void {
         [other.id],
       )
     })
+
+    it('should give up the due deliveries of an endpoint unchanged since a time, in chunks, and no other', async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId)
+      const other = await webhook(organizationId)
+      const idle = Array.from({ length: 3 }, () => delivery(hook))
+      const idleOther = delivery(other)
+      await context.deliveries.createMany([...idle, idleOther])
+      const idleSince = tick()
+      const recent = delivery(hook)
+      await context.deliveries.createMany([recent])
+      const now = lastTick() + 1
+      const giveUp = () =>
+        context.deliveries.giveUpIdle(hook.id, {
+          dueBefore: now + 1,
+          idleSince,
+          now,
+          reason: 'down',
+          limit: 2,
+        })
+      assert.equal(await giveUp(), 2)
+      assert.equal(await giveUp(), 1)
+      assert.equal(await giveUp(), 0)
+      const page = await context.deliveries.listByWebhook(organizationId, hook.id, { limit: 10 })
+      const byId = new Map(page.items.map((d) => [d.id, d]))
+      for (const row of idle) {
+        assert.equal(byId.get(row.id)?.status, 'dead')
+        assert.equal(byId.get(row.id)?.lastError, 'down')
+      }
+      assert.equal(byId.get(recent.id)?.status, 'pending', 'changed since')
+      const others = await context.deliveries.listByWebhook(organizationId, other.id, { limit: 10 })
+      assert.deepEqual(
+        others.items.map((d) => d.status),
+        ['pending'],
+      )
+    })
   })
 }

@@ -155,17 +155,17 @@ describe('webhook delivery', () => {
     const start = harness.clock.now()
     const dueTimes = async () => (await harness.rows()).map((row) => row.next_attempt_at - start)
 
-    // One try fails and opens the circuit: the 29 untried are due when it lets a probe through.
+    // One try fails and opens the circuit: its retry and the 29 untried are due when it lets a probe through.
     assert.equal(await harness.module.worker.runOnce(), 1)
-    assert.deepEqual(await dueTimes(), [1_000, ...Array(29).fill(10_000)])
+    assert.deepEqual(await dueTimes(), Array(30).fill(10_000))
     // So is one enqueued while it is open.
     emitted.push(await harness.emit('message.received', { session, data: { i: 30 } }))
     assert.equal((await dueTimes())[30], 10_000)
 
-    // The probe (the retry, due first) fails: open for twice as long, and the rest move again.
+    // The probe (the oldest) fails: open for twice as long, and everything moves again.
     harness.clock.advance(10_000)
     assert.equal(await harness.module.worker.runOnce(), 1)
-    assert.deepEqual(await dueTimes(), [11_000, ...Array(30).fill(30_000)])
+    assert.deepEqual(await dueTimes(), Array(31).fill(30_000))
 
     receiver.respond = () => 200
     harness.clock.advance(20_000)
@@ -175,6 +175,32 @@ describe('webhook delivery', () => {
     assert.deepEqual(new Set(await statuses()), new Set(['delivered']))
     assert.deepEqual(idsReceived().slice(-31).sort(), emitted.map((event) => event.id).sort())
     assert.equal(receiver.requests.length, 33, 'two failed tries, then each once')
+  })
+
+  it('gives up the deliveries an open circuit kept from their tries longer than their retry schedule lasts', async () => {
+    await harness.close()
+    harness = await openHarness({ concurrency: 1, circuit: { failureThreshold: 1, cooldownMs: 10_000 } })
+    await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 3 },
+    })
+    receiver.respond = () => 500
+    const session = newSession()
+    for (let i = 0; i < 5; i++) await harness.emit('message.received', { session, data: { i } })
+    // One try fails and opens the circuit; the four untried have waited for nothing yet.
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    assert.deepEqual(await statuses(), Array(5).fill('pending'))
+
+    // The probe fails 10 s later: the four untried have waited longer than the schedule's 2 s of waits.
+    harness.clock.advance(10_000)
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    const rows = await harness.rows()
+    assert.deepEqual(
+      rows.map((row) => [row.status, row.attempts]),
+      [['pending', 2], ...Array(4).fill(['dead', 0])],
+    )
+    assert.match(rows[1]?.last_error ?? '', /unreachable .*longer than the retry schedule lasts \(2 s\)/)
+    assert.equal(receiver.requests.length, 2)
   })
 
   it('disables the webhook when the receiver answers 410 Gone', async () => {

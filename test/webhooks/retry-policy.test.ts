@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { MAX_RETRY_DELAY_MS, retryDelayMs } from '../../src/webhooks/retry-policy.ts'
+import { MAX_RETRY_DELAY_MS, retryDelayMs, retryScheduleMs } from '../../src/webhooks/retry-policy.ts'
 import type { RetrySettings } from '../../src/webhooks/webhook.types.ts'
 import { type Harness, newSession, openHarness } from './harness.ts'
 import { Receiver } from './receiver.ts'
@@ -44,6 +44,15 @@ describe('retry policy', () => {
       MAX_RETRY_DELAY_MS,
       'no overflow on huge counts',
     )
+  })
+
+  it('spans, at its longest, every wait between the tries', () => {
+    assert.equal(retryScheduleMs({ policy: 'constant', delaySeconds: 3, attempts: 5 }), 12_000)
+    assert.equal(retryScheduleMs({ policy: 'linear', delaySeconds: 3, attempts: 5 }), 30_000)
+    assert.equal(retryScheduleMs({ policy: 'constant', delaySeconds: 3, attempts: 1 }), 0, 'one try, no wait')
+    // The defaults: 2 s doubling, +20 % at most, 11 waits under the hour's cap, then 3 of an hour.
+    const exponential = retryScheduleMs({ policy: 'exponential', delaySeconds: 2, attempts: 15 })
+    assert.equal(exponential, Math.round(4_094_000 * 1.2) + 3 * MAX_RETRY_DELAY_MS)
   })
 })
 
