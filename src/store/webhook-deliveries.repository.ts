@@ -44,6 +44,12 @@ export type NewDelivery = Pick<
   dueAt?: number
 }
 
+/** A place in the claim's order of due rows: (next_attempt_at, seq). */
+export interface DueCursor {
+  due: number
+  seq: number
+}
+
 export interface DeliveryListQuery {
   status?: DeliveryStatus
   cursor?: string
@@ -102,10 +108,12 @@ const INSERT_CHUNK = 500
  */
 export class WebhookDeliveriesRepository {
   private readonly db: Kysely<Tables>
+  private readonly dialect: 'sqlite' | 'postgres'
   private readonly statements: DeliveryStatements
 
   constructor(db: Kysely<Tables>, dialect: 'sqlite' | 'postgres') {
     this.db = db
+    this.dialect = dialect
     this.statements = new DeliveryStatements(dialect)
   }
 
@@ -335,63 +343,95 @@ export class WebhookDeliveriesRepository {
   }
 
   /**
-   * An endpoint's circuit opened: up to `limit` of its pending, unleased deliveries due
-   * before `until` are made due then, when the circuit lets a probe through. Until then
-   * they are out of the claim's range — claims would otherwise walk past every one of them
-   * to find the rows they may take (past 100,000: 14 ms a claim, against 0.2 ms once they
-   * are moved, which took 0.4 s in statements of 200). Returns how many moved;
-   * fewer than `limit` means none is left.
+   * An endpoint's circuit opened: the next `limit` of its pending deliveries no one holds,
+   * due before `until` (after `after`, where an earlier call stopped), are made due then,
+   * when the circuit lets a probe through — or, those unchanged since before
+   * `giveUpUnchangedSince` (no try, no replay), given up as dead for `giveUpReason`. Out of
+   * the claim's range, claims no longer walk past every one of them to find the rows they
+   * may take (past 100,000: 14 ms a claim, against 0.2 ms once they are moved, which took
+   * 0.8 s in transactions of 200). `next`:
+   * where to go on from, undefined once none is left. One walk over the claim index for the
+   * whole backlog, however many calls it takes.
    */
-  async deferDue(endpointKey: string, until: number, now: number, limit: number): Promise<number> {
-    const result = await this.db
-      .updateTable('webhook_deliveries')
-      .set({ next_attempt_at: until })
-      .where('id', 'in', (eb) => this.dueUnleased(eb, endpointKey, until, now).limit(limit))
-      // Claimed meanwhile (another process, on Postgres): its lease decides. No more
-      // conditions here: one on status made SQLite look the ids up through the claim index,
-      // every pending row of every endpoint per statement, instead of by primary key.
-      .where(unleasedAt(now))
-      .executeTakeFirst()
-    return Number(result.numUpdatedRows)
+  async holdBack(
+    endpointKey: string,
+    options: {
+      until: number
+      now: number
+      giveUpUnchangedSince?: number
+      giveUpReason: string
+      after?: DueCursor
+      limit: number
+    },
+  ): Promise<{ deferred: number; givenUp: number; next: DueCursor | undefined }> {
+    const { until, now, giveUpUnchangedSince, giveUpReason, after, limit } = options
+    // One short transaction: nothing settles a row between the read and the writes (on
+    // Postgres the read locks what it takes, as a claim does, and skips what a claim holds),
+    // so the writes go by primary key alone — a condition on status made SQLite read the
+    // ids through the claim index, every pending row of every endpoint per statement.
+    const { rows, givenUp, deferred } = await this.db.transaction().execute(async (trx) => {
+      const rows = await trx
+        .selectFrom('webhook_deliveries')
+        .select(['id', 'next_attempt_at', 'seq', 'updated_at'])
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<', until)
+        .$if(after !== undefined, (query) =>
+          query.where((eb) =>
+            eb(eb.refTuple('next_attempt_at', 'seq'), '>', eb.tuple(after?.due ?? 0, after?.seq ?? 0)),
+          ),
+        )
+        .where('endpoint_key', '=', endpointKey)
+        .where(unleasedAt(now))
+        .orderBy('next_attempt_at')
+        .orderBy('seq')
+        .limit(limit)
+        .$if(this.dialect === 'postgres', (query) => query.forUpdate().skipLocked())
+        .execute()
+      const unchanged = (row: (typeof rows)[number]) =>
+        giveUpUnchangedSince !== undefined && Number(row.updated_at) < giveUpUnchangedSince
+      const idle = rows.filter(unchanged).map((row) => row.id)
+      const moving = rows.filter((row) => !unchanged(row)).map((row) => row.id)
+      let givenUp = 0
+      let deferred = 0
+      if (idle.length > 0) {
+        const result = await trx
+          .updateTable('webhook_deliveries')
+          .set({ status: 'dead', last_error: giveUpReason, updated_at: now })
+          .where('id', 'in', idle)
+          .executeTakeFirst()
+        givenUp = Number(result.numUpdatedRows)
+      }
+      if (moving.length > 0) {
+        const result = await trx
+          .updateTable('webhook_deliveries')
+          .set({ next_attempt_at: until })
+          .where('id', 'in', moving)
+          .executeTakeFirst()
+        deferred = Number(result.numUpdatedRows)
+      }
+      return { rows, givenUp, deferred }
+    })
+    const last = rows.at(-1)
+    const next =
+      rows.length < limit || !last ? undefined : { due: Number(last.next_attempt_at), seq: Number(last.seq) }
+    return { deferred, givenUp, next }
   }
 
   /**
-   * Up to `limit` of an endpoint's pending, unleased deliveries due before `dueBefore` that
-   * have not changed since `idleSince` (no try, no replay) are given up — dead, for `reason`.
-   * For an endpoint whose circuit has kept them from their tries longer than their retry
-   * schedule lasts. Returns how many; fewer than `limit` means none is left.
+   * A circuit that had opened closed again before `deferredTo` (a request sent before it
+   * opened came back fine): what was moved to then is due now instead. Reads the rows at
+   * exactly that time, through the claim index.
    */
-  async giveUpIdle(
-    endpointKey: string,
-    options: { dueBefore: number; idleSince: number; now: number; reason: string; limit: number },
-  ): Promise<number> {
-    const { dueBefore, idleSince, now, reason, limit } = options
+  async bringForward(endpointKey: string, deferredTo: number, now: number): Promise<number> {
     const result = await this.db
       .updateTable('webhook_deliveries')
-      .set({ status: 'dead', last_error: reason, updated_at: now })
-      .where('id', 'in', (eb) =>
-        this.dueUnleased(eb, endpointKey, dueBefore, now).where('updated_at', '<', idleSince).limit(limit),
-      )
-      .where(unleasedAt(now))
-      .where('updated_at', '<', idleSince)
-      .executeTakeFirst()
-    return Number(result.numUpdatedRows)
-  }
-
-  /** The ids of an endpoint's pending deliveries due before `dueBefore` that no one holds at `now`, through the claim index. */
-  private dueUnleased(
-    eb: ExpressionBuilder<Tables, 'webhook_deliveries'>,
-    endpointKey: string,
-    dueBefore: number,
-    now: number,
-  ) {
-    return eb
-      .selectFrom('webhook_deliveries')
-      .select('id')
+      .set({ next_attempt_at: now })
       .where('status', '=', 'pending')
-      .where('next_attempt_at', '<', dueBefore)
+      .where('next_attempt_at', '=', deferredTo)
       .where('endpoint_key', '=', endpointKey)
       .where(unleasedAt(now))
+      .executeTakeFirst()
+    return Number(result.numUpdatedRows)
   }
 
   /** Makes a dead delivery due now with a fresh retry budget; undefined unless it was dead. */

@@ -13,6 +13,8 @@ interface Circuit {
   probing: boolean
   /** times it opened since it was last closed: the cooldown doubles with each */
   opens: number
+  /** when it first opened since it was last closed */
+  firstOpenedAt: number | null
 }
 
 /**
@@ -45,6 +47,16 @@ export class CircuitBreaker {
     return circuit !== undefined && this.isBlocked(circuit, now)
   }
 
+  /** The longest an open circuit waits before its next probe. */
+  get longestCooldownMs(): number {
+    return Math.max(this.options.cooldownMs, this.options.maxCooldownMs)
+  }
+
+  /** Since when the circuit has been open (or half-open) without closing; undefined while closed. */
+  openSince(key: string): number | undefined {
+    return this.circuits.get(key)?.firstOpenedAt ?? undefined
+  }
+
   /** When an open circuit lets its probe through; undefined unless it is open. */
   reopensAt(key: string): number | undefined {
     const circuit = this.circuits.get(key)
@@ -74,13 +86,20 @@ export class CircuitBreaker {
   }
 
   onFailure(key: string, now: number): void {
-    const circuit = this.circuits.get(key) ?? { failures: 0, openedAt: null, probing: false, opens: 0 }
+    const circuit = this.circuits.get(key) ?? {
+      failures: 0,
+      openedAt: null,
+      probing: false,
+      opens: 0,
+      firstOpenedAt: null,
+    }
     this.circuits.set(key, circuit)
     circuit.failures += 1
     // A request sent before the circuit opened, failing while it cools down, changes nothing.
     if (circuit.openedAt !== null && !circuit.probing && this.isBlocked(circuit, now)) return
     if (circuit.probing || circuit.failures >= this.options.failureThreshold) {
       circuit.openedAt = now
+      circuit.firstOpenedAt ??= now
       circuit.probing = false
       circuit.opens += 1
     }
@@ -98,8 +117,8 @@ export class CircuitBreaker {
   }
 
   private cooldown(circuit: Circuit): number {
-    const { cooldownMs, maxCooldownMs } = this.options
+    const { cooldownMs } = this.options
     const doubled = cooldownMs * 2 ** Math.min(Math.max(0, circuit.opens - 1), 30)
-    return Math.min(doubled, Math.max(cooldownMs, maxCooldownMs))
+    return Math.min(doubled, this.longestCooldownMs)
   }
 }

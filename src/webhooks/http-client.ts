@@ -82,22 +82,12 @@ interface Attempt {
 interface Waiting {
   input: WebhookHttpRequest
   target: { origin: string; path: string }
-  /** posting order, over every queue */
-  seq: number
   resolve: (response: WebhookHttpResponse) => void
   reject: (error: Error) => void
 }
 
-/** The requests waiting for one endpoint (or, posted without one, for one origin). */
-interface Queue {
-  origin: string
-  waiting: Waiting[]
-  /**
-   * When this queue last had a request sent (the client's count of sends); -1: never. An
-   * empty queue is kept while its origin has requests out, so this is not forgotten.
-   */
-  lastSent: number
-}
+/** Queues whose last send is remembered (`lastSent`): far more than have requests waiting at once. */
+const LAST_SENT_KEPT = 10_000
 
 /** Parsed webhook URLs kept: far more than there are endpoints in use. */
 const TARGET_CACHE_SIZE = 1_000
@@ -120,9 +110,10 @@ export interface UndiciWebhookClientOptions {
  *
  * Requests wait here, in the order they were posted per endpoint, until their origin has a
  * free connection and fewer than `maxInFlight` are out: undici never queues one itself.
- * When a connection frees up, the endpoint with the fewest requests out goes next (the one
- * that waited longest since it last sent, on a tie): a slow receiver with a backlog gets
- * its connections, never the ones other endpoints are waiting for. So a
+ * When a connection frees up, the next request is the head of the endpoint queue whose
+ * receiver (origin) has the fewest requests out — on a tie, of the queue that sent least
+ * recently: a slow receiver with a backlog gets its connections, never the ones other
+ * receivers are waiting for, and endpoints sharing a receiver take turns. So a
  * request's timeout starts when it is sent — waiting behind a slow receiver's other
  * requests is not held against an attempt — and a caller may post well ahead of what is
  * sent (the delivery worker does: a connection that frees up takes the next request at
@@ -139,10 +130,10 @@ export class UndiciWebhookClient implements WebhookHttpClient {
   /** requests sent and not yet settled, for the deadline sweep */
   private readonly attempts = new Set<Attempt>()
   /** waiting requests, a queue per endpoint (per origin for those posted without one), each oldest first */
-  private readonly queues = new Map<string, Queue>()
-  private posted = 0
-  /** requests sent so far: `Queue.lastSent` is on this count */
+  private readonly queues = new Map<string, Waiting[]>()
+  /** requests sent so far, and when (on that count) each queue last sent, the most recent last */
   private sends = 0
+  private readonly lastSent = new Map<string, number>()
   /** set while sendWaiting runs: a request settling inside it asks for another round instead */
   private sending = false
   private sendAgain = false
@@ -175,12 +166,9 @@ export class UndiciWebhookClient implements WebhookHttpClient {
     }
     return new Promise<WebhookHttpResponse>((resolve, reject) => {
       const key = input.endpoint ?? `\u0000${target.origin}`
-      let queue = this.queues.get(key)
-      if (!queue) {
-        queue = { origin: target.origin, waiting: [], lastSent: -1 }
-        this.queues.set(key, queue)
-      }
-      queue.waiting.push({ input, target, seq: this.posted++, resolve, reject })
+      const queue = this.queues.get(key) ?? []
+      this.queues.set(key, queue)
+      queue.push({ input, target, resolve, reject })
       this.sweep()
       this.sendWaiting()
     })
@@ -232,31 +220,40 @@ export class UndiciWebhookClient implements WebhookHttpClient {
   private nextToSend(): Waiting | undefined {
     const now = wallClock()
     const room = this.attempts.size < this.maxInFlight
-    let best: Queue | undefined
+    let best: string | undefined
     let bestOut = 0
+    let bestSent = 0
     for (const [key, queue] of this.queues) {
-      const endpoint = queue.waiting[0]?.input.endpoint
+      const endpoint = queue[0]?.input.endpoint
       if (endpoint !== undefined && (!room || this.held.has(endpoint))) continue
-      this.giveUpExpired(queue.waiting, now)
-      const head = queue.waiting[0]
+      this.giveUpExpired(queue, now)
+      const head = queue[0]
       if (!head) {
-        this.forgetIdle(key, queue)
+        this.queues.delete(key)
         continue
       }
       const out = this.sentTo.get(head.target.origin) ?? 0
       if (out >= this.connectionsPerOrigin) continue
-      if (head.input.endpoint === undefined) return this.take(queue)
-      if (!best || out < bestOut || (out === bestOut && queue.lastSent < best.lastSent)) {
-        best = queue
+      if (head.input.endpoint === undefined) return this.take(key, queue)
+      const sent = this.lastSent.get(key) ?? -1
+      if (best === undefined || out < bestOut || (out === bestOut && sent < bestSent)) {
+        best = key
         bestOut = out
+        bestSent = sent
       }
     }
-    return best && this.take(best)
+    const queue = best === undefined ? undefined : this.queues.get(best)
+    return best === undefined || !queue ? undefined : this.take(best, queue)
   }
 
-  private take(queue: Queue): Waiting | undefined {
-    queue.lastSent = this.sends++
-    return queue.waiting.shift()
+  /** The head of `queue`, noted as its latest send. */
+  private take(key: string, queue: Waiting[]): Waiting | undefined {
+    this.lastSent.delete(key)
+    this.lastSent.set(key, this.sends++)
+    if (this.lastSent.size > LAST_SENT_KEPT) this.lastSent.delete(this.lastSent.keys().next().value as string)
+    const next = queue.shift()
+    if (queue.length === 0) this.queues.delete(key)
+    return next
   }
 
   /** Requests at the head of `queue` past their `sendBy` are given up (the sweep looks at every one). */
@@ -269,17 +266,13 @@ export class UndiciWebhookClient implements WebhookHttpClient {
   /** Rejects, unsent, the waiting requests that `which` picks. */
   private giveUp(which: (request: Waiting) => boolean, reason: string): void {
     for (const [key, queue] of this.queues) {
-      const given = queue.waiting.filter(which)
+      const given = queue.filter(which)
       if (given.length === 0) continue
-      queue.waiting = queue.waiting.filter((request) => !which(request))
-      this.forgetIdle(key, queue)
+      const kept = queue.filter((request) => !which(request))
+      if (kept.length === 0) this.queues.delete(key)
+      else this.queues.set(key, kept)
       for (const request of given) request.reject(new NotSentError(reason))
     }
-  }
-
-  /** An empty queue whose origin has nothing out is dropped: its endpoint is idle, and fresh when it is back. */
-  private forgetIdle(key: string, queue: Queue): void {
-    if (queue.waiting.length === 0 && !this.sentTo.has(queue.origin)) this.queues.delete(key)
   }
 
   /**
@@ -403,7 +396,6 @@ export class UndiciWebhookClient implements WebhookHttpClient {
         lifted = true
       }
       if (lifted) this.sendWaiting()
-      for (const [key, queue] of this.queues) this.forgetIdle(key, queue)
       if (this.attempts.size === 0 && this.queues.size === 0 && this.held.size === 0) {
         clearInterval(this.sweeper)
         this.sweeper = undefined

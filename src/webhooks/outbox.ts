@@ -32,8 +32,11 @@ export interface DeliveryHandoff {
    * or none while the worker takes none.
    */
   offer(now: number): { token: string; lockedUntil: number; room: number; maxBodyLength: number } | undefined
-  /** Whether deliveries to this endpoint may go straight to the worker (its circuit is closed). */
-  takes(endpointKey: string, now: number): boolean
+  /**
+   * Whether deliveries to this endpoint may go straight to the worker: its circuit is
+   * closed, and it holds less than its share, counting `takenAlready` for it in this enqueue.
+   */
+  takes(endpointKey: string, now: number, takenAlready: number): boolean
   /** When deliveries to this endpoint may be tried, if not now: its circuit is open until then. */
   heldBackUntil(endpointKey: string, now: number): number | undefined
   /** Deliveries leased at enqueue, now committed: to be sent. */
@@ -137,6 +140,8 @@ export class WebhookOutbox {
     // Asked for at the first delivery: most events go to no webhook.
     let offer: ReturnType<DeliveryHandoff['offer']> | null = null
     let room = 0
+    /** handed over per endpoint in this enqueue: the worker counts them only once they are adopted */
+    const takenBy = new Map<string, number>()
     let lease: NewDelivery['lease']
     const owedNow = new Set<Owed>()
     for (const { events, sessionWebhooks } of groups) {
@@ -169,11 +174,12 @@ export class WebhookOutbox {
             room > 0 &&
             !subscription.ordered &&
             body.length <= (offer?.maxBodyLength ?? 0) &&
-            this.handoff?.takes(subscription.endpointKey, at)
+            this.handoff?.takes(subscription.endpointKey, at, takenBy.get(subscription.endpointKey) ?? 0)
               ? lease
               : undefined
           if (leasedTo) {
             room--
+            takenBy.set(subscription.endpointKey, (takenBy.get(subscription.endpointKey) ?? 0) + 1)
             owed.leased.push({
               id,
               webhookId: subscription.webhookId,

@@ -4,7 +4,7 @@ import { beforeEach, describe, it } from 'node:test'
 import { newId } from '../../src/domain/ids.ts'
 import { type DomainEvent, wireBody } from '../../src/events/catalogue.ts'
 import { EventsRepository } from '../../src/store/events.repository.ts'
-import type { WebhookDeliveriesRepository } from '../../src/store/webhook-deliveries.repository.ts'
+import type { DueCursor, WebhookDeliveriesRepository } from '../../src/store/webhook-deliveries.repository.ts'
 import { lastTick, storeFixtures, tick, type WebhookStoreContext } from './store-fixtures.ts'
 
 /** The outbox: deliveries, claims, attempts. */
@@ -395,7 +395,7 @@ export function deliveriesStoreSuite(context: WebhookStoreContext): void {
       assert.deepEqual(page.items.map((d) => d.status).sort(), ['dead', 'dead', 'pending'])
     })
 
-    it('should make the due deliveries of an endpoint no one holds due later, in chunks, and no other', async () => {
+    it('should move the due deliveries of an endpoint no one holds to later, walking on in chunks, and no other', async () => {
       const organizationId = await organization()
       const hook = await webhook(organizationId)
       const other = await webhook(organizationId)
@@ -409,9 +409,14 @@ export function deliveriesStoreSuite(context: WebhookStoreContext): void {
       const now = lastTick() + 1
       // Sooner than the lease of the claimed one ends, which the claim below must still respect.
       const until = now + 20_000
-      assert.equal(await context.deliveries.deferDue(hook.id, until, now, 3), 3)
-      assert.equal(await context.deliveries.deferDue(hook.id, until, now, 3), 2, 'the rest: none left')
-      assert.equal(await context.deliveries.deferDue(hook.id, until, now, 3), 0)
+      const holdBack = (after?: DueCursor) =>
+        context.deliveries.holdBack(hook.id, { until, now, giveUpReason: 'down', after, limit: 3 })
+      const first = await holdBack()
+      assert.deepEqual([first.deferred, first.givenUp], [3, 0])
+      assert.ok(first.next)
+      const rest = await holdBack(first.next)
+      assert.deepEqual([rest.deferred, rest.givenUp, rest.next], [2, 0, undefined], 'the rest: none left')
+      assert.equal((await holdBack()).deferred, 0)
       const rows = await context.database.db
         .selectFrom('webhook_deliveries')
         .select(['id', 'endpoint_key', 'next_attempt_at'])
@@ -427,37 +432,38 @@ export function deliveriesStoreSuite(context: WebhookStoreContext): void {
         claimed.map((d) => d.endpointKey),
         [other.id],
       )
+      // Closed again before then: what was moved is due at once.
+      assert.equal(await context.deliveries.bringForward(hook.id, until, now + 5), 5)
+      assert.equal((await claim(now + 5)).length, 5)
     })
 
-    it('should give up the due deliveries of an endpoint unchanged since a time, in chunks, and no other', async () => {
+    it('should give up, on the way, the due deliveries of an endpoint unchanged since a time, and no other', async () => {
       const organizationId = await organization()
       const hook = await webhook(organizationId)
       const other = await webhook(organizationId)
       const idle = Array.from({ length: 3 }, () => delivery(hook))
       const idleOther = delivery(other)
       await context.deliveries.createMany([...idle, idleOther])
-      const idleSince = tick()
+      const unchangedSince = tick()
       const recent = delivery(hook)
       await context.deliveries.createMany([recent])
       const now = lastTick() + 1
-      const giveUp = () =>
-        context.deliveries.giveUpIdle(hook.id, {
-          dueBefore: now + 1,
-          idleSince,
-          now,
-          reason: 'down',
-          limit: 2,
-        })
-      assert.equal(await giveUp(), 2)
-      assert.equal(await giveUp(), 1)
-      assert.equal(await giveUp(), 0)
+      const step = await context.deliveries.holdBack(hook.id, {
+        until: now + 60_000,
+        now,
+        giveUpUnchangedSince: unchangedSince,
+        giveUpReason: 'down',
+        limit: 10,
+      })
+      assert.deepEqual([step.givenUp, step.deferred, step.next], [3, 1, undefined])
       const page = await context.deliveries.listByWebhook(organizationId, hook.id, { limit: 10 })
       const byId = new Map(page.items.map((d) => [d.id, d]))
       for (const row of idle) {
         assert.equal(byId.get(row.id)?.status, 'dead')
         assert.equal(byId.get(row.id)?.lastError, 'down')
       }
-      assert.equal(byId.get(recent.id)?.status, 'pending', 'changed since')
+      assert.equal(byId.get(recent.id)?.status, 'pending', 'changed since: moved, not given up')
+      assert.equal(byId.get(recent.id)?.nextAttemptAt, now + 60_000)
       const others = await context.deliveries.listByWebhook(organizationId, other.id, { limit: 10 })
       assert.deepEqual(
         others.items.map((d) => d.status),

@@ -177,30 +177,84 @@ describe('webhook delivery', () => {
     assert.equal(receiver.requests.length, 33, 'two failed tries, then each once')
   })
 
+  it('brings deliveries moved behind an opened circuit forward when a late success closes it', async () => {
+    await harness.close()
+    harness = await openHarness({ concurrency: 2, circuit: { failureThreshold: 1, cooldownMs: 10_000 } })
+    await harness.createWebhook({ url: receiver.url() })
+    // The first request answers fine, but late: after the second has failed and opened the circuit.
+    receiver.respond = (request) =>
+      JSON.parse(request.body).data.i === 0
+        ? { status: 200, delayMs: 300 }
+        : request.body.includes('"i":1}')
+          ? 500
+          : 200
+    const session = newSession()
+    for (let i = 0; i < 10; i++) await harness.emit('message.received', { session, data: { i } })
+    const start = harness.clock.now()
+    assert.equal(await harness.module.worker.runOnce(), 2)
+    const rows = await harness.rows()
+    assert.deepEqual(
+      rows.map((row) => row.status),
+      ['delivered', 'pending', ...Array(8).fill('pending')],
+    )
+    assert.deepEqual(
+      rows.slice(2).map((row) => row.next_attempt_at - start),
+      Array(8).fill(0),
+      'due again at once, not when the circuit would have let a probe through',
+    )
+    assert.equal(harness.module.worker.breaker.state(rows[0]?.endpoint_key ?? '', start), 'closed')
+  })
+
   it('gives up the deliveries an open circuit kept from their tries longer than their retry schedule lasts', async () => {
     await harness.close()
-    harness = await openHarness({ concurrency: 1, circuit: { failureThreshold: 1, cooldownMs: 10_000 } })
+    harness = await openHarness({
+      concurrency: 1,
+      circuit: { failureThreshold: 1, cooldownMs: 10_000, maxCooldownMs: 10_000 },
+    })
     await harness.createWebhook({
       url: receiver.url(),
-      retries: { policy: 'constant', delaySeconds: 1, attempts: 3 },
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 5 },
     })
     receiver.respond = () => 500
     const session = newSession()
     for (let i = 0; i < 5; i++) await harness.emit('message.received', { session, data: { i } })
-    // One try fails and opens the circuit; the four untried have waited for nothing yet.
+    // One try fails and opens the circuit; then a probe every 10 s (its longest cooldown), failing.
     assert.equal(await harness.module.worker.runOnce(), 1)
-    assert.deepEqual(await statuses(), Array(5).fill('pending'))
+    harness.clock.advance(10_000)
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    assert.deepEqual(await statuses(), Array(5).fill('pending'), 'open for 10 s: not longer than it waits')
 
-    // The probe fails 10 s later: the four untried have waited longer than the schedule's 2 s of waits.
+    // Open for 20 s now, longer than the schedule's 4 s of waits and than a cooldown: the four
+    // untried, kept from their tries all that while, are given up.
     harness.clock.advance(10_000)
     assert.equal(await harness.module.worker.runOnce(), 1)
     const rows = await harness.rows()
     assert.deepEqual(
       rows.map((row) => [row.status, row.attempts]),
-      [['pending', 2], ...Array(4).fill(['dead', 0])],
+      [['pending', 3], ...Array(4).fill(['dead', 0])],
     )
-    assert.match(rows[1]?.last_error ?? '', /unreachable .*longer than the retry schedule lasts \(2 s\)/)
-    assert.equal(receiver.requests.length, 2)
+    assert.match(rows[1]?.last_error ?? '', /unreachable .*longer than the retry schedule lasts \(10 s\)/)
+    assert.equal(receiver.requests.length, 3)
+  })
+
+  it('gives up nothing when the circuit has only just opened, however old the deliveries', async () => {
+    await harness.close()
+    harness = await openHarness({ concurrency: 1, circuit: { failureThreshold: 1, cooldownMs: 10_000 } })
+    await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 1 },
+    })
+    receiver.respond = () => 503
+    const session = newSession()
+    for (let i = 0; i < 5; i++) await harness.emit('message.received', { session, data: { i } })
+    // Recorded five hours ago, while the worker was down: their one try is still to come.
+    harness.clock.advance(5 * 3_600_000)
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    const rows = await harness.rows()
+    assert.deepEqual(
+      rows.map((row) => [row.status, row.attempts]),
+      [['dead', 1], ...Array(4).fill(['pending', 0])],
+    )
   })
 
   it('disables the webhook when the receiver answers 410 Gone', async () => {
@@ -983,6 +1037,25 @@ describe('webhook delivery to a slow receiver beside a quick one', () => {
     assert.ok(slowSoFar < 150, `the quick receiver waited for ${slowSoFar} of the slow one’s 400`)
   })
 
+  it('claims an ordered receiver’s deliveries while the slow one’s wait for the HTTP client', async () => {
+    await open()
+    await harness.createWebhook({ url: quick.url('/ordered'), events: ['session.*'], ordered: true })
+    harness.module.worker.start()
+    const session = newSession()
+    // Handed over, more than it may have with the HTTP client: the rest wait, parked.
+    for (let i = 0; i < 300; i++) await harness.emit('message.received', { session, data: { i } })
+    // Too large to be handed over: these wait for a claim, which leaves the parked endpoint out.
+    const large = 'x'.repeat(10_000)
+    for (let i = 0; i < 100; i++) await harness.emit('message.received', { session, data: { i, large } })
+    // Ordered deliveries are claimed, one at a time per session: each needs a claim.
+    for (let i = 0; i < 5; i++) await harness.emit('session.status', { session, data: { i } })
+    const ordered = () => quick.requests.filter((request) => request.path === '/ordered').length
+    await eventually(() => ordered() === 5, 'the ordered receiver’s five', 10_000)
+    const slowSoFar = slow.requests.length
+    await harness.module.worker.stop()
+    assert.ok(slowSoFar < 200, `the ordered receiver waited for ${slowSoFar} of the slow one’s 400`)
+  })
+
   it('keeps places in the handoff for other endpoints than the one that fills it', async () => {
     // Room for 50 handed over; a claim window of 2 (one request at a time) stays for the others.
     await open({ concurrency: 1, handoffCapacity: 50 })
@@ -990,7 +1063,8 @@ describe('webhook delivery to a slow receiver beside a quick one', () => {
     slow.respond = () => ({ status: 200, delayMs: 1_500 })
     harness.module.worker.start()
     const session = newSession()
-    for (let i = 0; i < 60; i++) await harness.emit('message.received', { session, data: { i } })
+    // In one transaction, as the recorder's group commit stores them: the share counts them as they are taken.
+    await harness.emitMany('message.received', 60, { session, data: (i) => ({ i }) })
     await harness.emit('session.status', { session })
     const slowRows = (await harness.rows()).filter((row) => row.event_type === 'message.received')
     assert.equal(slowRows.filter((row) => row.lease_token !== null).length, 48, 'the slow receiver’s share')

@@ -57,6 +57,12 @@ export interface Harness {
       publish?: boolean
     },
   ): Promise<DomainEvent>
+  /** `count` events of `type` stored in one transaction, as the recorder's group commit does, then published. */
+  emitMany(
+    type: string,
+    count: number,
+    options?: { session?: EventSessionRef | null; data?: (i: number) => unknown },
+  ): Promise<DomainEvent[]>
   createWebhook(input: CreateWebhookInput): Promise<WebhookRecord>
   /** every delivery row, in enqueue order */
   rows(): Promise<Selectable<WebhookDeliveriesTable>[]>
@@ -92,6 +98,39 @@ export async function openHarness(options: Partial<WebhookModuleOptions> = {}): 
     createdAt: clock.now(),
   })
   const events = new EventsRepository(database.db)
+  /** Stores the events and enqueues their deliveries in one transaction, then publishes them (unless told not to). */
+  const store = async (
+    list: DomainEvent[],
+    sessionWebhooks: SessionWebhookConfig[],
+    publish: boolean,
+  ): Promise<DomainEvent[]> => {
+    await database.db.transaction().execute(async (trx) => {
+      await events.append(
+        list.map((event) => ({
+          id: event.id,
+          organizationId,
+          sessionId: event.session?.id ?? null,
+          type: event.type,
+          payload: { session: event.session, data: event.data },
+          createdAt: event.timestamp,
+        })),
+        trx,
+      )
+      await module.outbox.enqueueDeliveries(list, sessionWebhooks, trx)
+    })
+    // As the gateway's event bus does once the events are committed.
+    if (publish) for (const event of list) module.outbox.published(event)
+    return list
+  }
+  const newEvent = (type: string, session: EventSessionRef | null, data: unknown) =>
+    ({
+      id: newId('event'),
+      type: type as DomainEventType,
+      organizationId,
+      session,
+      timestamp: clock.now(),
+      data,
+    }) as DomainEvent
   const module = createWebhookModule({
     database,
     secretBox,
@@ -109,34 +148,15 @@ export async function openHarness(options: Partial<WebhookModuleOptions> = {}): 
     secretBox,
     organizationId,
     emit: async (type, { session = null, sessionWebhooks = [], data = {}, publish = true } = {}) => {
-      const event = {
-        id: newId('event'),
-        type: type as DomainEventType,
-        organizationId,
-        session,
-        timestamp: clock.now(),
-        data,
-      } as DomainEvent
-      await database.db.transaction().execute(async (trx) => {
-        await events.append(
-          [
-            {
-              id: event.id,
-              organizationId,
-              sessionId: session?.id ?? null,
-              type,
-              payload: { session, data },
-              createdAt: event.timestamp,
-            },
-          ],
-          trx,
-        )
-        await module.outbox.enqueueDeliveries(event, sessionWebhooks, trx)
-      })
-      // As the gateway's event bus does once the event is committed.
-      if (publish) module.outbox.published(event)
-      return event
+      const [event] = await store([newEvent(type, session, data)], sessionWebhooks, publish)
+      return event as DomainEvent
     },
+    emitMany: (type, count, { session = null, data = () => ({}) } = {}) =>
+      store(
+        Array.from({ length: count }, (_, i) => newEvent(type, session, data(i))),
+        [],
+        true,
+      ),
     createWebhook: async (input) => (await module.service.create(organizationId, input)).webhook,
     rows: () => database.db.selectFrom('webhook_deliveries').selectAll().orderBy('seq').execute(),
     attempts: (deliveryId) => module.deliveries.listAttempts(deliveryId),
