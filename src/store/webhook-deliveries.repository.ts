@@ -343,15 +343,19 @@ export class WebhookDeliveriesRepository {
   }
 
   /**
-   * An endpoint's circuit opened: the next `limit` of its pending deliveries no one holds,
-   * due before `until` (after `after`, where an earlier call stopped), are made due then,
-   * when the circuit lets a probe through — or, those unchanged since before
-   * `giveUpUnchangedSince` (no try, no replay), given up as dead for `giveUpReason`. Out of
-   * the claim's range, claims no longer walk past every one of them to find the rows they
-   * may take (past 100,000: 14 ms a claim, against 0.2 ms once they are moved, which took
-   * 0.8 s in transactions of 200). `next`:
-   * where to go on from, undefined once none is left. One walk over the claim index for the
-   * whole backlog, however many calls it takes.
+   * An endpoint's circuit opened: its pending deliveries no one holds, due before `until`,
+   * are made due then, when the circuit lets a probe through — or, those unchanged since
+   * before `giveUpUnchangedSince` (no try, no replay), given up as dead for `giveUpReason`.
+   * Out of the claim's range, claims no longer walk past every one of them to find the rows
+   * they may take (past 100,000: 14 ms a claim, against 0.2 ms once they are moved).
+   *
+   * One walk over the claim index, `limit` entries at a time — every endpoint's, so a
+   * transaction reads no more than that however many other rows are due — going on `after`
+   * where the last call stopped; `next` is undefined once the walk has reached `until`.
+   * Each call is one short transaction: on SQLite nothing settles a row between the read and
+   * the writes, which go by primary key alone (a condition on status made SQLite read the
+   * ids through the claim index, every pending row per statement); on Postgres the writes
+   * check again that each row is still pending and no one's.
    */
   async holdBack(
     endpointKey: string,
@@ -365,14 +369,11 @@ export class WebhookDeliveriesRepository {
     },
   ): Promise<{ deferred: number; givenUp: number; next: DueCursor | undefined }> {
     const { until, now, giveUpUnchangedSince, giveUpReason, after, limit } = options
-    // One short transaction: nothing settles a row between the read and the writes (on
-    // Postgres the read locks what it takes, as a claim does, and skips what a claim holds),
-    // so the writes go by primary key alone — a condition on status made SQLite read the
-    // ids through the claim index, every pending row of every endpoint per statement.
-    const { rows, givenUp, deferred } = await this.db.transaction().execute(async (trx) => {
+    const postgres = this.dialect === 'postgres'
+    return this.db.transaction().execute(async (trx) => {
       const rows = await trx
         .selectFrom('webhook_deliveries')
-        .select(['id', 'next_attempt_at', 'seq', 'updated_at'])
+        .select(['id', 'endpoint_key', 'next_attempt_at', 'seq', 'updated_at', 'locked_until'])
         .where('status', '=', 'pending')
         .where('next_attempt_at', '<', until)
         .$if(after !== undefined, (query) =>
@@ -380,17 +381,18 @@ export class WebhookDeliveriesRepository {
             eb(eb.refTuple('next_attempt_at', 'seq'), '>', eb.tuple(after?.due ?? 0, after?.seq ?? 0)),
           ),
         )
-        .where('endpoint_key', '=', endpointKey)
-        .where(unleasedAt(now))
         .orderBy('next_attempt_at')
         .orderBy('seq')
         .limit(limit)
-        .$if(this.dialect === 'postgres', (query) => query.forUpdate().skipLocked())
         .execute()
+      const mine = rows.filter(
+        (row) =>
+          row.endpoint_key === endpointKey && (row.locked_until === null || Number(row.locked_until) <= now),
+      )
       const unchanged = (row: (typeof rows)[number]) =>
         giveUpUnchangedSince !== undefined && Number(row.updated_at) < giveUpUnchangedSince
-      const idle = rows.filter(unchanged).map((row) => row.id)
-      const moving = rows.filter((row) => !unchanged(row)).map((row) => row.id)
+      const idle = mine.filter(unchanged).map((row) => row.id)
+      const moving = mine.filter((row) => !unchanged(row)).map((row) => row.id)
       let givenUp = 0
       let deferred = 0
       if (idle.length > 0) {
@@ -398,6 +400,12 @@ export class WebhookDeliveriesRepository {
           .updateTable('webhook_deliveries')
           .set({ status: 'dead', last_error: giveUpReason, updated_at: now })
           .where('id', 'in', idle)
+          .$if(postgres, (query) =>
+            query
+              .where('status', '=', 'pending')
+              .where(unleasedAt(now))
+              .where('updated_at', '<', giveUpUnchangedSince ?? 0),
+          )
           .executeTakeFirst()
         givenUp = Number(result.numUpdatedRows)
       }
@@ -406,15 +414,17 @@ export class WebhookDeliveriesRepository {
           .updateTable('webhook_deliveries')
           .set({ next_attempt_at: until })
           .where('id', 'in', moving)
+          .$if(postgres, (query) => query.where('status', '=', 'pending').where(unleasedAt(now)))
           .executeTakeFirst()
         deferred = Number(result.numUpdatedRows)
       }
-      return { rows, givenUp, deferred }
+      const last = rows.at(-1)
+      const next =
+        rows.length < limit || !last
+          ? undefined
+          : { due: Number(last.next_attempt_at), seq: Number(last.seq) }
+      return { deferred, givenUp, next }
     })
-    const last = rows.at(-1)
-    const next =
-      rows.length < limit || !last ? undefined : { due: Number(last.next_attempt_at), seq: Number(last.seq) }
-    return { deferred, givenUp, next }
   }
 
   /**

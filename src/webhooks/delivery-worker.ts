@@ -71,11 +71,11 @@ const SENDS_AHEAD = 4
 const LEASE_MARGIN_MS = 5_000
 
 /**
- * Rows an opening circuit moves out of the claim's range per transaction, a turn of the event
- * loop between: 100,000 rows took 0.8 s in all, under 2 ms a transaction; 20,000 beside
- * another endpoint's 100,000, 0.2 s (2026-12-05).
+ * Due rows an opening circuit's walk reads per transaction (any endpoint's), a turn of the
+ * event loop between: 100,000 of its own moved in 0.7 s in all; 5 beside another endpoint's
+ * 1,000,000 due rows, 2 s in all, never more than 8 ms a transaction (2026-12-05).
  */
-const DEFER_CHUNK = 200
+const DEFER_CHUNK = 500
 
 /** A leased delivery, waiting for a slot or being sent. */
 interface Lease {
@@ -132,9 +132,10 @@ interface Finished extends DeliveryCompletion {
  *
  * No endpoint keeps another waiting either — a slow receiver, or one with a backlog, only
  * slows down its own deliveries: each endpoint has its share of what the HTTP client is
- * handed (its excess waits here, parked), of the claim window (an endpoint holding half of
- * it is left out of claims while other endpoints may have due rows; one with parked
- * deliveries always is) and of the handoff (one endpoint never takes the last `window` places).
+ * handed (its excess waits here, parked, in due order: what a claim finds goes ahead of
+ * fresher deliveries handed over), of the claim window (an endpoint holding half of it is
+ * left out of claims while other endpoints may have due rows; one with parked deliveries
+ * always is, once there) and of the handoff (one endpoint never takes the last `window` places).
  */
 export class DeliveryWorker implements DeliveryHandoff {
   private readonly webhooks: WebhooksRepository
@@ -202,6 +203,9 @@ export class DeliveryWorker implements DeliveryHandoff {
    * through (`until`), and how long their retry schedule lasts (`scheduleMs`).
    */
   private readonly deferring = new Map<string, { until: number; scheduleMs: number }>()
+  /** the walk under way per endpoint (`defer`) */
+  private readonly deferRuns = new Map<string, Promise<void>>()
+  /** walks and bring-forwards under way: stop() waits for them */
   private readonly deferrals = new Set<Promise<void>>()
 
   constructor(options: DeliveryWorkerOptions) {
@@ -261,21 +265,22 @@ export class DeliveryWorker implements DeliveryHandoff {
   /**
    * Something was enqueued unleased (to `endpointKeys`) or replayed: claim it now instead of
    * at the next poll. Rows of an endpoint that claims leave out anyway (its circuit keeps
-   * them out, or it has parked deliveries) wake no one; those of an endpoint left out of
-   * claims for its share of the window are its own news, not the others'.
+   * them out, or it has parked deliveries and its share of the window) wake no one; those of
+   * an endpoint at its share of the window, or parked, are its own news, not the others'.
    */
   wake(endpointKeys?: readonly string[]): void {
     if (endpointKeys === undefined) this.mayBeDue()
     else {
       const now = this.now()
-      // Parked: claims leave it out until its parked deliveries have gone (then it is claimed again).
-      const claimable = endpointKeys.filter(
-        (key) => !this.breaker.blocks(key, now) && !this.loads.get(key)?.parked.length,
-      )
+      // Parked and at its share: claims leave it out until its parked deliveries have gone.
+      const claimable = endpointKeys.filter((key) => {
+        const load = this.loads.get(key)
+        return !this.breaker.blocks(key, now) && !(load?.parked.length && this.crowded(load))
+      })
       if (claimable.length === 0) return
       const othersToo = claimable.some((key) => {
         const load = this.loads.get(key)
-        return load === undefined || !this.crowded(load)
+        return load === undefined || (!this.crowded(load) && load.parked.length === 0)
       })
       this.mayBeDue({ othersToo })
     }
@@ -457,7 +462,7 @@ export class DeliveryWorker implements DeliveryHandoff {
         void this.send(lease)
         continue
       }
-      load.parked.push(lease)
+      park(load.parked, lease)
       this.crowdedOut.add(load)
     }
   }
@@ -496,12 +501,16 @@ export class DeliveryWorker implements DeliveryHandoff {
       this.othersIdleSince = undefined
     }
     // Endpoints over their share of the window are left out, so the rest goes to the others;
-    // those with parked deliveries always are: what a claim gave them would wait behind those.
+    // those with parked deliveries always are, once at their share: what a claim gives them
+    // waits with the parked ones (ahead of them, by due time), holding its place in the window.
     const crowded =
       limit > 0 && this.othersIdleSince === undefined
         ? [...this.loads.values()].filter((load) => this.crowded(load)).map((load) => load.key)
         : []
-    const parked = limit > 0 ? [...this.crowdedOut].map((load) => load.key) : []
+    const parked =
+      limit > 0 ? [...this.crowdedOut].filter((load) => this.crowded(load)).map((load) => load.key) : []
+    /** what this claim has admitted, per endpoint */
+    const taken = new Map<string, number>()
     let kept: Set<string>
     let claimed: ClaimedDelivery[]
     let found: number
@@ -514,9 +523,14 @@ export class DeliveryWorker implements DeliveryHandoff {
         token,
         blockedKeys: [...new Set([...this.breaker.blockedKeys(now), ...parked, ...crowded])],
         admit: (delivery) => {
-          const probing = this.breaker.state(delivery.endpointKey, now) === 'half-open'
-          if (!this.breaker.admit(delivery.endpointKey, now)) return false
-          if (probing) probes.add(delivery.endpointKey)
+          const key = delivery.endpointKey
+          const load = this.loads.get(key)
+          const already = (load?.claimed ?? 0) + (taken.get(key) ?? 0)
+          if (load?.parked.length && already >= this.claimShare) return false
+          const probing = this.breaker.state(key, now) === 'half-open'
+          if (!this.breaker.admit(key, now)) return false
+          if (probing) probes.add(key)
+          taken.set(key, (taken.get(key) ?? 0) + 1)
           return true
         },
       }))
@@ -703,13 +717,16 @@ export class DeliveryWorker implements DeliveryHandoff {
   private deferWhileOpen(endpointKey: string, retries: RetrySettings, at: number): void {
     const until = this.heldBackUntil(endpointKey, at)
     if (until === undefined) return
-    const moving = this.deferring.get(endpointKey)
-    if (moving !== undefined && moving.until >= until) return
+    if (this.deferring.get(endpointKey)?.until === until) return
     this.deferring.set(endpointKey, { until, scheduleMs: retryScheduleMs(retries) })
-    // A run under way starts over with the later time at its next statement.
-    if (moving !== undefined) return
-    const run = this.defer(endpointKey).finally(() => this.deferrals.delete(run))
+    // A walk under way starts over with this opening's time at its next statement.
+    if (this.deferRuns.has(endpointKey)) return
+    const run = this.defer(endpointKey).finally(() => {
+      this.deferrals.delete(run)
+      this.deferRuns.delete(endpointKey)
+    })
     this.deferrals.add(run)
+    this.deferRuns.set(endpointKey, run)
   }
 
   private async defer(endpointKey: string): Promise<void> {
@@ -720,8 +737,9 @@ export class DeliveryWorker implements DeliveryHandoff {
       for (;;) {
         const job = this.deferring.get(endpointKey) as { until: number; scheduleMs: number }
         const now = this.now()
-        // Closed again meanwhile (a late success): nothing to move any more.
-        if (this.heldBackUntil(endpointKey, now) === undefined) return
+        // Closed again meanwhile (a late success): nothing to move any more. Stopping: what
+        // is not moved yet stays due, which is safe.
+        if (this.stopping || this.heldBackUntil(endpointKey, now) === undefined) return
         if (job.until !== until) {
           // Opened again: what was moved to the earlier time is before the new one, so from the start.
           until = job.until
@@ -759,10 +777,20 @@ export class DeliveryWorker implements DeliveryHandoff {
     }
   }
 
-  /** A circuit closed before the time its rows were moved to: they are due now. */
+  /**
+   * A circuit closed before the time its rows were moved to: they are due now — those
+   * stored, once the walk under way has stopped (it stops at its next statement), and the
+   * outcomes still to be stored.
+   */
   private bringForward(endpointKey: string, deferredTo: number, at: number): void {
-    const run = this.deliveries
-      .bringForward(endpointKey, deferredTo, at)
+    for (const one of this.finished) {
+      const { outcome } = one
+      if (one.delivery.endpointKey !== endpointKey || outcome.status !== 'pending') continue
+      if (outcome.nextAttemptAt === deferredTo) one.outcome = { ...outcome, nextAttemptAt: at }
+    }
+    const walk = this.deferRuns.get(endpointKey) ?? Promise.resolve()
+    const run = walk
+      .then(() => this.deliveries.bringForward(endpointKey, deferredTo, at))
       .then(() => this.mayBeDue({ othersToo: false }))
       .catch((error: unknown) =>
         this.logger?.warn({ err: error, endpoint: endpointKey }, 'bringing deliveries forward failed'),
@@ -855,4 +883,24 @@ function unreachableFor(scheduleMs: number): string {
         ? `${minutes} min`
         : `${Math.round(scheduleMs / 1000)} s`
   return `the receiver stayed unreachable (its circuit open) longer than the retry schedule lasts (${span}); given up without another try`
+}
+
+/**
+ * Into an endpoint's parked queue, in due order: one handed over at enqueue is the freshest
+ * (at the end); one a claim found — a retry, an older row — goes ahead of fresher ones.
+ */
+function park(queue: Lease[], lease: Lease): void {
+  if (!lease.claimed) {
+    queue.push(lease)
+    return
+  }
+  const { nextAttemptAt, seq } = lease.delivery
+  let at = 0
+  while (at < queue.length) {
+    const other = (queue[at] as Lease).delivery
+    if (other.nextAttemptAt > nextAttemptAt || (other.nextAttemptAt === nextAttemptAt && other.seq > seq))
+      break
+    at++
+  }
+  queue.splice(at, 0, lease)
 }

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test'
 import { newId } from '../../src/domain/ids.ts'
 import { type DomainEvent, wireBody } from '../../src/events/catalogue.ts'
@@ -203,6 +205,45 @@ describe('webhook delivery', () => {
       'due again at once, not when the circuit would have let a probe through',
     )
     assert.equal(harness.module.worker.breaker.state(rows[0]?.endpoint_key ?? '', start), 'closed')
+  })
+
+  it('sends what an opened circuit held back at once when a late success closes it, the worker running', async () => {
+    await harness.close()
+    harness = await openHarness({ concurrency: 2, circuit: { failureThreshold: 1, cooldownMs: 10_000 } })
+    // The second fails and opens the circuit; the first answers fine just after it, whatever the timing.
+    let answerFirst: (() => void) | undefined
+    const server = createServer((request, response) => {
+      let body = ''
+      request.on('data', (chunk: Buffer) => {
+        body += chunk
+      })
+      request.on('end', () => {
+        const { i } = JSON.parse(body).data
+        if (i === 0) answerFirst = () => response.writeHead(200).end()
+        else if (i === 1) {
+          response.writeHead(500).end()
+          const first = answerFirst
+          answerFirst = undefined
+          setTimeout(() => first?.(), 2)
+        } else response.writeHead(200).end()
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      await harness.createWebhook({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook` })
+      harness.module.worker.start()
+      await harness.emitMany('message.received', 10, { session: newSession(), data: (i) => ({ i }) })
+      // The rest — handed back from the HTTP client, or moved in the store — went out at once.
+      await eventually(
+        async () => (await harness.rows()).slice(2).every((row) => row.status === 'delivered'),
+        'the eight others delivered',
+        3_000,
+      )
+      await harness.module.worker.stop()
+    } finally {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
   })
 
   it('gives up the deliveries an open circuit kept from their tries longer than their retry schedule lasts', async () => {
@@ -1054,6 +1095,31 @@ describe('webhook delivery to a slow receiver beside a quick one', () => {
     const slowSoFar = slow.requests.length
     await harness.module.worker.stop()
     assert.ok(slowSoFar < 200, `the ordered receiver waited for ${slowSoFar} of the slow one’s 400`)
+  })
+
+  it('claims an endpoint’s older deliveries while fresh ones keep it busy, ahead of the fresh', async () => {
+    // One request at a time, four handed to the HTTP client: a burst fills the handoff (20),
+    // the rest waits for a claim; then a fresh delivery every 20 ms keeps the endpoint parked.
+    await open({ concurrency: 1, handoffCapacity: 20, pollIntervalMs: 200 })
+    slow.respond = () => ({ status: 200, delayMs: 20 })
+    harness.module.worker.start()
+    const session = newSession()
+    for (let i = 0; i < 30; i++) await harness.emit('message.received', { session, data: { i } })
+    const older = (await harness.rows()).filter((row) => row.lease_token === null).map((row) => row.event_id)
+    assert.ok(older.length >= 5, `${older.length} left for a claim`)
+    const started = performance.now()
+    let fresh = 0
+    while (performance.now() - started < 2_000) {
+      await harness.emit('message.received', { session, data: { i: 100 + fresh++ } })
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    const sent = new Set(slow.events().map((event) => event.id))
+    await harness.module.worker.stop()
+    assert.deepEqual(
+      older.filter((id) => !sent.has(id)),
+      [],
+      `the older ones went out while ${fresh} fresh ones were recorded`,
+    )
   })
 
   it('keeps places in the handoff for other endpoints than the one that fills it', async () => {
