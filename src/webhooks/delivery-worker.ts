@@ -96,7 +96,7 @@ interface EndpointLoad {
   claimed: number
   /** of those, handed to the sender */
   sending: number
-  /** waiting while the endpoint has its share with the sender already, oldest first */
+  /** waiting while the endpoint has its share with the sender already, in due order (see `park`) */
   parked: Lease[]
 }
 
@@ -115,9 +115,10 @@ interface Finished extends DeliveryCompletion {
  * what finished since the last step and claims more. Claims run ahead of the requests (up
  * to `concurrency` deliveries wait, leased, for a slot), so a finished request is followed
  * by the next at once, and a busy worker takes a step only when a good batch has gathered.
- * The HTTP client is handed more than it sends at once (SENDS_AHEAD per endpoint); it holds an endpoint's
- * requests back once one fails, until the worker has seen the failure and lets them go on
- * or takes them back (the circuit opened, the webhook was edited, the worker is stopping).
+ * The HTTP client is handed more than it sends at once (SENDS_AHEAD per endpoint); it
+ * holds an endpoint's requests back once one fails, until the worker has seen the failure
+ * and lets them go on or takes them back (the circuit opened, the webhook was edited, the
+ * worker is stopping).
  * Until its step, a finished delivery is still leased: a crash then means it is sent again
  * once the lease expires, as after a crash mid-request.
  *
