@@ -5,6 +5,14 @@ import type { AttemptRecord, DeliveryRecord, RetrySettings } from './webhook.typ
 /* Where a delivery stands after a try, or after being handed back or given up without one. */
 
 export const GONE_REASON = 'the receiver answered 410 Gone; the webhook was disabled'
+/**
+ * How long a session webhook that answered 410 is not sent to. Its config is the session's
+ * (the user's) and has nothing to switch off: the worker remembers the answer instead, and
+ * tries again after this, in case the receiver is back.
+ */
+export const SESSION_GONE_MS = 10 * 60_000
+export const SESSION_GONE_REASON =
+  'the receiver answered 410 Gone; nothing is sent to this session webhook for 10 minutes'
 
 export interface Judgement {
   outcome: DeliveryOutcome
@@ -14,7 +22,7 @@ export interface Judgement {
 
 /** 2xx delivers; 410 gives up on the endpoint; anything else retries per policy until spent. */
 export function judge(
-  delivery: Pick<DeliveryRecord, 'replayOffset'>,
+  delivery: Pick<DeliveryRecord, 'replayOffset' | 'webhookId'>,
   retries: RetrySettings,
   attempt: AttemptRecord,
   at: number,
@@ -31,7 +39,13 @@ export function judge(
   if (code === 410) {
     return {
       healthy: true,
-      outcome: { ...base, status: 'dead', nextAttemptAt: at, lastError: GONE_REASON, deliveredAt: null },
+      outcome: {
+        ...base,
+        status: 'dead',
+        nextAttemptAt: at,
+        lastError: delivery.webhookId === null ? SESSION_GONE_REASON : GONE_REASON,
+        deliveredAt: null,
+      },
     }
   }
   const lastError = attempt.error ?? `HTTP ${code}`

@@ -9,7 +9,14 @@ import type {
 } from '../store/webhook-deliveries.repository.ts'
 import type { WebhooksRepository } from '../store/webhooks.repository.ts'
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts'
-import { GONE_REASON, givenUp, handedBack, judge } from './delivery-outcome.ts'
+import {
+  GONE_REASON,
+  givenUp,
+  handedBack,
+  judge,
+  SESSION_GONE_MS,
+  SESSION_GONE_REASON,
+} from './delivery-outcome.ts'
 import type { DeliveryHandoff } from './outbox.ts'
 import { retryScheduleMs } from './retry-policy.ts'
 import type { WebhookSender } from './sender.ts'
@@ -204,6 +211,8 @@ export class DeliveryWorker implements DeliveryHandoff {
    * through (`until`), and how long their retry schedule lasts (`scheduleMs`).
    */
   private readonly deferring = new Map<string, { until: number; scheduleMs: number }>()
+  /** session webhooks that answered 410, and until when nothing is sent to them (see SESSION_GONE_MS) */
+  private readonly gone = new Map<string, number>()
   /** the walk under way per endpoint (`defer`) */
   private readonly deferRuns = new Map<string, Promise<void>>()
   /** walks and bring-forwards under way: stop() waits for them */
@@ -584,6 +593,11 @@ export class DeliveryWorker implements DeliveryHandoff {
         this.finish(lease, null, givenUp(delivery, reason, startedAt))
         return
       }
+      if (this.isGone(delivery.endpointKey, startedAt)) {
+        if (lease.probe) this.breaker.cancel(delivery.endpointKey)
+        this.finish(lease, null, givenUp(delivery, SESSION_GONE_REASON, startedAt))
+        return
+      }
       // Held a while (claimed ahead, or handed over): after a long wait its lease may no longer
       // cover a request; its organization webhook may have been edited, disabled or deleted here
       // since it was handed over (a claim reads it afresh); its circuit may have opened meanwhile.
@@ -633,6 +647,10 @@ export class DeliveryWorker implements DeliveryHandoff {
         response: result.response,
       }
       const { outcome, healthy } = judge(delivery, target.retries, attempt, at, this.random)
+      // Before its others come back from the HTTP client: they are given up, not handed back.
+      if (attempt.statusCode === 410 && delivery.webhookId === null) {
+        this.gone.set(delivery.endpointKey, at + SESSION_GONE_MS)
+      }
       if (healthy) {
         // A request sent before the circuit opened may come back fine while it cools down.
         const deferredTo = this.heldBackUntil(delivery.endpointKey, at)
@@ -702,7 +720,20 @@ export class DeliveryWorker implements DeliveryHandoff {
     // Its own endpoint's row is due again: nothing new for the others.
     this.mayBeDue({ othersToo: false })
     if (lease.probe) this.breaker.cancel(key)
+    if (this.isGone(key, at)) {
+      this.finish(lease, null, givenUp(lease.delivery, SESSION_GONE_REASON, at))
+      return
+    }
     this.finish(lease, null, handedBack(lease.delivery, at, this.heldBackUntil(key, at)))
+  }
+
+  /** Whether `endpointKey` is a session webhook that answered 410 lately (SESSION_GONE_MS). */
+  private isGone(endpointKey: string, at: number): boolean {
+    const until = this.gone.get(endpointKey)
+    if (until === undefined) return false
+    if (at < until) return true
+    this.gone.delete(endpointKey)
+    return false
   }
 
   /**
@@ -858,11 +889,13 @@ export class DeliveryWorker implements DeliveryHandoff {
 
   /**
    * 410 Gone: an organization webhook is disabled (re-enable it to resume); for a session
-   * webhook, whose config we do not own, what is queued for it is given up.
+   * webhook, whose config we do not own, what is queued for it is given up, and what comes
+   * for it in the next SESSION_GONE_MS is given up without a request (`gone`).
    */
   private async retire(delivery: ClaimedDelivery, at: number): Promise<void> {
     if (delivery.webhookId !== null) await this.webhooks.disable(delivery.webhookId, GONE_REASON, at)
-    await this.deliveries.killPending(delivery.endpointKey, GONE_REASON, at)
+    const reason = delivery.webhookId === null ? SESSION_GONE_REASON : GONE_REASON
+    await this.deliveries.killPending(delivery.endpointKey, reason, at)
     this.logger?.warn({ endpoint: delivery.endpointKey }, 'webhook receiver is gone (410); endpoint retired')
   }
 

@@ -314,6 +314,38 @@ describe('webhook delivery', () => {
     assert.equal((await harness.rows()).length, 2, 'a disabled webhook gets no new deliveries')
   })
 
+  it('sends nothing more to a session webhook that answered 410 Gone, for ten minutes', async () => {
+    receiver.respond = () => 410
+    const session = newSession()
+    const hooks = sessionWebhooks(harness.secretBox, [{ url: receiver.url() }])
+    const emit = async (from: number, count: number) => {
+      for (let i = from; i < from + count; i++) {
+        await harness.emit('message.received', { session, sessionWebhooks: hooks, data: { i } })
+      }
+    }
+    const allDead = async (count: number) => {
+      const rows = await harness.rows()
+      return rows.length === count && rows.every((row) => row.status === 'dead')
+    }
+    harness.module.worker.start()
+    await emit(0, 5)
+    await eventually(() => allDead(5), 'the first five given up')
+    // Those on the wire before the first 410 came back were sent; nothing after it.
+    const tried = receiver.requests.length
+    assert.ok(tried >= 1 && tried <= 5, `${tried} tried`)
+    await emit(5, 5)
+    await eventually(() => allDead(10), 'the next five given up')
+    assert.equal(receiver.requests.length, tried, 'none sent after the 410')
+    const rows = await harness.rows()
+    assert.match(rows[9]?.last_error ?? '', /410 Gone; nothing is sent to this session webhook/)
+    // Ten minutes on, it is tried again: the receiver may be back.
+    receiver.respond = () => 200
+    harness.clock.advance(10 * 60_000)
+    await emit(10, 1)
+    await eventually(async () => (await harness.rows())[10]?.status === 'delivered', 'tried again')
+    await harness.module.worker.stop()
+  })
+
   it('parks an exhausted delivery as dead and replays it with a fresh budget', async () => {
     const webhook = await harness.createWebhook({
       url: receiver.url(),
