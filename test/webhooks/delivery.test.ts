@@ -142,162 +142,6 @@ describe('webhook delivery', () => {
     )
   })
 
-  it('moves the deliveries behind an open circuit out of the claims’ way until it lets a probe through', async () => {
-    await harness.close()
-    harness = await openHarness({ concurrency: 1, circuit: { failureThreshold: 1, cooldownMs: 10_000 } })
-    await harness.createWebhook({
-      url: receiver.url(),
-      retries: { policy: 'constant', delaySeconds: 1, attempts: 50 },
-    })
-    receiver.respond = () => 500
-    const session = newSession()
-    const emitted: DomainEvent[] = []
-    for (let i = 0; i < 30; i++)
-      emitted.push(await harness.emit('message.received', { session, data: { i } }))
-    const start = harness.clock.now()
-    const dueTimes = async () => (await harness.rows()).map((row) => row.next_attempt_at - start)
-
-    // One try fails and opens the circuit: its retry and the 29 untried are due when it lets a probe through.
-    assert.equal(await harness.module.worker.runOnce(), 1)
-    assert.deepEqual(await dueTimes(), Array(30).fill(10_000))
-    // So is one enqueued while it is open.
-    emitted.push(await harness.emit('message.received', { session, data: { i: 30 } }))
-    assert.equal((await dueTimes())[30], 10_000)
-
-    // The probe (the oldest) fails: open for twice as long, and everything moves again.
-    harness.clock.advance(10_000)
-    assert.equal(await harness.module.worker.runOnce(), 1)
-    assert.deepEqual(await dueTimes(), Array(31).fill(30_000))
-
-    receiver.respond = () => 200
-    harness.clock.advance(20_000)
-    for (let round = 0; round < 40 && (await statuses()).includes('pending'); round++) {
-      await harness.module.worker.runOnce()
-    }
-    assert.deepEqual(new Set(await statuses()), new Set(['delivered']))
-    assert.deepEqual(idsReceived().slice(-31).sort(), emitted.map((event) => event.id).sort())
-    assert.equal(receiver.requests.length, 33, 'two failed tries, then each once')
-  })
-
-  it('brings deliveries moved behind an opened circuit forward when a late success closes it', async () => {
-    await harness.close()
-    harness = await openHarness({ concurrency: 2, circuit: { failureThreshold: 1, cooldownMs: 10_000 } })
-    await harness.createWebhook({ url: receiver.url() })
-    // The first request answers fine, but late: after the second has failed and opened the circuit.
-    receiver.respond = (request) =>
-      JSON.parse(request.body).data.i === 0
-        ? { status: 200, delayMs: 300 }
-        : request.body.includes('"i":1}')
-          ? 500
-          : 200
-    const session = newSession()
-    for (let i = 0; i < 10; i++) await harness.emit('message.received', { session, data: { i } })
-    const start = harness.clock.now()
-    assert.equal(await harness.module.worker.runOnce(), 2)
-    const rows = await harness.rows()
-    assert.deepEqual(
-      rows.map((row) => row.status),
-      ['delivered', 'pending', ...Array(8).fill('pending')],
-    )
-    assert.deepEqual(
-      rows.slice(2).map((row) => row.next_attempt_at - start),
-      Array(8).fill(0),
-      'due again at once, not when the circuit would have let a probe through',
-    )
-    assert.equal(harness.module.worker.breaker.state(rows[0]?.endpoint_key ?? '', start), 'closed')
-  })
-
-  it('sends what an opened circuit held back at once when a late success closes it, the worker running', async () => {
-    await harness.close()
-    harness = await openHarness({ concurrency: 2, circuit: { failureThreshold: 1, cooldownMs: 10_000 } })
-    // The second fails and opens the circuit; the first answers fine just after it, whatever the timing.
-    let answerFirst: (() => void) | undefined
-    const server = createServer((request, response) => {
-      let body = ''
-      request.on('data', (chunk: Buffer) => {
-        body += chunk
-      })
-      request.on('end', () => {
-        const { i } = JSON.parse(body).data
-        if (i === 0) answerFirst = () => response.writeHead(200).end()
-        else if (i === 1) {
-          response.writeHead(500).end()
-          const first = answerFirst
-          answerFirst = undefined
-          setTimeout(() => first?.(), 2)
-        } else response.writeHead(200).end()
-      })
-    })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    try {
-      await harness.createWebhook({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook` })
-      harness.module.worker.start()
-      await harness.emitMany('message.received', 10, { session: newSession(), data: (i) => ({ i }) })
-      // The rest — handed back from the HTTP client, or moved in the store — went out at once.
-      await eventually(
-        async () => (await harness.rows()).slice(2).every((row) => row.status === 'delivered'),
-        'the eight others delivered',
-        3_000,
-      )
-      await harness.module.worker.stop()
-    } finally {
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    }
-  })
-
-  it('gives up the deliveries an open circuit kept from their tries longer than their retry schedule lasts', async () => {
-    await harness.close()
-    harness = await openHarness({
-      concurrency: 1,
-      circuit: { failureThreshold: 1, cooldownMs: 10_000, maxCooldownMs: 10_000 },
-    })
-    await harness.createWebhook({
-      url: receiver.url(),
-      retries: { policy: 'constant', delaySeconds: 1, attempts: 5 },
-    })
-    receiver.respond = () => 500
-    const session = newSession()
-    for (let i = 0; i < 5; i++) await harness.emit('message.received', { session, data: { i } })
-    // One try fails and opens the circuit; then a probe every 10 s (its longest cooldown), failing.
-    assert.equal(await harness.module.worker.runOnce(), 1)
-    harness.clock.advance(10_000)
-    assert.equal(await harness.module.worker.runOnce(), 1)
-    assert.deepEqual(await statuses(), Array(5).fill('pending'), 'open for 10 s: not longer than it waits')
-
-    // Open for 20 s now, longer than the schedule's 4 s of waits and than a cooldown: the four
-    // untried, kept from their tries all that while, are given up.
-    harness.clock.advance(10_000)
-    assert.equal(await harness.module.worker.runOnce(), 1)
-    const rows = await harness.rows()
-    assert.deepEqual(
-      rows.map((row) => [row.status, row.attempts]),
-      [['pending', 3], ...Array(4).fill(['dead', 0])],
-    )
-    assert.match(rows[1]?.last_error ?? '', /unreachable .*longer than the retry schedule lasts \(10 s\)/)
-    assert.equal(receiver.requests.length, 3)
-  })
-
-  it('gives up nothing when the circuit has only just opened, however old the deliveries', async () => {
-    await harness.close()
-    harness = await openHarness({ concurrency: 1, circuit: { failureThreshold: 1, cooldownMs: 10_000 } })
-    await harness.createWebhook({
-      url: receiver.url(),
-      retries: { policy: 'constant', delaySeconds: 1, attempts: 1 },
-    })
-    receiver.respond = () => 503
-    const session = newSession()
-    for (let i = 0; i < 5; i++) await harness.emit('message.received', { session, data: { i } })
-    // Recorded five hours ago, while the worker was down: their one try is still to come.
-    harness.clock.advance(5 * 3_600_000)
-    assert.equal(await harness.module.worker.runOnce(), 1)
-    const rows = await harness.rows()
-    assert.deepEqual(
-      rows.map((row) => [row.status, row.attempts]),
-      [['dead', 1], ...Array(4).fill(['pending', 0])],
-    )
-  })
-
   it('disables the webhook when the receiver answers 410 Gone', async () => {
     const webhook = await harness.createWebhook({ url: receiver.url() })
     receiver.respond = () => 410
@@ -484,6 +328,177 @@ describe('webhook delivery', () => {
     assert.equal(row?.status, 'dead')
     assert.match(row?.last_error ?? '', /disabled/)
     assert.equal(receiver.requests.length, 0)
+  })
+})
+
+describe('webhook delivery behind an open circuit', () => {
+  let harness: Harness
+  let receiver: Receiver
+
+  beforeEach(async () => {
+    receiver = await Receiver.start()
+  })
+  afterEach(async () => {
+    await harness.close()
+    await receiver.stop()
+  })
+
+  /** A circuit that opens at the first failure and lets a probe through after 10 s. */
+  const open = async ({ concurrency, maxCooldownMs }: { concurrency: number; maxCooldownMs?: number }) => {
+    harness = await openHarness({
+      concurrency,
+      circuit: { failureThreshold: 1, cooldownMs: 10_000, ...(maxCooldownMs ? { maxCooldownMs } : {}) },
+    })
+  }
+  const statuses = async () => (await harness.rows()).map((row) => row.status)
+  const idsReceived = () => receiver.events().map((event) => event.id)
+
+  it('moves the deliveries behind an open circuit out of the claims’ way until it lets a probe through', async () => {
+    await open({ concurrency: 1 })
+    await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 50 },
+    })
+    receiver.respond = () => 500
+    const session = newSession()
+    const emitted: DomainEvent[] = []
+    for (let i = 0; i < 30; i++)
+      emitted.push(await harness.emit('message.received', { session, data: { i } }))
+    const start = harness.clock.now()
+    const dueTimes = async () => (await harness.rows()).map((row) => row.next_attempt_at - start)
+
+    // One try fails and opens the circuit: its retry and the 29 untried are due when it lets a probe through.
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    assert.deepEqual(await dueTimes(), Array(30).fill(10_000))
+    // So is one enqueued while it is open.
+    emitted.push(await harness.emit('message.received', { session, data: { i: 30 } }))
+    assert.equal((await dueTimes())[30], 10_000)
+
+    // The probe (the oldest) fails: open for twice as long, and everything moves again.
+    harness.clock.advance(10_000)
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    assert.deepEqual(await dueTimes(), Array(31).fill(30_000))
+
+    receiver.respond = () => 200
+    harness.clock.advance(20_000)
+    for (let round = 0; round < 40 && (await statuses()).includes('pending'); round++) {
+      await harness.module.worker.runOnce()
+    }
+    assert.deepEqual(new Set(await statuses()), new Set(['delivered']))
+    assert.deepEqual(idsReceived().slice(-31).sort(), emitted.map((event) => event.id).sort())
+    assert.equal(receiver.requests.length, 33, 'two failed tries, then each once')
+  })
+
+  it('brings deliveries moved behind an opened circuit forward when a late success closes it', async () => {
+    await open({ concurrency: 2 })
+    await harness.createWebhook({ url: receiver.url() })
+    // The first request answers fine, but late: after the second has failed and opened the circuit.
+    receiver.respond = (request) =>
+      JSON.parse(request.body).data.i === 0
+        ? { status: 200, delayMs: 300 }
+        : request.body.includes('"i":1}')
+          ? 500
+          : 200
+    const session = newSession()
+    for (let i = 0; i < 10; i++) await harness.emit('message.received', { session, data: { i } })
+    const start = harness.clock.now()
+    assert.equal(await harness.module.worker.runOnce(), 2)
+    const rows = await harness.rows()
+    assert.deepEqual(
+      rows.map((row) => row.status),
+      ['delivered', 'pending', ...Array(8).fill('pending')],
+    )
+    assert.deepEqual(
+      rows.slice(2).map((row) => row.next_attempt_at - start),
+      Array(8).fill(0),
+      'due again at once, not when the circuit would have let a probe through',
+    )
+    assert.equal(harness.module.worker.breaker.state(rows[0]?.endpoint_key ?? '', start), 'closed')
+  })
+
+  it('sends what an opened circuit held back at once when a late success closes it, the worker running', async () => {
+    await open({ concurrency: 2 })
+    // The second fails and opens the circuit; the first answers fine just after it, whatever the timing.
+    let answerFirst: (() => void) | undefined
+    const server = createServer((request, response) => {
+      let body = ''
+      request.on('data', (chunk: Buffer) => {
+        body += chunk
+      })
+      request.on('end', () => {
+        const { i } = JSON.parse(body).data
+        if (i === 0) answerFirst = () => response.writeHead(200).end()
+        else if (i === 1) {
+          response.writeHead(500).end()
+          const first = answerFirst
+          answerFirst = undefined
+          setTimeout(() => first?.(), 2)
+        } else response.writeHead(200).end()
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      await harness.createWebhook({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook` })
+      harness.module.worker.start()
+      await harness.emitMany('message.received', 10, { session: newSession(), data: (i) => ({ i }) })
+      // The rest — handed back from the HTTP client, or moved in the store — went out at once.
+      await eventually(
+        async () => (await harness.rows()).slice(2).every((row) => row.status === 'delivered'),
+        'the eight others delivered',
+        3_000,
+      )
+      await harness.module.worker.stop()
+    } finally {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  })
+
+  it('gives up the deliveries an open circuit kept from their tries longer than their retry schedule lasts', async () => {
+    await open({ concurrency: 1, maxCooldownMs: 10_000 })
+    await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 5 },
+    })
+    receiver.respond = () => 500
+    const session = newSession()
+    for (let i = 0; i < 5; i++) await harness.emit('message.received', { session, data: { i } })
+    // One try fails and opens the circuit; then a probe every 10 s (its longest cooldown), failing.
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    harness.clock.advance(10_000)
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    assert.deepEqual(await statuses(), Array(5).fill('pending'), 'open for 10 s: not longer than it waits')
+
+    // Open for 20 s now, longer than the schedule's 4 s of waits and than a cooldown: the four
+    // untried, kept from their tries all that while, are given up.
+    harness.clock.advance(10_000)
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    const rows = await harness.rows()
+    assert.deepEqual(
+      rows.map((row) => [row.status, row.attempts]),
+      [['pending', 3], ...Array(4).fill(['dead', 0])],
+    )
+    assert.match(rows[1]?.last_error ?? '', /unreachable .*longer than the retry schedule lasts \(10 s\)/)
+    assert.equal(receiver.requests.length, 3)
+  })
+
+  it('gives up nothing when the circuit has only just opened, however old the deliveries', async () => {
+    await open({ concurrency: 1 })
+    await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 1 },
+    })
+    receiver.respond = () => 503
+    const session = newSession()
+    for (let i = 0; i < 5; i++) await harness.emit('message.received', { session, data: { i } })
+    // Recorded five hours ago, while the worker was down: their one try is still to come.
+    harness.clock.advance(5 * 3_600_000)
+    assert.equal(await harness.module.worker.runOnce(), 1)
+    const rows = await harness.rows()
+    assert.deepEqual(
+      rows.map((row) => [row.status, row.attempts]),
+      [['dead', 1], ...Array(4).fill(['pending', 0])],
+    )
   })
 })
 
