@@ -1098,31 +1098,34 @@ describe('webhook delivery to a slow receiver beside a quick one', () => {
   const quickRows = async () => (await harness.rows()).filter((row) => row.event_type === 'session.status')
   const quickDelivered = async () => (await quickRows()).filter((row) => row.status === 'delivered').length
 
-  it('sends the quick receiver’s fresh deliveries at once, not after the slow one’s backlog', async () => {
-    await open()
-    harness.module.worker.start()
+  /** 400 events for the slow receiver, then 3 for the quick one. */
+  const recordBacklogThenQuick = async () => {
     const session = newSession()
     for (let i = 0; i < 400; i++) await harness.emit('message.received', { session, data: { i } })
     for (let i = 0; i < 3; i++) await harness.emit('session.status', { session, data: { i } })
+  }
+  /** The quick receiver's three arrive long before the slow one's backlog is through. */
+  const quickWentFirst = async () => {
     await eventually(async () => (await quickDelivered()) === 3, 'the quick receiver’s three', 10_000)
     const slowSoFar = slow.requests.length
     await harness.module.worker.stop()
     assert.equal(quick.requests.length, 3)
     assert.ok(slowSoFar < 150, `the quick receiver waited for ${slowSoFar} of the slow one’s 400`)
+  }
+
+  it('sends the quick receiver’s fresh deliveries at once, not after the slow one’s backlog', async () => {
+    await open()
+    harness.module.worker.start()
+    await recordBacklogThenQuick()
+    await quickWentFirst()
   })
 
   it('claims the quick receiver’s deliveries beside the slow one’s backlog', async () => {
     await open()
     // Recorded while the worker was down: every delivery waits for a claim, the slow receiver's oldest.
-    const session = newSession()
-    for (let i = 0; i < 400; i++) await harness.emit('message.received', { session, data: { i } })
-    for (let i = 0; i < 3; i++) await harness.emit('session.status', { session, data: { i } })
+    await recordBacklogThenQuick()
     harness.module.worker.start()
-    await eventually(async () => (await quickDelivered()) === 3, 'the quick receiver’s three', 10_000)
-    const slowSoFar = slow.requests.length
-    await harness.module.worker.stop()
-    assert.equal(quick.requests.length, 3)
-    assert.ok(slowSoFar < 150, `the quick receiver waited for ${slowSoFar} of the slow one’s 400`)
+    await quickWentFirst()
   })
 
   it('claims an ordered receiver’s deliveries while the slow one’s wait for the HTTP client', async () => {
