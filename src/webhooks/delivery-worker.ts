@@ -107,6 +107,12 @@ interface EndpointLoad {
   parked: Lease[]
 }
 
+/** An open circuit's walk over its endpoint's due rows: to be due `until`, given up past `scheduleMs` of its retry schedule. */
+interface DeferJob {
+  until: number
+  scheduleMs: number
+}
+
 /** A delivery tried (or handed back, or given up) whose outcome is not stored yet. */
 interface Finished extends DeliveryCompletion {
   delivery: ClaimedDelivery
@@ -210,7 +216,7 @@ export class DeliveryWorker implements DeliveryHandoff {
    * Endpoints whose due rows are being moved to when their open circuit lets a probe
    * through (`until`), and how long their retry schedule lasts (`scheduleMs`).
    */
-  private readonly deferring = new Map<string, { until: number; scheduleMs: number }>()
+  private readonly deferring = new Map<string, DeferJob>()
   /** session webhooks that answered 410, and until when nothing is sent to them (see SESSION_GONE_MS) */
   private readonly gone = new Map<string, number>()
   /** the walk under way per endpoint (`defer`) */
@@ -767,7 +773,7 @@ export class DeliveryWorker implements DeliveryHandoff {
     let after: DueCursor | undefined
     try {
       for (;;) {
-        const job = this.deferring.get(endpointKey) as { until: number; scheduleMs: number }
+        const job = this.deferring.get(endpointKey) as DeferJob
         const now = this.now()
         // Closed again meanwhile (a late success): nothing to move any more. Stopping: what
         // is not moved yet stays due, which is safe.
