@@ -222,7 +222,7 @@ async function main(): Promise<void> {
   // The delivery worker's and the webhook HTTP client's defaults (delivery-worker.ts,
   // http-client.ts): the bare client gets the same in-flight cap and connection cap.
   const CONCURRENCY = 32
-  const CONNECTIONS_PER_ORIGIN = 16
+  const CONNECTIONS_PER_ENDPOINT = 16
   const progress = (line: string) => process.stderr.write(`${line}\n`)
   const problems: string[] = []
 
@@ -241,7 +241,7 @@ async function main(): Promise<void> {
   const adminKey = app.bootstrap.adminKey ?? ''
   const receivers = await startHelper({ role: 'receivers', count: ENDPOINTS })
   const ports = receivers.hello['ports'] as number[]
-  const agent = new Agent({ connections: CONNECTIONS_PER_ORIGIN, keepAliveTimeout: 30_000 })
+  const agent = new Agent({ connections: CONNECTIONS_PER_ENDPOINT, keepAliveTimeout: 30_000 })
   // A second connection to the store, to check what the worker recorded.
   const store = await openDatabase({ databaseUrl: config.databaseUrl, dataDir })
   let stream: Helper | undefined
@@ -348,13 +348,18 @@ async function main(): Promise<void> {
       /** the whole process's CPU time per request (µs), every thread's: receivers included */
       cpuAll: number
     }
+    /** A gateway phase, and the bare client's runs just before and just after it. */
+    interface Bracketed {
+      gateway: Measured
+      before: Measured
+      after: Measured
+    }
     /** One alternating round of an endpoint count's throughput phases. */
     interface Round {
-      drained: Measured
-      bare: Measured
-      concurrent: Measured
+      drained: Bracketed
+      concurrent: Bracketed
       recordedConcurrently: number
-      oneByOne: Measured
+      oneByOne: Bracketed
       recorded: number
     }
     const median = (values: number[]) => {
@@ -432,7 +437,7 @@ async function main(): Promise<void> {
 
     /**
      * The same requests (bytes and headers) to the same receivers with a bare keep-alive
-     * client: CONCURRENCY in flight, CONNECTIONS_PER_ORIGIN per receiver, like the worker.
+     * client: CONCURRENCY in flight, CONNECTIONS_PER_ENDPOINT per receiver (an endpoint each), like the worker.
      * Each is released when its event was recorded in the gateway's run (`begun`), or all at
      * once without it; latency counts from the release.
      */
@@ -488,31 +493,43 @@ async function main(): Promise<void> {
       // to twice as slow as later ones (1 endpoint, 3 rounds: 7,100 req/s; 10 rounds: 13,400).
       for (let round = 0; round < BARE_WARM_UP_ROUNDS; round++)
         await bare(label('bare warm-up'), warm.arrivals)
-      // Alternating rounds, each gateway phase beside a bare run: the machine's speed drifts
-      // by tens of percent within minutes, so each round's ratio compares neighbours and the
-      // table gives medians.
+      // The bare client's requests: what a backlog of this size made the gateway send.
+      const { arrivals: requests } = await backlog(label('bare client’s requests'), events, endpoints)
+      // Alternating rounds, each gateway phase between two bare runs: the machine's speed
+      // drifts by tens of percent within minutes, so each phase is compared with the bare runs
+      // just before and after it, and the table gives medians.
+      const bareRuns: Measured[] = [await bare(label('bare'), requests)]
+      const bracket = async (gateway: Promise<Measured> | Measured): Promise<Bracketed> => {
+        const measured = await gateway
+        const before = bareRuns.at(-1) as Measured
+        const after = await bare(label('bare'), requests)
+        bareRuns.push(after)
+        return { gateway: measured, before, after }
+      }
       const rounds: Round[] = []
       for (let round = 1; round <= ROUNDS; round++) {
         const of = `round ${round}/${ROUNDS}`
-        progress(label(`${of}: backlog of ${events} events, then the bare client`))
-        const drained = await backlog(label('backlog'), events, endpoints)
-        const drainedBare = await bare(label('bare backlog'), drained.arrivals)
+        progress(label(`${of}: backlog of ${events} events, between bare runs`))
+        const drained = await bracket(
+          backlog(label('backlog'), events, endpoints).then((phase) => phase.result),
+        )
         progress(label(`${of}: ${events} events one by one, ${PRODUCERS} producers`))
         const concurrent = await pipeline(label('one by one, producers'), events, endpoints, {
           producers: PRODUCERS,
         })
+        const concurrentRun = await bracket(concurrent.result)
         progress(label(`${of}: ${events} events one by one, one producer`))
         const oneByOne = await pipeline(label('one by one'), events, endpoints)
+        const oneByOneRun = await bracket(oneByOne.result)
         rounds.push({
-          drained: drained.result,
-          bare: drainedBare,
-          concurrent: concurrent.result,
+          drained,
+          concurrent: concurrentRun,
           recordedConcurrently: concurrent.recorded,
-          oneByOne: oneByOne.result,
+          oneByOne: oneByOneRun,
           recorded: oneByOne.recorded,
         })
       }
-      const oneByOne = { result: medianOf(rounds.map((round) => round.oneByOne)) }
+      const oneByOne = { result: medianOf(rounds.map((round) => round.oneByOne.gateway)) }
       // Half the gateway's one-by-one rate, for about three seconds.
       const rate = oneByOne.result.perSecond / endpoints / 2
       const steadyCount = Math.max(20, Math.min(events, Math.round(rate * 3)))
@@ -520,12 +537,13 @@ async function main(): Promise<void> {
       const steady = await pipeline(label('steady'), steadyCount, endpoints, { rate })
       const steadyBare = await bare(label('bare steady'), steady.arrivals, steady.begun)
       for (const id of ids) await disable(id)
-      const deliveries = (warm.begun.size + 3 * events * ROUNDS + steadyCount) * endpoints
+      const deliveries = (warm.begun.size + events + 3 * events * ROUNDS + steadyCount) * endpoints
       return {
         rounds,
-        drained: medianOf(rounds.map((round) => round.drained)),
-        bare: medianOf(rounds.map((round) => round.bare)),
-        concurrent: medianOf(rounds.map((round) => round.concurrent)),
+        drained: medianOf(rounds.map((round) => round.drained.gateway)),
+        bare: medianOf(bareRuns),
+        bareRuns: bareRuns.length,
+        concurrent: medianOf(rounds.map((round) => round.concurrent.gateway)),
         recordedConcurrently: median(rounds.map((round) => round.recordedConcurrently)),
         oneByOne: oneByOne.result,
         recorded: median(rounds.map((round) => round.recorded)),
@@ -590,12 +608,20 @@ async function main(): Promise<void> {
     const rowsOf = (endpoints: number, events: number, r: typeof one) => {
       const name = endpoints === 1 ? '1 endpoint' : `${endpoints} endpoints`
       const deliveries = endpoints === 1 ? `${events}` : `${events} × ${endpoints} = ${events * endpoints}`
-      /** The median of the rounds' ratios (each gateway phase against its round's bare run), and their range. */
-      const ratios = (pick: (round: Round) => Measured) => {
-        const each = r.rounds.map((round) => (pick(round).perSecond / round.bare.perSecond) * 100)
+      /**
+       * The median of the rounds' ratios (each gateway phase against the mean of the bare runs
+       * just before and after it), and their range.
+       */
+      const ratios = (pick: (round: Round) => Bracketed) => {
+        const each = r.rounds.map((round) => {
+          const { gateway, before, after } = pick(round)
+          return (gateway.perSecond / ((before.perSecond + after.perSecond) / 2)) * 100
+        })
         const range = `${n(Math.min(...each))}–${n(Math.max(...each))}%`
         return `${n(median(each))}%${each.length > 1 ? ` (rounds: ${range})` : ''}`
       }
+      /** Delivered as fast as it was recorded (within 3 %): the producer set the pace, not delivery. */
+      const producerBound = (delivered: number, recorded: number) => delivered >= recorded * 0.97
       const perEvent = (perSecond: number) =>
         endpoints === 1
           ? `${n(perSecond)} events/s`
@@ -604,7 +630,7 @@ async function main(): Promise<void> {
         [
           `${name}: backlog of ${deliveries} deliveries, all due at once → 204`,
           `${perEvent(r.drained.perSecond)}; ${cpuOf(r.drained)}`,
-          `${n(r.bare.perSecond)} req/s; ${cpuOf(r.bare)}`,
+          `${n(r.bare.perSecond)} req/s (median of ${r.bareRuns} runs); ${cpuOf(r.bare)}`,
           ratios((round) => round.drained),
         ],
         [
@@ -617,7 +643,9 @@ async function main(): Promise<void> {
           `${name}: ${events} events recorded one by one by a single producer (at ${n(r.recorded)}/s) → 204`,
           `${perEvent(r.oneByOne.perSecond)}; ${cpuOf(r.oneByOne)}`,
           `${n(r.bare.perSecond)} req/s`,
-          ratios((round) => round.oneByOne),
+          `${ratios((round) => round.oneByOne)}${
+            producerBound(r.oneByOne.perSecond / endpoints, r.recorded) ? '; bound by the producer' : ''
+          }`,
         ],
         [
           `… latency p50 / p99, record → receiver, at a steady ${n(r.rate)} events/s (${r.steadyCount} events)`,
@@ -650,15 +678,19 @@ async function main(): Promise<void> {
     console.log(
       [
         '',
-        `Throughput rows: medians of ${ROUNDS} alternating rounds (backlog, bare client, ${PRODUCERS} producers, one producer);`,
-        `the ratio is the median of each round's gateway phase over that round's bare run, the range in brackets.`,
+        `Throughput rows: medians of ${ROUNDS} rounds of the three gateway phases (backlog, ${PRODUCERS} producers, one producer),`,
+        `each between two runs of the bare client; the ratio is the median over the rounds of each gateway phase against`,
+        `the mean of the bare runs just before and after it, the range in brackets. A phase delivered as fast as its events`,
+        `were recorded is bound by the producer: a single producer waiting for each event's commit records no faster, and`,
+        `what it measures is that commit, not delivery.`,
         `Backlog: from the commit of the transaction that stored the events to the last request at a receiver;`,
         `the bare client (undici, keep-alive) posts the same requests, same bytes and headers, all ready at once.`,
         `One by one: from the first record call to the last request; each producer calls record() for one event`,
         `and waits until it is stored before the next, ${PRODUCERS} producers at once (as many sessions receiving at the same`,
         `time) or a single one; the calls of one event-loop turn share a transaction (group commit), so a single`,
         `waiting producer gets a commit per event. The gateway records and delivers on one event loop, its HTTP`,
-        `requests made on a thread of their own. Both sides: at most ${CONCURRENCY} requests in flight and ${CONNECTIONS_PER_ORIGIN} keep-alive connections per`,
+        `requests made on a thread of their own. Both sides: at most ${CONCURRENCY} requests in flight (the gateway stops counting one out for 200 ms:`,
+        `none is, here) and ${CONNECTIONS_PER_ENDPOINT} keep-alive connections per`,
         `receiver (the delivery worker's and its HTTP client's defaults; the worker also holds deliveries ready —`,
         `up to twice as many claimed, and up to 2048 handed over as they are recorded, of which it hands its HTTP`,
         `thread up to 4 × ${CONCURRENCY} to send as connections free up — as the bare client holds all of its requests).`,

@@ -33,7 +33,10 @@ export interface DeliveryWorkerOptions {
   random?: () => number
   /** how often to look for due deliveries when nothing wakes the worker */
   pollIntervalMs?: number
-  /** requests sent at once (the HTTP client holds up to SENDS_AHEAD times as many per endpoint, ready) */
+  /**
+   * requests the HTTP client sends at once, not counting those out longer than its
+   * `slowAfterMs`; it holds up to SENDS_AHEAD times as many per endpoint, ready
+   */
   concurrency?: number
   /** how long a claim holds; must outlast a request (the sender's timeout) */
   leaseMs?: number

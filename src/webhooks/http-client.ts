@@ -68,20 +68,25 @@ const SWEEP_INTERVAL_MS = 250
 const HOLD_LIMIT_MS = 30_000
 
 const WAITED_TOO_LONG = 'it waited too long for a connection'
+const CLOSED = 'the webhook HTTP client is closed'
 
 /** Epoch milliseconds, sub-millisecond, the same on every thread (`sendBy`). */
 export const wallClock = () => performance.timeOrigin + performance.now()
 
-/** A request in flight: when it must be over, and its handle once undici has started it. */
+/** A request in flight: its queue, when it was sent, when it must be over, and its handle once undici has started it. */
 interface Attempt {
+  queue: string
+  sentAt: number
   deadline: number
   controller?: Dispatcher.DispatchController
 }
 
-/** A request waiting for a connection to its origin (or for the client's room). */
+/** A request waiting for a connection (or for the client's room). */
 interface Waiting {
   input: WebhookHttpRequest
   target: { origin: string; path: string }
+  /** its queue: its endpoint, or its origin for a request without one */
+  queue: string
   resolve: (response: WebhookHttpResponse) => void
   reject: (error: Error) => void
 }
@@ -92,43 +97,79 @@ const LAST_SENT_KEPT = 10_000
 /** Parsed webhook URLs kept: far more than there are endpoints in use. */
 const TARGET_CACHE_SIZE = 1_000
 
+/** How long a request may be out before it no longer counts against `maxInFlight`. */
+export const SLOW_AFTER_MS = 200
+/** Requests out at once, slow ones included: each holds a socket (a file descriptor). */
+export const MAX_OUTSTANDING = 512
+/**
+ * An endpoint with fewer requests out than this, none of its latest slow, is light: it may
+ * also take the places kept back from the others — `RESERVE_PER_ORIGIN` more connections to
+ * its origin, `RESERVE_IN_ALL` more requests out in all — so a receiver that answers quickly
+ * is never left waiting behind slow ones, however many there are, whatever host they share.
+ */
+const LIGHT_BELOW = 2
+const RESERVE_PER_ORIGIN = 4
+const RESERVE_IN_ALL = 32
+
 export interface UndiciWebhookClientOptions {
   /** the SSRF guard's socket lookup */
   lookup?: LookupFunction
-  /** open connections per receiver origin: requests sent to one origin at once */
+  /** requests out at once to one endpoint (one origin, for requests without one) */
+  connectionsPerEndpoint?: number
+  /**
+   * requests out at once to one receiver (origin), over every endpoint there; light
+   * endpoints may use `RESERVE_PER_ORIGIN` connections more
+   */
   connectionsPerOrigin?: number
-  /** requests sent at once, over every origin */
+  /** requests sent at once that are not yet slow (out for less than `slowAfterMs`), over every endpoint */
   maxInFlight?: number
+  /** a request out this long is slow: it no longer counts against `maxInFlight` */
+  slowAfterMs?: number
+  /** requests out at once, slow ones included; light endpoints may use `RESERVE_IN_ALL` more */
+  maxOutstanding?: number
   keepAliveTimeoutMs?: number
   /** how long opening a connection may take; the attempt's timeout fits */
   connectTimeoutMs?: number
 }
 
 /**
- * POSTs over a keep-alive pool (undici). Redirects are returned, not followed: a 3xx is a
- * failed attempt, so a receiver cannot bounce us to an address the guard would refuse.
+ * POSTs over a keep-alive pool per receiver (undici). Redirects are returned, not followed:
+ * a 3xx is a failed attempt, so a receiver cannot bounce us to an address the guard would
+ * refuse.
  *
- * Requests wait here, in the order they were posted per endpoint, until their origin has a
- * free connection and fewer than `maxInFlight` are out: undici never queues one itself.
- * When a connection frees up, the next request is the head of the endpoint queue whose
- * receiver (origin) has the fewest requests out — on a tie, of the queue that sent least
- * recently: a slow receiver with a backlog gets its connections, never the ones other
- * receivers are waiting for, and endpoints sharing a receiver take turns. So a
- * request's timeout starts when it is sent — waiting behind a slow receiver's other
- * requests is not held against an attempt — and a caller may post well ahead of what is
- * sent (the delivery worker does: a connection that frees up takes the next request at
- * once, however busy the caller's thread is), bounding each wait with `sendBy`. Ahead of
- * the caller means ahead of its judgement too: once a request to an endpoint fails, the
- * endpoint's others wait until the caller has seen the failure and resumes or withdraws
+ * Requests wait here, in the order they were posted per endpoint, until there is room for
+ * them: undici never queues one itself. Room is counted so that slow receivers cannot take
+ * it from quick ones. A request out for `slowAfterMs` no longer counts against
+ * `maxInFlight`, only against `maxOutstanding`: however many receivers are slow, a request
+ * to a quick one waits at most that long for a place. And the last places of each receiver's
+ * connections and of `maxOutstanding` are kept for light endpoints (fewer than
+ * `LIGHT_BELOW` out): endpoints with requests piling up at a slow receiver never take them,
+ * so a quick endpoint beside them — at the same host, or beside hundreds of slow ones — is
+ * sent to at once. When a place frees up, the next request is the head of the endpoint queue
+ * with the fewest requests out — on a tie, of the queue that sent least recently: a slow
+ * receiver with a backlog gets its share, never the room other receivers are waiting for,
+ * and queues take turns. So a request's timeout starts when it is sent — waiting behind a slow
+ * receiver's other requests is not held against an attempt — and a caller may post well
+ * ahead of what is sent (the delivery worker does: a connection that frees up takes the next
+ * request at once, however busy the caller's thread is), bounding each wait with `sendBy`.
+ * Ahead of the caller means ahead of its judgement too: once a request to an endpoint fails,
+ * the endpoint's others wait until the caller has seen the failure and resumes or withdraws
  * them, so a receiver that went down gets no more than what was already under way.
  */
 export class UndiciWebhookClient implements WebhookHttpClient {
   private readonly agent: Agent
+  private readonly connectionsPerEndpoint: number
   private readonly connectionsPerOrigin: number
   private readonly maxInFlight: number
+  private readonly slowAfterMs: number
+  private readonly maxOutstanding: number
   private readonly targets = new Map<string, { origin: string; path: string }>()
-  /** requests sent and not yet settled, for the deadline sweep */
+  /** requests sent and not yet settled, for the deadline sweep and `maxOutstanding` */
   private readonly attempts = new Set<Attempt>()
+  /** those of them out for less than `slowAfterMs`, the earliest sent first: what `maxInFlight` counts */
+  private readonly recent = new Set<Attempt>()
+  /** set while requests wait for room: fires when the earliest recent request turns slow */
+  private slowTimer: NodeJS.Timeout | undefined
   /** waiting requests, a queue per endpoint (per origin for those posted without one), each oldest first */
   private readonly queues = new Map<string, Waiting[]>()
   /** requests sent so far, and when (on that count) each queue last sent, the most recent last */
@@ -137,18 +178,28 @@ export class UndiciWebhookClient implements WebhookHttpClient {
   /** set while sendWaiting runs: a request settling inside it asks for another round instead */
   private sending = false
   private sendAgain = false
-  /** requests sent and not yet settled, per origin */
+  /** requests sent and not yet settled, per origin and per queue */
   private readonly sentTo = new Map<string, number>()
+  private readonly sentFrom = new Map<string, number>()
+  /**
+   * Queues one of whose requests was out `slowAfterMs` or longer, until one of them is
+   * answered sooner: never light. The most recent last, at most LAST_SENT_KEPT.
+   */
+  private readonly slowQueues = new Set<string>()
   /** endpoints whose requests wait for `resume` (one of them failed): the latest failure's hold, and when */
   private readonly held = new Map<string, { hold: number; since: number }>()
   private holds = 0
   private sweeper: NodeJS.Timeout | undefined
+  private closing: Promise<void> | undefined
 
   constructor(options: UndiciWebhookClientOptions = {}) {
+    this.connectionsPerEndpoint = options.connectionsPerEndpoint ?? 16
     this.connectionsPerOrigin = options.connectionsPerOrigin ?? 16
     this.maxInFlight = options.maxInFlight ?? 32
+    this.slowAfterMs = options.slowAfterMs ?? SLOW_AFTER_MS
+    this.maxOutstanding = options.maxOutstanding ?? MAX_OUTSTANDING
     this.agent = new Agent({
-      connections: this.connectionsPerOrigin,
+      connections: this.connectionsPerOrigin + RESERVE_PER_ORIGIN,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
       connect: {
         timeout: options.connectTimeoutMs ?? 10_000,
@@ -158,6 +209,7 @@ export class UndiciWebhookClient implements WebhookHttpClient {
   }
 
   post(input: WebhookHttpRequest): Promise<WebhookHttpResponse> {
+    if (this.closing) return Promise.reject(new NotSentError(CLOSED))
     let target: { origin: string; path: string }
     try {
       target = this.targetOf(input.url)
@@ -168,7 +220,7 @@ export class UndiciWebhookClient implements WebhookHttpClient {
       const key = input.endpoint ?? `\u0000${target.origin}`
       const queue = this.queues.get(key) ?? []
       this.queues.set(key, queue)
-      queue.push({ input, target, resolve, reject })
+      queue.push({ input, target, queue: key, resolve, reject })
       this.sweep()
       this.sendWaiting()
     })
@@ -190,8 +242,14 @@ export class UndiciWebhookClient implements WebhookHttpClient {
   }
 
   close(): Promise<void> {
-    this.giveUp(() => true, 'the webhook HTTP client is closed')
-    return this.agent.close()
+    if (this.closing) return this.closing
+    this.giveUp(() => true, CLOSED)
+    this.held.clear()
+    clearTimeout(this.slowTimer)
+    this.slowTimer = undefined
+    // The requests out finish first.
+    this.closing = this.agent.close()
+    return this.closing
   }
 
   /** Sends waiting requests, the oldest first, while there is room for them. */
@@ -206,20 +264,23 @@ export class UndiciWebhookClient implements WebhookHttpClient {
         this.sendAgain = false
         for (let next = this.nextToSend(); next; next = this.nextToSend()) this.send(next)
       } while (this.sendAgain)
+      this.wakeWhenOneTurnsSlow()
     } finally {
       this.sending = false
     }
   }
 
   /**
-   * The next request whose origin has a free connection: one posted without an endpoint
-   * first, whatever else is out; else, while fewer than `maxInFlight` are, the head of the
-   * queue — of an endpoint not held — whose origin has the fewest requests out, the one
-   * served least recently on a tie.
+   * The next request there is room for: one posted without an endpoint first, whatever
+   * else is out; else, while fewer than `maxInFlight` recent ones are, the head of the queue
+   * — of an endpoint not held — with the fewest requests out, the one served least recently
+   * on a tie. Each queue, receiver and the client as a whole keep their caps; the reserves
+   * above the last two are for light queues.
    */
   private nextToSend(): Waiting | undefined {
     const now = wallClock()
-    const room = this.attempts.size < this.maxInFlight
+    this.countOutSlowOnes(performance.now())
+    const room = this.recent.size < this.maxInFlight
     let best: string | undefined
     let bestOut = 0
     let bestSent = 0
@@ -232,9 +293,13 @@ export class UndiciWebhookClient implements WebhookHttpClient {
         this.queues.delete(key)
         continue
       }
-      const out = this.sentTo.get(head.target.origin) ?? 0
-      if (out >= this.connectionsPerOrigin) continue
+      const out = this.sentFrom.get(key) ?? 0
+      if (out >= this.connectionsPerEndpoint) continue
+      const light = out < LIGHT_BELOW && !this.slowQueues.has(key)
+      const atOrigin = this.sentTo.get(head.target.origin) ?? 0
+      if (atOrigin >= this.connectionsPerOrigin + (light ? RESERVE_PER_ORIGIN : 0)) continue
       if (head.input.endpoint === undefined) return this.take(key, queue)
+      if (this.attempts.size >= this.maxOutstanding + (light ? RESERVE_IN_ALL : 0)) continue
       const sent = this.lastSent.get(key) ?? -1
       if (best === undefined || out < bestOut || (out === bestOut && sent < bestSent)) {
         best = key
@@ -244,6 +309,37 @@ export class UndiciWebhookClient implements WebhookHttpClient {
     }
     const queue = best === undefined ? undefined : this.queues.get(best)
     return best === undefined || !queue ? undefined : this.take(best, queue)
+  }
+
+  /** Requests out for `slowAfterMs` or longer leave `recent`, and the room they took; their queues are slow. */
+  private countOutSlowOnes(now: number): void {
+    for (const attempt of this.recent) {
+      if (now - attempt.sentAt < this.slowAfterMs) return
+      this.recent.delete(attempt)
+      this.markSlow(attempt.queue, true)
+    }
+  }
+
+  private markSlow(queue: string, slow: boolean): void {
+    this.slowQueues.delete(queue)
+    if (!slow) return
+    this.slowQueues.add(queue)
+    if (this.slowQueues.size > LAST_SENT_KEPT)
+      this.slowQueues.delete(this.slowQueues.values().next().value as string)
+  }
+
+  /**
+   * Requests wait while `maxInFlight` recent ones are out: they may go when the earliest
+   * turns slow, if nothing finishes before.
+   */
+  private wakeWhenOneTurnsSlow(): void {
+    if (this.slowTimer !== undefined || this.queues.size === 0 || this.recent.size < this.maxInFlight) return
+    const earliest = this.recent.values().next().value as Attempt
+    const wait = Math.max(1, Math.ceil(earliest.sentAt + this.slowAfterMs - performance.now()))
+    this.slowTimer = setTimeout(() => {
+      this.slowTimer = undefined
+      this.sendWaiting()
+    }, wait).unref()
   }
 
   /** The head of `queue`, noted as its latest send. */
@@ -285,22 +381,22 @@ export class UndiciWebhookClient implements WebhookHttpClient {
    * stream read through an async iterator, the largest share of a delivery's HTTP cost
    * (webhook backlog profile, 2026-12-05), for a body that is mostly empty.
    */
-  private send({ input, target, resolve, reject }: Waiting): void {
+  private send({ input, target, queue, resolve, reject }: Waiting): void {
     const started = performance.now()
-    const attempt: Attempt = { deadline: started + input.timeoutMs }
-    this.track(attempt, target.origin)
+    const attempt: Attempt = { queue, sentAt: started, deadline: started + input.timeoutMs }
+    this.track(attempt, target.origin, queue)
     const kept: Buffer[] = []
     let size = 0
     let status = 0
     let settled = false
     /**
-     * Settles once, whichever way; the connection it leaves free takes the next request. A
+     * Settles once, whichever way; the room it leaves free takes the next request. A
      * failure (no 2xx answer, or none in full) holds its endpoint's other requests.
      */
     const settle = (failed: boolean, outcome: (durationMs: number, hold: number | undefined) => void) => {
       if (settled) return
       settled = true
-      this.untrack(attempt, target.origin)
+      this.untrack(attempt, target.origin, queue)
       let hold: number | undefined
       if (failed && input.endpoint !== undefined) {
         hold = ++this.holds
@@ -364,17 +460,20 @@ export class UndiciWebhookClient implements WebhookHttpClient {
     }
   }
 
-  private track(attempt: Attempt, origin: string): void {
+  private track(attempt: Attempt, origin: string, queue: string): void {
     this.attempts.add(attempt)
-    this.sentTo.set(origin, (this.sentTo.get(origin) ?? 0) + 1)
+    this.recent.add(attempt)
+    count(this.sentTo, origin, 1)
+    count(this.sentFrom, queue, 1)
     this.sweep()
   }
 
-  private untrack(attempt: Attempt, origin: string): void {
+  private untrack(attempt: Attempt, origin: string, queue: string): void {
     this.attempts.delete(attempt)
-    const sent = (this.sentTo.get(origin) ?? 1) - 1
-    if (sent > 0) this.sentTo.set(origin, sent)
-    else this.sentTo.delete(origin)
+    this.recent.delete(attempt)
+    this.markSlow(queue, performance.now() - attempt.sentAt >= this.slowAfterMs)
+    count(this.sentTo, origin, -1)
+    count(this.sentFrom, queue, -1)
   }
 
   /**
@@ -426,6 +525,13 @@ export class AttemptTimeoutError extends Error {
   constructor() {
     super('the attempt outlasted its timeout')
   }
+}
+
+/** Adds `by` to the count of `key`, which is left out once it is 0. */
+function count(counts: Map<string, number>, key: string, by: number): void {
+  const counted = (counts.get(key) ?? 0) + by
+  if (counted > 0) counts.set(key, counted)
+  else counts.delete(key)
 }
 
 const isLate = (request: Waiting, now: number) =>

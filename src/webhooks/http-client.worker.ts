@@ -19,8 +19,11 @@ const guard = new SsrfGuard({ allowPrivateTargets: options.allowPrivateTargets }
 const client = new UndiciWebhookClient({
   lookup: guard.lookup(),
   connectTimeoutMs: options.connectTimeoutMs,
+  connectionsPerEndpoint: options.connectionsPerEndpoint,
   connectionsPerOrigin: options.connectionsPerOrigin,
   maxInFlight: options.maxInFlight,
+  slowAfterMs: options.slowAfterMs,
+  maxOutstanding: options.maxOutstanding,
 })
 
 type Outcome = Extract<FromHttpThread, { op: 'done' }>['outcomes'][number]

@@ -41,8 +41,11 @@ export interface ThreadedWebhookClientOptions {
   /** WEBHOOK_ALLOW_PRIVATE: the thread's socket lookup lets private addresses through */
   allowPrivateTargets: boolean
   connectTimeoutMs?: number
+  connectionsPerEndpoint?: number
   connectionsPerOrigin?: number
   maxInFlight?: number
+  slowAfterMs?: number
+  maxOutstanding?: number
 }
 
 /**
@@ -71,7 +74,7 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
   }
 
   post(request: WebhookHttpRequest): Promise<WebhookHttpResponse> {
-    if (this.closed) return Promise.reject(new Error('the webhook HTTP client is closed'))
+    if (this.closed) return Promise.reject(new NotSentError('the webhook HTTP client is closed'))
     const id = ++this.nextId
     const answer = new Promise<WebhookHttpResponse>((resolve, reject) =>
       this.pending.set(id, { resolve, reject }),

@@ -1120,6 +1120,37 @@ describe('webhook delivery to a slow receiver beside a quick one', () => {
     await quickWentFirst()
   })
 
+  it('sends the quick receiver’s deliveries at once while two slow receivers have every connection busy', async () => {
+    await open()
+    const slower = await Receiver.start()
+    try {
+      // Each slow receiver takes 16 requests at a time (its connections), 32 in all: as many
+      // as the worker sends at once. Requests out that long no longer count against that.
+      slow.respond = () => ({ status: 200, delayMs: 1_500 })
+      slower.respond = () => ({ status: 200, delayMs: 1_500 })
+      await harness.createWebhook({ url: slower.url(), events: ['message.*'] })
+      harness.module.worker.start()
+      const session = newSession()
+      await harness.emitMany('message.received', 100, { session, data: (i) => ({ i }) })
+      await eventually(() => slow.active === 16 && slower.active === 16, 'both slow receivers busy', 5_000)
+      for (let i = 0; i < 3; i++) {
+        const started = performance.now()
+        await harness.emit('session.status', { session, data: { i } })
+        await eventually(
+          () => quick.requests.length === i + 1,
+          `the quick receiver’s delivery ${i}`,
+          5_000,
+          5,
+        )
+        const waited = performance.now() - started
+        assert.ok(waited < 700, `the quick receiver’s delivery ${i} waited ${Math.round(waited)} ms`)
+      }
+      await harness.module.worker.stop()
+    } finally {
+      await slower.stop()
+    }
+  })
+
   it('claims the quick receiver’s deliveries beside the slow one’s backlog', async () => {
     await open()
     // Recorded while the worker was down: every delivery waits for a claim, the slow receiver's oldest.

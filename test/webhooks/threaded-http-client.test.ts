@@ -9,6 +9,7 @@ import {
 } from '../../src/webhooks/http-client.ts'
 import { TargetRefusedError } from '../../src/webhooks/ssrf-guard.ts'
 import { ThreadedWebhookClient } from '../../src/webhooks/threaded-http-client.ts'
+import { eventually } from '../support/wait.ts'
 import { Receiver } from './receiver.ts'
 
 describe('the webhook HTTP client on its own thread', () => {
@@ -181,12 +182,18 @@ describe('webhook HTTP clients queueing, holding and withdrawing requests', () =
   })
 
   /** Limits for the client: by default one connection per origin, so a second request waits for the first. */
-  type Limits = { connectionsPerOrigin: number; maxInFlight?: number }
+  type Limits = {
+    connectionsPerEndpoint: number
+    maxInFlight?: number
+    slowAfterMs?: number
+    maxOutstanding?: number
+    connectionsPerOrigin?: number
+  }
   const clients: [string, (limits?: Limits) => WebhookHttpClient][] = [
-    ['on this thread', (limits = { connectionsPerOrigin: 1 }) => new UndiciWebhookClient(limits)],
+    ['on this thread', (limits = { connectionsPerEndpoint: 1 }) => new UndiciWebhookClient(limits)],
     [
       'on its own thread',
-      (limits = { connectionsPerOrigin: 1 }) =>
+      (limits = { connectionsPerEndpoint: 1 }) =>
         new ThreadedWebhookClient({ allowPrivateTargets: true, ...limits }),
     ],
   ]
@@ -267,7 +274,7 @@ describe('webhook HTTP clients queueing, holding and withdrawing requests', () =
       }
     })
     it(`keeps an endpoint held while a later failure is unseen: only the latest hold lifts it (${where})`, async () => {
-      const client = make({ connectionsPerOrigin: 2, maxInFlight: 2 })
+      const client = make({ connectionsPerEndpoint: 2, maxInFlight: 2 })
       try {
         receiver.respond = (request) => (JSON.parse(request.body).n < 2 ? { status: 500, delayMs: 50 } : 200)
         const seen = receiver.requests.length
@@ -287,7 +294,7 @@ describe('webhook HTTP clients queueing, holding and withdrawing requests', () =
     })
 
     it(`lifts the hold with a withdraw that names the latest failure, and only then (${where})`, async () => {
-      const client = make({ connectionsPerOrigin: 1, maxInFlight: 1 })
+      const client = make({ connectionsPerEndpoint: 1, maxInFlight: 1 })
       try {
         let answered = 0
         receiver.respond = () => (answered++ === 0 ? 503 : 200)
@@ -308,7 +315,7 @@ describe('webhook HTTP clients queueing, holding and withdrawing requests', () =
     })
 
     it(`holds an endpoint after a 2xx whose body did not arrive in time (${where})`, async () => {
-      const client = make({ connectionsPerOrigin: 1, maxInFlight: 1 })
+      const client = make({ connectionsPerEndpoint: 1, maxInFlight: 1 })
       try {
         receiver.respond = (request) =>
           JSON.parse(request.body).n === 0 ? { status: 200, body: 'x'.repeat(40), trickleMs: 50 } : 200
@@ -333,7 +340,8 @@ describe('webhook HTTP clients queueing, holding and withdrawing requests', () =
     })
 
     it(`gives a connection that frees up to the endpoint with the fewest out, not the oldest request (${where})`, async () => {
-      const client = make({ connectionsPerOrigin: 4, maxInFlight: 1 })
+      // Never slow here: the one place is freed by an answer, not by a request turning slow.
+      const client = make({ connectionsPerEndpoint: 4, maxInFlight: 1, slowAfterMs: 60_000 })
       const quick = await Receiver.start()
       try {
         receiver.respond = () => ({ status: 200, delayMs: 200 })
@@ -352,8 +360,99 @@ describe('webhook HTTP clients queueing, holding and withdrawing requests', () =
       }
     })
 
+    it(`lets no number of slow receivers take the room a quick one needs (${where})`, async () => {
+      // Two places; requests turn slow after 100 ms and stop taking one.
+      const client = make({ connectionsPerEndpoint: 2, maxInFlight: 2, slowAfterMs: 100 })
+      const quick = await Receiver.start()
+      try {
+        receiver.respond = () => ({ status: 200, delayMs: 1_500 })
+        const seen = receiver.requests.length
+        const slow = ['a', 'a', 'b', 'b', 'c', 'c'].map((endpoint, n) => post(client, n, { endpoint }))
+        // All six go out, two at a time, as the ones before them turn slow.
+        await eventually(() => receiver.requests.length >= seen + 6, 'the slow requests sent', 1_000)
+        const started = performance.now()
+        const answer = await client.post({
+          url: quick.url(),
+          headers: {},
+          body: '{}',
+          timeoutMs: 2_000,
+          endpoint: 'quick',
+        })
+        assert.equal(answer.status, 200)
+        assert.ok(performance.now() - started < 500, `waited ${Math.round(performance.now() - started)} ms`)
+        assert.equal(receiver.active, 6, 'answered while the slow ones were all out')
+        assert.deepEqual(
+          (await Promise.all(slow)).map((response) => response.status),
+          [200, 200, 200, 200, 200, 200],
+        )
+      } finally {
+        await client.close()
+        await quick.stop()
+      }
+    })
+
+    it(`keeps places at a receiver for a quick endpoint beside slow ones there (${where})`, async () => {
+      const client = make({
+        connectionsPerEndpoint: 4,
+        connectionsPerOrigin: 2,
+        maxInFlight: 16,
+        slowAfterMs: 100,
+      })
+      try {
+        receiver.respond = (request) =>
+          JSON.parse(request.body).n < 100 ? { status: 200, delayMs: 600 } : 200
+        // Each slow endpoint's first answer shows it slow: from then on the places kept back are not for it.
+        await Promise.all(['a', 'b', 'c'].map((endpoint, n) => post(client, n, { endpoint })))
+        const seen = receiver.requests.length
+        const slow = ['a', 'a', 'b', 'b', 'c', 'c'].map((endpoint, n) => post(client, 10 + n, { endpoint }))
+        await eventually(() => receiver.requests.length >= seen + 2, 'two slow requests sent', 1_000)
+        await settle()
+        assert.equal(receiver.requests.length, seen + 2, 'the slow endpoints have two connections in all')
+        const started = performance.now()
+        // The same receiver: before, it waited for one of the slow endpoints' connections.
+        assert.equal((await post(client, 100, { endpoint: 'quick' })).status, 200)
+        assert.ok(performance.now() - started < 300, `waited ${Math.round(performance.now() - started)} ms`)
+        assert.deepEqual(
+          (await Promise.all(slow)).map((response) => response.status),
+          [200, 200, 200, 200, 200, 200],
+        )
+      } finally {
+        await client.close()
+      }
+    })
+
+    it(`keeps slow endpoints to maxOutstanding, and places beyond it for quick ones (${where})`, async () => {
+      const client = make({ connectionsPerEndpoint: 4, maxInFlight: 8, slowAfterMs: 50, maxOutstanding: 2 })
+      try {
+        receiver.respond = (request) =>
+          JSON.parse(request.body).n < 100 ? { status: 200, delayMs: 600 } : 200
+        const seen = receiver.requests.length
+        const slow = [0, 1, 2, 3].map((n) => post(client, n, { endpoint: 'a' }))
+        await eventually(() => receiver.requests.length >= seen + 2, 'the first two sent', 1_000)
+        const started = performance.now()
+        await settle()
+        assert.equal(receiver.requests.length, seen + 2, 'the other two wait, though the two out are slow')
+        // A quick endpoint is light: it takes a place kept back beyond maxOutstanding.
+        assert.equal((await post(client, 100, { endpoint: 'quick' })).status, 200)
+        assert.ok(performance.now() - started < 400, 'the quick one did not wait for the slow ones')
+        await Promise.all(slow)
+        assert.ok(performance.now() - started >= 1_000, 'the last two went as the first two were answered')
+      } finally {
+        await client.close()
+      }
+    })
+
+    it(`sends nothing once closed (${where})`, async () => {
+      const client = make()
+      receiver.respond = () => 200
+      assert.equal((await post(client, 0, { endpoint: 'e' })).status, 200)
+      await client.close()
+      await assert.rejects(post(client, 1, { endpoint: 'e' }), unsent)
+      await client.close()
+    })
+
     it(`sends a request without an endpoint beside a full load of deliveries (${where})`, async () => {
-      const client = make({ connectionsPerOrigin: 4, maxInFlight: 1 })
+      const client = make({ connectionsPerEndpoint: 4, maxInFlight: 1 })
       try {
         receiver.respond = (request) =>
           JSON.parse(request.body).n === 0 ? { status: 200, delayMs: 600 } : 200
