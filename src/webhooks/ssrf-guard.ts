@@ -86,11 +86,23 @@ const systemResolver: HostResolver = (hostname) =>
     ),
   )
 
+/**
+ * How long `check` trusts what it found for a host, addresses or refusal. Before, every
+ * attempt asked the system resolver again: a getaddrinfo call on libuv's four-thread pool
+ * (shared with file I/O) and, glibc caching nothing, a DNS query. The HTTP client's socket
+ * lookup still asks at every connection, so a cached answer is never what a socket uses.
+ */
+const CHECK_TTL_MS = 10_000
+/** Hosts whose check is remembered: far more than there are webhook hosts in use. */
+const CHECKED_HOSTS_KEPT = 1_000
+
 export interface SsrfGuardOptions {
   /** the operator's opt-out (WEBHOOK_ALLOW_PRIVATE=1): every target is allowed */
   allowPrivateTargets: boolean
   /** tests point hostnames at chosen addresses */
   resolve?: HostResolver
+  /** the clock of `check`'s memory (performance.now() by default); tests move it by hand */
+  now?: () => number
 }
 
 /**
@@ -102,14 +114,22 @@ export interface SsrfGuardOptions {
 export class SsrfGuard {
   private readonly allowPrivate: boolean
   private readonly resolve: HostResolver
+  private readonly now: () => number
+  /** each host's check, while it runs and for CHECK_TTL_MS after: one lookup for all who ask meanwhile */
+  private readonly checked = new Map<string, { at: number; outcome: Promise<void> }>()
 
   constructor(options: SsrfGuardOptions) {
     this.allowPrivate = options.allowPrivateTargets
     this.resolve = options.resolve ?? systemResolver
+    this.now = options.now ?? (() => performance.now())
   }
 
-  /** Throws TargetRefusedError when `url` is not http(s) or any address of its host is off-limits. */
-  async check(url: string): Promise<void> {
+  /**
+   * Throws TargetRefusedError when `url` is not http(s) or any address of its host is
+   * off-limits. What a host resolved to (or that it did not) is remembered for CHECK_TTL_MS;
+   * `fresh` asks again (a URL being saved: its owner may just have fixed its DNS).
+   */
+  async check(url: string, options: { fresh?: boolean } = {}): Promise<void> {
     let parsed: URL
     try {
       parsed = new URL(url)
@@ -122,6 +142,20 @@ export class SsrfGuard {
     if (this.allowPrivate) return
     const host = parsed.hostname.replace(/^\[|\]$/g, '')
     if (isIP(host)) return refuseIfBlocked(host, host)
+    const now = this.now()
+    const known = this.checked.get(host)
+    if (known && !options.fresh && now - known.at < CHECK_TTL_MS) return known.outcome
+    const outcome = this.checkHost(host)
+    // Rejections are handled by whoever awaits them; this copy only keeps the answer.
+    outcome.catch(() => {})
+    this.checked.delete(host)
+    this.checked.set(host, { at: now, outcome })
+    if (this.checked.size > CHECKED_HOSTS_KEPT)
+      this.checked.delete(this.checked.keys().next().value as string)
+    return outcome
+  }
+
+  private async checkHost(host: string): Promise<void> {
     let addresses: LookupAddress[]
     try {
       addresses = await this.resolve(host)

@@ -224,7 +224,7 @@ export class WebhooksService {
 
   private async checkUrl(url: string): Promise<void> {
     try {
-      await this.guard.check(url)
+      await this.guard.check(url, { fresh: true })
     } catch (error) {
       if (error instanceof TargetRefusedError) throw invalidField('url', error.message)
       throw error

@@ -206,6 +206,36 @@ describe('SSRF guard', () => {
     assert.equal((all as LookupAddress[]).length, 2)
   })
 
+  it('asks DNS once per host for many checks at once and for ten seconds after, refusals included', async () => {
+    let asked = 0
+    let clock = 0
+    let address = PUBLIC
+    const guard = new SsrfGuard({
+      allowPrivateTargets: false,
+      now: () => clock,
+      resolve: async () => {
+        asked++
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        return [{ address, family: 4 }]
+      },
+    })
+    await Promise.all(Array.from({ length: 50 }, () => guard.check('https://hooks.example.com/a')))
+    assert.equal(asked, 1, 'fifty checks at once: one lookup')
+    clock += 9_000
+    await guard.check('https://hooks.example.com/b')
+    assert.equal(asked, 1, 'still remembered')
+    clock += 2_000
+    address = '10.0.0.9'
+    await assert.rejects(guard.check('https://hooks.example.com/c'), /10\.0\.0\.9\) is a private/)
+    await assert.rejects(guard.check('https://hooks.example.com/d'), /is a private/)
+    assert.equal(asked, 2, 'asked again after ten seconds; the refusal remembered too')
+    address = PUBLIC
+    await guard.check('https://hooks.example.com/e', { fresh: true })
+    assert.equal(asked, 3, 'a URL being saved asks again')
+    await guard.check('https://other.example.com/')
+    assert.equal(asked, 4, 'another host is another lookup')
+  })
+
   it('refuses localhost through the system resolver', async () => {
     const guard = new SsrfGuard({ allowPrivateTargets: false })
     await assert.rejects(guard.check('http://localhost:3000/hook'), /localhost \(.+\) is a loopback address/)
