@@ -53,3 +53,16 @@ export function requireRole(request: FastifyRequest, role: ApiKeyRole): Principa
   }
   return principal
 }
+
+/**
+ * The caller, an admin whose key is not limited to some sessions: what `what` touches
+ * reaches across every session of the organization (its webhooks, its API keys — a key
+ * limited to sessions must not mint or revoke one that is not).
+ */
+export function requireOrganizationAdmin(request: FastifyRequest, what: string): Principal {
+  const principal = requireRole(request, 'admin')
+  if (principal.sessionIds !== null) {
+    throw new AppError('forbidden', `${what} need a key that is not limited to sessions`)
+  }
+  return principal
+}

@@ -107,6 +107,25 @@ describe('API keys API', () => {
   })
 
   describe('error', () => {
+    it('lets no admin key limited to sessions create, list or revoke keys', async () => {
+      const scoped = await createKey({ name: 'scoped admin', role: 'admin', sessionIds: ['ses_somebot'] })
+      const unscoped = await createKey({ name: 'kept', role: 'viewer' })
+      const as = { key: scoped.key }
+      // Before, it could mint an unscoped admin key: every session, every webhook.
+      const minted = await gateway.request('POST', '/api/v1/api-keys', {
+        ...as,
+        body: { name: 'escalated', role: 'admin' },
+      })
+      assert.match(assertError(minted, 403, 'forbidden').message, /not limited to sessions/)
+      assertError(await gateway.request('GET', '/api/v1/api-keys', as), 403, 'forbidden')
+      assertError(await gateway.request('DELETE', `/api/v1/api-keys/${unscoped.id}`, as), 403, 'forbidden')
+      assert.equal((await listSessions(unscoped.key)).statusCode, 200, 'the other key still works')
+      const names = (await gateway.request('GET', '/api/v1/api-keys'))
+        .json()
+        .items.map((k: { name: string }) => k.name)
+      assert.ok(!names.includes('escalated'))
+    })
+
     it('rejects an expiry in the past, naming body.expiresAt', async () => {
       assertInvalidField(
         await gateway.request('POST', '/api/v1/api-keys', {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { ApiKeysService } from '../../accounts/api-keys.service.ts'
-import { requireRole } from '../auth.ts'
+import { requireOrganizationAdmin } from '../auth.ts'
 import * as s from '../schemas.ts'
 import { apiKeyView } from '../views.ts'
 
@@ -20,7 +20,7 @@ export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> =
       },
     },
     async (request, reply) => {
-      const principal = requireRole(request, 'admin')
+      const principal = requireOrganizationAdmin(request, 'API keys')
       const { expiresAt, ...rest } = request.body
       const { record, key } = await apiKeys.create(principal.organizationId, {
         ...rest,
@@ -40,7 +40,7 @@ export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> =
       },
     },
     async (request) => {
-      const principal = requireRole(request, 'admin')
+      const principal = requireOrganizationAdmin(request, 'API keys')
       const keys = await apiKeys.list(principal.organizationId)
       return { items: keys.filter((k) => k.revokedAt === null).map(apiKeyView) }
     },
@@ -57,7 +57,7 @@ export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> =
       },
     },
     async (request, reply) => {
-      const principal = requireRole(request, 'admin')
+      const principal = requireOrganizationAdmin(request, 'API keys')
       await apiKeys.revoke(principal.organizationId, request.params.id)
       return reply.status(204).send(null)
     },

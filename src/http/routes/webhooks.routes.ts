@@ -2,10 +2,9 @@ import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Principal } from '../../accounts/api-key.types.ts'
-import { AppError } from '../../domain/errors.ts'
 import * as dto from '../../webhooks/webhook.dto.ts'
 import type { WebhooksService } from '../../webhooks/webhooks.service.ts'
-import { requireRole } from '../auth.ts'
+import { requireOrganizationAdmin } from '../auth.ts'
 import { errorEnvelope } from '../schemas.ts'
 
 const tags = ['webhooks']
@@ -17,17 +16,9 @@ const errors = {
   409: errorEnvelope,
 }
 
-/**
- * Organization webhooks see every session's events, so they need an admin key that is not
- * limited to some sessions.
- */
-function requireOrganizationAdmin(request: FastifyRequest): Principal {
-  const principal = requireRole(request, 'admin')
-  if (principal.sessionIds !== null) {
-    throw new AppError('forbidden', 'organization webhooks need a key that is not limited to sessions')
-  }
-  return principal
-}
+/** Organization webhooks see every session's events. */
+const requireWebhookAdmin = (request: FastifyRequest): Principal =>
+  requireOrganizationAdmin(request, 'organization webhooks')
 
 export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }> = async (
   app,
@@ -44,7 +35,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request, reply) => {
-      const { organizationId } = requireOrganizationAdmin(request)
+      const { organizationId } = requireWebhookAdmin(request)
       const { webhook, generatedSecret } = await webhooks.create(organizationId, request.body)
       const view = dto.toWebhookView(webhook)
       return reply.status(201).send(generatedSecret ? { ...view, secret: generatedSecret } : view)
@@ -61,7 +52,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request) => {
-      const { organizationId } = requireOrganizationAdmin(request)
+      const { organizationId } = requireWebhookAdmin(request)
       return { items: (await webhooks.list(organizationId)).map(dto.toWebhookView) }
     },
   )
@@ -77,7 +68,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request) => {
-      const { organizationId } = requireOrganizationAdmin(request)
+      const { organizationId } = requireWebhookAdmin(request)
       return dto.toWebhookView(await webhooks.get(organizationId, request.params.id))
     },
   )
@@ -94,7 +85,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request) => {
-      const { organizationId } = requireOrganizationAdmin(request)
+      const { organizationId } = requireWebhookAdmin(request)
       return dto.toWebhookView(await webhooks.update(organizationId, request.params.id, request.body))
     },
   )
@@ -110,7 +101,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request, reply) => {
-      const { organizationId } = requireOrganizationAdmin(request)
+      const { organizationId } = requireWebhookAdmin(request)
       await webhooks.delete(organizationId, request.params.id)
       return reply.status(204).send(null)
     },
@@ -131,7 +122,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request) => {
-      const { organizationId } = requireOrganizationAdmin(request)
+      const { organizationId } = requireWebhookAdmin(request)
       const page = await webhooks.listDeliveries(organizationId, request.params.id, request.query)
       return { items: page.items.map(dto.toDeliveryView), nextCursor: page.nextCursor }
     },
@@ -158,7 +149,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request) => {
-      const { organizationId } = requireOrganizationAdmin(request)
+      const { organizationId } = requireWebhookAdmin(request)
       const { id, deliveryId } = request.params
       const { delivery, body, attempts } = await webhooks.getDelivery(organizationId, id, deliveryId)
       return {
@@ -180,7 +171,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request, reply) => {
-      const { organizationId } = requireOrganizationAdmin(request)
+      const { organizationId } = requireWebhookAdmin(request)
       const { id, deliveryId } = request.params
       const delivery = await webhooks.retryDelivery(organizationId, id, deliveryId)
       return reply.status(202).send(dto.toDeliveryView(delivery))
@@ -198,7 +189,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request) => {
-      const { organizationId } = requireOrganizationAdmin(request)
+      const { organizationId } = requireWebhookAdmin(request)
       return webhooks.test(organizationId, request.params.id)
     },
   )
