@@ -49,6 +49,8 @@ export interface AppOptions {
     backoff?: { initialMs: number; maxMs: number }
     /** the clock event retention (and the stream's resume cursors) are judged by */
     retentionClock?: () => number
+    /** how long an HTTP connection may be quiet before it is closed (event streams are exempt) */
+    connectionTimeoutMs?: number
   }
 }
 
@@ -262,8 +264,16 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
   })
 
   let restored = false
+  const eventStream = new EventStreamService({
+    events: repositories.events,
+    bus,
+    now: options.tuning?.retentionClock,
+    horizon: () => eventRetention.horizon(),
+  })
+  apiKeys.onRevoked((keyId) => eventStream.revoked(keyId))
   const http = await buildHttpServer({
     logger,
+    connectionTimeoutMs: options.tuning?.connectionTimeoutMs,
     version: VERSION,
     corsOrigins: config.corsOrigins,
     apiKeys,
@@ -272,12 +282,7 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
     conversations,
     groups,
     messageActions,
-    eventStream: new EventStreamService({
-      events: repositories.events,
-      bus,
-      now: options.tuning?.retentionClock,
-      horizon: () => eventRetention.horizon(),
-    }),
+    eventStream,
     webhooks: webhooks.service,
     events: repositories.events,
     metrics,

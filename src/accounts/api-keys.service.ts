@@ -40,6 +40,7 @@ export class ApiKeysService {
   private readonly cache = new Map<string, { record: ApiKeyRecord; cachedAt: number }>()
   private readonly used = new Set<string>()
   private flushTimer?: NodeJS.Timeout
+  private readonly revokedListeners: ((keyId: string) => void)[] = []
 
   constructor(store: ApiKeyStore, newId: IdGenerator, now: () => number = Date.now) {
     this.store = store
@@ -81,6 +82,12 @@ export class ApiKeysService {
     const revoked = await this.store.revoke(organizationId, id, this.now())
     if (!revoked) throw notFound('API key')
     for (const [hash, entry] of this.cache) if (entry.record.id === id) this.cache.delete(hash)
+    for (const listener of this.revokedListeners) listener(id)
+  }
+
+  /** `listener` hears of each key revoked here: what the key opened (event streams) ends with it. */
+  onRevoked(listener: (keyId: string) => void): void {
+    this.revokedListeners.push(listener)
   }
 
   /** The caller behind `key`, or an `unauthorized` error that does not say which check failed. */

@@ -54,6 +54,8 @@ export interface HttpDependencies {
   metrics: Metrics
   readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>
   sandbox?: SandboxServer
+  /** tests shorten it */
+  connectionTimeoutMs?: number
 }
 
 /**
@@ -68,7 +70,9 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
     // Request lines would put URLs with names and phone numbers in the log; we log what matters ourselves.
     logController: new LogController({ disableRequestLogging: true }),
     requestTimeout: 30_000,
-    connectionTimeout: 10_000,
+    // A socket quiet this long is closed: longer than any handler waits (a webhook test
+    // waits up to the request timeout, 10 s); event streams turn it off for themselves.
+    connectionTimeout: deps.connectionTimeoutMs ?? 60_000,
     keepAliveTimeout: 72_000,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,

@@ -11,6 +11,8 @@ const REPLAY_LIMIT = 1000
 
 /** What a stream subscriber sends to: returns false when it cannot keep up (it is then dropped). */
 export type StreamSink = (event: DomainEvent) => boolean
+/** Ends a subscriber's stream from our side, saying why (its key was revoked). */
+export type StreamEnd = (reason: string) => void
 
 /**
  * The live event stream behind the WebSocket and SSE endpoints: short-lived tickets for
@@ -29,6 +31,8 @@ export class EventStreamService {
     horizon?: () => number | undefined
   }
   private readonly tickets = new Map<string, { principal: Principal; expiresAt: number }>()
+  /** open streams by API key: a revoked key's are ended */
+  private readonly streams = new Map<string, Set<StreamEnd>>()
 
   constructor(deps: EventStreamService['deps']) {
     this.deps = deps
@@ -53,14 +57,40 @@ export class EventStreamService {
   }
 
   /**
+   * A revoked key's tickets are void and its open streams end at once, as its requests are
+   * refused at once (ApiKeysService.revoke).
+   */
+  revoked(keyId: string): void {
+    for (const [ticket, entry] of this.tickets)
+      if (entry.principal.keyId === keyId) this.tickets.delete(ticket)
+    const ends = this.streams.get(keyId)
+    this.streams.delete(keyId)
+    for (const end of ends ?? []) end('the API key was revoked')
+  }
+
+  /**
+   * Throws the error `subscribe` would for a resume cursor it cannot honour: a transport
+   * that must answer before the stream begins (SSE's status line) asks first.
+   */
+  async checkCursor(principal: Principal, after: string): Promise<EventRecord> {
+    const cursor = await this.deps.events.getById(principal.organizationId, after)
+    const problem = this.cursorProblem(cursor)
+    if (!cursor || problem)
+      throw expiredCursor(after, problem ?? 'not in the event log: pruned, or never existed')
+    return cursor
+  }
+
+  /**
    * Replays what was missed after `after` (an event id), then follows the bus. Live events
-   * that arrive during the replay are held and sent after it, without duplicates.
+   * that arrive during the replay are held and sent after it, without duplicates. `end`
+   * is called (and the subscription closed) should the stream have to end from our side.
    */
   async subscribe(
     principal: Principal,
     filter: EventFilter,
     sink: StreamSink,
     after?: string,
+    end?: StreamEnd,
   ): Promise<() => void> {
     const held: DomainEvent[] = []
     let replaying = true
@@ -70,12 +100,26 @@ export class EventStreamService {
       if (!sink(event)) open = false
     }
     const unsubscribe = this.deps.bus.subscribe((event) => (replaying ? held.push(event) : deliver(event)))
+    const ends = this.streams.get(principal.keyId) ?? new Set<StreamEnd>()
+    this.streams.set(principal.keyId, ends)
+    const close = () => {
+      open = false
+      unsubscribe()
+      ends.delete(ended)
+      if (ends.size === 0 && this.streams.get(principal.keyId) === ends) this.streams.delete(principal.keyId)
+    }
+    const ended: StreamEnd = (reason) => {
+      close()
+      end?.(reason)
+    }
+    ends.add(ended)
     if (after) {
-      const cursor = await this.deps.events.getById(principal.organizationId, after)
-      const problem = this.cursorProblem(cursor)
-      if (!cursor || problem) {
-        unsubscribe()
-        throw expiredCursor(after, problem ?? 'not in the event log: pruned, or never existed')
+      let cursor: EventRecord
+      try {
+        cursor = await this.checkCursor(principal, after)
+      } catch (error) {
+        close()
+        throw error
       }
       const seen = new Set<string>()
       let position = { createdAt: cursor.createdAt, id: cursor.id }
@@ -98,10 +142,7 @@ export class EventStreamService {
       replaying = false
       for (const event of held.splice(0)) deliver(event)
     }
-    return () => {
-      open = false
-      unsubscribe()
-    }
+    return close
   }
 
   /**

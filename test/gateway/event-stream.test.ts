@@ -95,6 +95,117 @@ describe('the live event stream', () => {
     controller.abort()
   })
 
+  /** An SSE stream read as text; `until` resolves once the text matches, or the stream ended. */
+  async function sse(query: string, headers: Record<string, string>) {
+    const controller = new AbortController()
+    const response = await fetch(`${base.replace('ws', 'http')}/api/v1/events/stream${query}`, {
+      headers: { accept: 'text/event-stream', ...headers },
+      signal: controller.signal,
+    })
+    const reader = response.body?.getReader()
+    let text = ''
+    let ended = false
+    const until = async (pattern: RegExp) => {
+      const deadline = setTimeout(() => controller.abort(), 5_000)
+      while (reader && !ended && !pattern.test(text)) {
+        const { value, done } = await reader.read()
+        if (done) ended = true
+        else text += Buffer.from(value).toString()
+      }
+      clearTimeout(deadline)
+      return { text, ended }
+    }
+    return { response, until, abort: () => controller.abort() }
+  }
+
+  it('ends the streams and voids the tickets of a key when it is revoked', async () => {
+    const created = (
+      await gateway.request('POST', '/api/v1/api-keys', { body: { name: 'to revoke', role: 'viewer' } })
+    ).json()
+    const headers = { 'x-api-key': created.key as string }
+    const socket = open('', headers)
+    await socket.opened
+    const closed = new Promise<number>((resolve) => socket.socket.once('close', (code) => resolve(code)))
+    const events = await sse('', headers)
+    await events.until(/: connected/)
+    const { ticket } = (await gateway.request('POST', '/api/v1/events/ticket', { key: created.key })).json()
+    assert.equal((await gateway.request('DELETE', `/api/v1/api-keys/${created.id}`)).statusCode, 204)
+    const late = new Promise<string>((resolve) => setTimeout(() => resolve('still open after 5 s'), 5_000))
+    assert.equal(await Promise.race([closed, late]), 4001, 'the WebSocket is closed as revoked')
+    socket.socket.terminate()
+    const { text, ended } = await events.until(/revoked/)
+    assert.match(text, /event: error\ndata: .*revoked/)
+    assert.ok(ended || /revoked/.test(text))
+    await assert.rejects(open(`?ticket=${ticket}`, {}).opened, /401/)
+  })
+
+  it('keeps a quiet SSE stream open past the connection timeout', async () => {
+    const quiet = await startTestGateway({ tuning: { connectionTimeoutMs: 300 } })
+    try {
+      const url = (await quiet.app.listen()).replace('http', 'ws')
+      const response = await fetch(`${url.replace('ws', 'http')}/api/v1/events/stream?types=session.*`, {
+        headers: { 'x-api-key': quiet.adminKey },
+      })
+      const reader = response.body?.getReader()
+      await reader?.read()
+      // Three connection timeouts with nothing sent; before, the socket was closed after one.
+      await new Promise((resolve) => setTimeout(resolve, 900))
+      const created = (
+        await quiet.request('POST', '/api/v1/sessions', { body: { name: 'late', sandbox: true } })
+      ).json()
+      let text = ''
+      while (reader && !text.includes(created.id)) {
+        const { value, done } = await reader.read()
+        assert.ok(!done, 'the stream was cut')
+        text += Buffer.from(value).toString()
+      }
+      await reader?.cancel()
+    } finally {
+      await quiet.close()
+    }
+  })
+
+  it('answers a cursor it cannot resume from with a 400 before the SSE stream, and resumes from Last-Event-ID', async () => {
+    const bad = await fetch(`${base.replace('ws', 'http')}/api/v1/events/stream?after=evt_nope`, {
+      headers: { 'x-api-key': gateway.adminKey, accept: 'text/event-stream' },
+    })
+    assert.equal(bad.status, 400)
+    const body = (await bad.json()) as { error: { code: string; details: { path: string }[] } }
+    assert.equal(body.error.code, 'invalid_request')
+    assert.equal(body.error.details[0]?.path, 'querystring.after')
+    const first = (await create('last-id-1', true)).json()
+    const cursor = await eventually(async () => {
+      const list = (
+        await gateway.request('GET', `/api/v1/events?session=${first.id}&types=session.status`)
+      ).json()
+      return list.items[0]?.id as string | undefined
+    }, 'an event to resume after')
+    const later = (await create('last-id-2', true)).json()
+    const resumed = await sse('?types=session.*', { 'x-api-key': gateway.adminKey, 'last-event-id': cursor })
+    const { text } = await resumed.until(new RegExp(later.id))
+    assert.match(text, new RegExp(later.id), 'replayed from the store after the id the client last saw')
+    assert.doesNotMatch(text, new RegExp(`id: ${cursor}\n`))
+    resumed.abort()
+  })
+
+  it('sends the CORS headers on an SSE stream, for browsers', async () => {
+    const cors = await startTestGateway({ environment: { CORS_ORIGINS: 'http://app.example' } })
+    try {
+      const url = await cors.app.listen()
+      const { ticket } = (await cors.request('POST', '/api/v1/events/ticket')).json()
+      const controller = new AbortController()
+      const response = await fetch(`${url}/api/v1/events/stream?ticket=${ticket}`, {
+        headers: { origin: 'http://app.example' },
+        signal: controller.signal,
+      })
+      assert.equal(response.status, 200)
+      assert.equal(response.headers.get('access-control-allow-origin'), 'http://app.example')
+      controller.abort()
+    } finally {
+      await cors.close()
+    }
+  })
+
   it('opens with a single-use ticket, for browsers', async () => {
     const { ticket } = (await gateway.request('POST', '/api/v1/events/ticket')).json()
     const stream = open(`?ticket=${ticket}`, {})

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Principal } from '../../accounts/api-key.types.ts'
+import { invalidRequest } from '../../domain/errors.ts'
 import { type DomainEvent, fromStored, wireEvent } from '../../events/catalogue.ts'
 import { type EventFilter, matchesType, unknownEventPatterns } from '../../events/event-filter.ts'
 import { EVENT_TYPES, eventDescription, eventEnvelopeSchema } from '../../events/event-schemas.ts'
@@ -15,6 +16,8 @@ const HEARTBEAT_MS = 20_000
 /** A client this far behind is dropped rather than allowed to grow our memory. */
 const MAX_BUFFERED_BYTES = 1024 * 1024
 export const SLOW_CONSUMER_CLOSE = 4008
+/** The stream's key was revoked while it was open. */
+export const REVOKED_CLOSE = 4001
 
 const list = z
   .string()
@@ -170,9 +173,21 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
     handler: async (request, reply) => {
       const principal = requireRole(request, 'viewer')
       const query = request.query as z.output<typeof streamQuery>
+      // EventSource sends the last id it saw when it reconnects; `after` in the URL wins.
+      const after = query.after ?? lastEventId(request.headers['last-event-id'])
+      // A cursor that cannot be honoured gets the error envelope, before the stream begins:
+      // an EventSource reconnects after a stream that ends, but not after a 400.
+      if (after) await stream.checkCursor(principal, after)
       reply.hijack()
       const raw = reply.raw
+      // The server's connectionTimeout would cut a quiet stream; the heartbeat keeps proxies' idle timers going.
+      request.raw.socket.setTimeout(0)
+      // What the hooks set (CORS, for browsers' EventSource), then the stream's own.
+      const hooked = Object.entries(reply.getHeaders()).filter(
+        (header): header is [string, string | number | string[]] => header[1] !== undefined,
+      )
       raw.writeHead(200, {
+        ...Object.fromEntries(hooked),
         'content-type': 'text/event-stream',
         'cache-control': 'no-cache',
         connection: 'keep-alive',
@@ -180,15 +195,24 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       })
       raw.write(': connected\n\n')
       const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), HEARTBEAT_MS)
-      const close = await subscribeOrFail(principal, query, (event) => {
-        raw.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${serialized(event)}\n\n`)
-        if (raw.writableLength > MAX_BUFFERED_BYTES) {
-          raw.end(': dropped: too slow\n\n')
-          return false
-        }
-        return true
-      }).catch((error: Error) => {
-        raw.end(`event: error\ndata: ${JSON.stringify({ message: error.message })}\n\n`)
+      const endWith = (message: string) => {
+        clearInterval(heartbeat)
+        raw.end(`event: error\ndata: ${JSON.stringify({ message })}\n\n`)
+      }
+      const close = await subscribeOrFail(
+        principal,
+        { ...query, after },
+        (event) => {
+          raw.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${serialized(event)}\n\n`)
+          if (raw.writableLength > MAX_BUFFERED_BYTES) {
+            endWith('dropped: too slow; read faster or filter more')
+            return false
+          }
+          return true
+        },
+        endWith,
+      ).catch((error: Error) => {
+        endWith(error.message)
         return undefined
       })
       request.raw.on('close', () => {
@@ -206,14 +230,19 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         close?.()
       })
       try {
-        close = await subscribeOrFail(principal, query, (event) => {
-          if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-            socket.close(SLOW_CONSUMER_CLOSE, 'slow consumer: read faster or filter more')
-            return false
-          }
-          socket.send(serialized(event))
-          return true
-        })
+        close = await subscribeOrFail(
+          principal,
+          query,
+          (event) => {
+            if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+              socket.close(SLOW_CONSUMER_CLOSE, 'slow consumer: read faster or filter more')
+              return false
+            }
+            socket.send(serialized(event))
+            return true
+          },
+          (reason) => socket.close(REVOKED_CLOSE, reason),
+        )
       } catch (error) {
         socket.close(1008, (error as Error).message.slice(0, 120))
       }
@@ -224,7 +253,20 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
     principal: Principal,
     query: z.output<typeof streamQuery>,
     sink: (event: DomainEvent) => boolean,
+    end: (reason: string) => void,
   ): Promise<() => void> {
-    return stream.subscribe(principal, filterOf(query), sink, query.after)
+    return stream.subscribe(principal, filterOf(query), sink, query.after, end)
   }
+}
+
+/** A `Last-Event-ID` header as a resume cursor: an event id, or nothing. */
+function lastEventId(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header[0] : header
+  if (!value) return undefined
+  if (value.length > 100) {
+    throw invalidRequest('Last-Event-ID: not an event id', [
+      { path: 'headers.last-event-id', message: 'at most 100 characters' },
+    ])
+  }
+  return value
 }
