@@ -4,6 +4,37 @@ import { eventPattern } from '../events/event-filter.ts'
 export const WEBHOOK_RETRY_POLICIES = ['constant', 'linear', 'exponential'] as const
 
 const headerName = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'letters, digits and hyphens, at most 64')
+/**
+ * Printable ASCII, spaces and tabs: a line break would end the header and start another,
+ * and the HTTP client refuses any other character — every delivery would fail.
+ */
+const headerValue = z
+  .string()
+  .max(1024)
+  .regex(/^[\t\x20-\x7e]*$/, 'printable ASCII only: no line breaks or other characters')
+
+/**
+ * Headers a webhook's requests carry beside ours, of organization and session webhooks
+ * alike; names are case-insensitive, so each may be given once. Which names are ours is
+ * checked on save (`isReservedHeader`).
+ */
+export const customHeadersSchema = z
+  .array(z.object({ name: headerName, value: headerValue }))
+  .max(20)
+  .superRefine((headers, context) => {
+    const seen = new Set<string>()
+    headers.forEach((header, index) => {
+      const name = header.name.toLowerCase()
+      if (seen.has(name)) {
+        context.addIssue({
+          code: 'custom',
+          path: [index, 'name'],
+          message: `${header.name} is given twice (header names are case-insensitive)`,
+        })
+      }
+      seen.add(name)
+    })
+  })
 
 /**
  * A session's own webhook. The shape checks are here; what needs I/O or the webhooks'
@@ -14,10 +45,7 @@ export const sessionWebhookSchema = z.object({
   url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048),
   events: z.array(eventPattern).min(1, 'at least one event type; * for all').max(64).default(['*']),
   hmac: z.object({ key: z.string().min(8, 'at least 8 characters').max(256) }).optional(),
-  customHeaders: z
-    .array(z.object({ name: headerName, value: z.string().max(1024) }))
-    .max(20)
-    .default([]),
+  customHeaders: customHeadersSchema.default([]),
   retries: z
     .object({
       policy: z.enum(WEBHOOK_RETRY_POLICIES).default('exponential'),

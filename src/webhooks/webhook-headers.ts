@@ -20,6 +20,8 @@ const RESERVED = new Set([
   'upgrade',
   'te',
   'trailer',
+  // The HTTP client refuses to send it: every delivery would fail.
+  'expect',
 ])
 
 export function isReservedHeader(name: string): boolean {

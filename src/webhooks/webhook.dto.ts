@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { WEBHOOK_RETRY_POLICIES } from '../domain/session-config.ts'
+import { customHeadersSchema, WEBHOOK_RETRY_POLICIES } from '../domain/session-config.ts'
 import { eventPattern } from '../events/event-filter.ts'
 import {
   type AttemptRecord,
@@ -12,8 +12,6 @@ import {
 /* Request and response shapes of `/api/v1/webhooks`: validation, types and OpenAPI in one. */
 
 const iso = (ms: number): string => new Date(ms).toISOString()
-
-const headerName = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'letters, digits and hyphens, at most 64')
 
 const retryFields = {
   policy: z.enum(WEBHOOK_RETRY_POLICIES),
@@ -42,7 +40,7 @@ const webhookFields = {
     .min(8, 'at least 8 characters')
     .max(256)
     .describe('standard scheme: whsec_<base64 of 24–64 bytes>; legacy schemes: any string (its UTF-8 bytes)'),
-  customHeaders: z.array(z.object({ name: headerName, value: z.string().max(1024) })).max(20),
+  customHeaders: customHeadersSchema,
   signatureScheme: z.enum(SIGNATURE_SCHEMES),
   retries,
   ordered: z.boolean().describe('one delivery in flight per session, oldest first'),

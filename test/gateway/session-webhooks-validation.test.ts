@@ -78,6 +78,22 @@ describe('session webhooks are validated when saved', () => {
         'body.config.webhooks.0.customHeaders.1.name',
       ],
       [
+        'a custom header value with a line break in it',
+        { url: PUBLIC_HOOK, customHeaders: [{ name: 'X-Token', value: 'a\r\nX-Injected: 1' }] },
+        'body.config.webhooks.0.customHeaders.0.value',
+      ],
+      [
+        'a custom header given twice',
+        {
+          url: PUBLIC_HOOK,
+          customHeaders: [
+            { name: 'X-Token', value: 'a' },
+            { name: 'x-token', value: 'b' },
+          ],
+        },
+        'body.config.webhooks.0.customHeaders.1.name',
+      ],
+      [
         'an event pattern that is not a type, a family or *',
         { url: PUBLIC_HOOK, events: ['message.**'] },
         'body.config.webhooks.0.events.0',

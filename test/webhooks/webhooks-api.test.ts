@@ -219,6 +219,28 @@ describe('webhooks API', () => {
       }
     })
 
+    it('rejects custom headers no request could carry: line breaks, non-ASCII, Expect, a name twice', async () => {
+      const cases: [{ name: string; value: string }[], string, RegExp][] = [
+        [[{ name: 'X-A', value: 'v\r\nX-Injected: 1' }], 'body.customHeaders.0.value', /printable ASCII/],
+        [[{ name: 'X-A', value: 'ok ✓' }], 'body.customHeaders.0.value', /printable ASCII/],
+        [[{ name: 'Expect', value: '100-continue' }], 'body.customHeaders.0.name', /Expect/],
+        [
+          [
+            { name: 'X-A', value: '1' },
+            { name: 'x-a', value: '2' },
+          ],
+          'body.customHeaders.1.name',
+          /given twice/,
+        ],
+      ]
+      for (const [customHeaders, path, reason] of cases) {
+        const response = await api.request('POST', '/api/v1/webhooks', {
+          body: { url: receiver.url(), customHeaders },
+        })
+        assert.match(assertInvalidField(response, path).message, reason)
+      }
+    })
+
     it('rejects a standard-scheme secret not in the whsec_ form, and a scheme switch that would need one', async () => {
       assertInvalidField(
         await api.request('POST', '/api/v1/webhooks', {
