@@ -34,7 +34,7 @@ import { healthRoutes } from './routes/health.routes.ts'
 import { messageActionsRoutes } from './routes/message-actions.routes.ts'
 import { messagesRoutes } from './routes/messages.routes.ts'
 import { sessionsRoutes } from './routes/sessions.routes.ts'
-import { webhooksRoutes } from './routes/webhooks.routes.ts'
+import { sessionWebhookDeliveriesRoutes, webhooksRoutes } from './routes/webhooks.routes.ts'
 
 export const API_PREFIX = '/api/v1'
 
@@ -163,6 +163,7 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       await api.register(messageActionsRoutes, { sessions: deps.sessions, actions: deps.messageActions })
       await api.register(eventsRoutes, { stream: deps.eventStream, events: deps.events })
       await api.register(webhooksRoutes, { webhooks: deps.webhooks })
+      await api.register(sessionWebhookDeliveriesRoutes, { webhooks: deps.webhooks, sessions: deps.sessions })
       const sandbox = deps.sandbox
       if (sandbox) {
         await api.register(

@@ -50,6 +50,17 @@ export interface DueCursor {
   seq: number
 }
 
+/**
+ * Whose deliveries: an organization webhook's (its id), or those of a session's own
+ * webhooks (its config's), which have no webhook row.
+ */
+export type DeliveryOwner = string | { sessionId: string }
+
+const ownedBy = (eb: ExpressionBuilder<Tables, 'webhook_deliveries'>, owner: DeliveryOwner) =>
+  typeof owner === 'string'
+    ? eb('webhook_id', '=', owner)
+    : eb.and([eb('webhook_id', 'is', null), eb('session_id', '=', owner.sessionId)])
+
 export interface DeliveryListQuery {
   status?: DeliveryStatus
   cursor?: string
@@ -144,12 +155,12 @@ export class WebhookDeliveriesRepository {
     return unwritten
   }
 
-  async getById(organizationId: string, webhookId: string, id: string, trx: Executor = this.db) {
+  async getById(organizationId: string, owner: DeliveryOwner, id: string, trx: Executor = this.db) {
     const row = await trx
       .selectFrom('webhook_deliveries')
       .selectAll()
       .where('organization_id', '=', organizationId)
-      .where('webhook_id', '=', webhookId)
+      .where((eb) => ownedBy(eb, owner))
       .where('id', '=', id)
       .executeTakeFirst()
     return row && toDeliveryRecord(row)
@@ -192,7 +203,7 @@ export class WebhookDeliveriesRepository {
   /** Newest first. */
   async listByWebhook(
     organizationId: string,
-    webhookId: string,
+    owner: DeliveryOwner,
     query: DeliveryListQuery,
     trx: Executor = this.db,
   ): Promise<DeliveryPage> {
@@ -200,7 +211,7 @@ export class WebhookDeliveriesRepository {
       .selectFrom('webhook_deliveries')
       .selectAll()
       .where('organization_id', '=', organizationId)
-      .where('webhook_id', '=', webhookId)
+      .where((eb) => ownedBy(eb, owner))
     if (query.status) select = select.where('status', '=', query.status)
     if (query.cursor) {
       const [seq, id] = decodeCursor(query.cursor, ['number', 'string'])
@@ -447,7 +458,7 @@ export class WebhookDeliveriesRepository {
   /** Makes a dead delivery due now with a fresh retry budget; undefined unless it was dead. */
   async replay(
     organizationId: string,
-    webhookId: string,
+    owner: DeliveryOwner,
     id: string,
     now: number,
     trx: Executor = this.db,
@@ -463,7 +474,7 @@ export class WebhookDeliveriesRepository {
         updated_at: now,
       }))
       .where('organization_id', '=', organizationId)
-      .where('webhook_id', '=', webhookId)
+      .where((eb) => ownedBy(eb, owner))
       .where('id', '=', id)
       .where('status', '=', 'dead')
       .returningAll()

@@ -3,6 +3,7 @@ import type { IdGenerator } from '../domain/ids.ts'
 import type { SecretBox } from '../security/secret-box.ts'
 import type {
   DeliveryListQuery,
+  DeliveryOwner,
   DeliveryPage,
   WebhookDeliveriesRepository,
 } from '../store/webhook-deliveries.repository.ts'
@@ -11,7 +12,7 @@ import { DEFAULT_RETRIES } from './retry-policy.ts'
 import type { WebhookSender } from './sender.ts'
 import { generateSecret, secretProblem } from './signing.ts'
 import { type SsrfGuard, TargetRefusedError } from './ssrf-guard.ts'
-import { webhookTarget } from './subscriptions.ts'
+import { sessionEndpointKey, webhookTarget } from './subscriptions.ts'
 import type {
   AttemptRecord,
   CustomHeader,
@@ -47,7 +48,17 @@ export interface TestResult extends SendResult {
   eventId: string
 }
 
-/** Organization webhooks: their rules (targets, secrets, headers), deliveries and replays. */
+/** A delivery with the bytes it sends and every attempt. */
+export interface DeliveryDetail {
+  delivery: DeliveryRecord
+  body: string | null
+  attempts: AttemptRecord[]
+}
+
+/**
+ * Organization webhooks: their rules (targets, secrets, headers), deliveries and replays;
+ * and the deliveries and replays of sessions' own webhooks.
+ */
 export class WebhooksService {
   private readonly webhooks: WebhooksRepository
   private readonly deliveries: WebhookDeliveriesRepository
@@ -169,12 +180,59 @@ export class WebhooksService {
     return this.deliveries.listByWebhook(organizationId, id, query)
   }
 
-  async getDelivery(
+  async getDelivery(organizationId: string, id: string, deliveryId: string): Promise<DeliveryDetail> {
+    return this.detail(organizationId, id, deliveryId)
+  }
+
+  /** Sends a dead delivery again, with a fresh retry budget. */
+  async retryDelivery(organizationId: string, id: string, deliveryId: string): Promise<DeliveryRecord> {
+    const webhook = await this.get(organizationId, id)
+    const existing = await this.deadDelivery(organizationId, id, deliveryId)
+    if (!webhook.enabled) throw invalidState('the webhook is disabled: enable it before retrying')
+    return this.replay(organizationId, id, existing)
+  }
+
+  /** The deliveries of a session's own webhooks (its config's; they have no webhook id), newest first. */
+  async listSessionDeliveries(
     organizationId: string,
-    id: string,
+    sessionId: string,
+    query: DeliveryListQuery,
+  ): Promise<DeliveryPage> {
+    return this.deliveries.listByWebhook(organizationId, { sessionId }, query)
+  }
+
+  async getSessionDelivery(
+    organizationId: string,
+    sessionId: string,
     deliveryId: string,
-  ): Promise<{ delivery: DeliveryRecord; body: string | null; attempts: AttemptRecord[] }> {
-    const delivery = await this.deliveries.getById(organizationId, id, deliveryId)
+  ): Promise<DeliveryDetail> {
+    return this.detail(organizationId, { sessionId }, deliveryId)
+  }
+
+  /**
+   * Sends a dead delivery of a session webhook again, with a fresh retry budget — if the
+   * session still has a webhook at that URL: one taken out of its config is not sent to.
+   */
+  async retrySessionDelivery(
+    organizationId: string,
+    session: { id: string; webhookUrls: readonly string[] },
+    deliveryId: string,
+  ): Promise<DeliveryRecord> {
+    const owner = { sessionId: session.id }
+    const existing = await this.deadDelivery(organizationId, owner, deliveryId)
+    const configured = session.webhookUrls.some(
+      (url) => sessionEndpointKey(session.id, url) === existing.endpointKey,
+    )
+    if (!configured) throw invalidState("the session's config no longer has a webhook at this delivery's URL")
+    return this.replay(organizationId, owner, existing)
+  }
+
+  private async detail(
+    organizationId: string,
+    owner: DeliveryOwner,
+    deliveryId: string,
+  ): Promise<DeliveryDetail> {
+    const delivery = await this.deliveries.getById(organizationId, owner, deliveryId)
     if (!delivery) throw notFound('delivery')
     return {
       delivery,
@@ -183,16 +241,17 @@ export class WebhooksService {
     }
   }
 
-  /** Sends a dead delivery again, with a fresh retry budget. */
-  async retryDelivery(organizationId: string, id: string, deliveryId: string): Promise<DeliveryRecord> {
-    const webhook = await this.get(organizationId, id)
-    const existing = await this.deliveries.getById(organizationId, id, deliveryId)
+  private async deadDelivery(organizationId: string, owner: DeliveryOwner, deliveryId: string) {
+    const existing = await this.deliveries.getById(organizationId, owner, deliveryId)
     if (!existing) throw notFound('delivery')
     if (existing.status !== 'dead') {
       throw invalidState(`only a dead delivery can be retried; this one is ${existing.status}`)
     }
-    if (!webhook.enabled) throw invalidState('the webhook is disabled: enable it before retrying')
-    const replayed = await this.deliveries.replay(organizationId, id, deliveryId, this.now())
+    return existing
+  }
+
+  private async replay(organizationId: string, owner: DeliveryOwner, existing: DeliveryRecord) {
+    const replayed = await this.deliveries.replay(organizationId, owner, existing.id, this.now())
     if (!replayed) throw invalidState('the delivery changed meanwhile; look at it again')
     this.onReplay()
     return replayed

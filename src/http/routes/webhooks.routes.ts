@@ -2,9 +2,10 @@ import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Principal } from '../../accounts/api-key.types.ts'
+import type { SessionsService } from '../../sessions/sessions.service.ts'
 import * as dto from '../../webhooks/webhook.dto.ts'
-import type { WebhooksService } from '../../webhooks/webhooks.service.ts'
-import { requireOrganizationAdmin } from '../auth.ts'
+import type { DeliveryDetail, WebhooksService } from '../../webhooks/webhooks.service.ts'
+import { requireOrganizationAdmin, requireRole } from '../auth.ts'
 import { errorEnvelope } from '../schemas.ts'
 
 const tags = ['webhooks']
@@ -14,6 +15,27 @@ const errors = {
   403: errorEnvelope,
   404: errorEnvelope,
   409: errorEnvelope,
+}
+
+const deliveryDetailView = dto.deliveryView.extend({
+  payload: z
+    .unknown()
+    .describe(
+      'the event as sent; null once the event is no longer stored (deleted with its session) and the delivery had been delivered or given up',
+    ),
+  attemptLog: z.array(dto.attemptView),
+})
+
+function toDeliveryDetailView({
+  delivery,
+  body,
+  attempts,
+}: DeliveryDetail): z.infer<typeof deliveryDetailView> {
+  return {
+    ...dto.toDeliveryView(delivery),
+    payload: body === null ? null : (JSON.parse(body) as unknown),
+    attemptLog: attempts.map(dto.toAttemptView),
+  }
 }
 
 /** Organization webhooks see every session's events. */
@@ -135,28 +157,13 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
         tags,
         summary: 'Get a delivery with every attempt',
         params: dto.deliveryParams,
-        response: {
-          200: dto.deliveryView.extend({
-            payload: z
-              .unknown()
-              .describe(
-                'the event as sent; null once the event is no longer stored (deleted with its session) and the delivery had been delivered or given up',
-              ),
-            attemptLog: z.array(dto.attemptView),
-          }),
-          ...errors,
-        },
+        response: { 200: deliveryDetailView, ...errors },
       },
     },
     async (request) => {
       const { organizationId } = requireWebhookAdmin(request)
       const { id, deliveryId } = request.params
-      const { delivery, body, attempts } = await webhooks.getDelivery(organizationId, id, deliveryId)
-      return {
-        ...dto.toDeliveryView(delivery),
-        payload: body === null ? null : (JSON.parse(body) as unknown),
-        attemptLog: attempts.map(dto.toAttemptView),
-      }
+      return toDeliveryDetailView(await webhooks.getDelivery(organizationId, id, deliveryId))
     },
   )
 
@@ -191,6 +198,83 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
     async (request) => {
       const { organizationId } = requireWebhookAdmin(request)
       return webhooks.test(organizationId, request.params.id)
+    },
+  )
+}
+
+/**
+ * A session's own webhooks (its config's) have no id of their own: their deliveries are
+ * the session's. Operators manage sessions' configs, so they see and replay these.
+ */
+export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
+  webhooks: WebhooksService
+  sessions: SessionsService
+}> = async (app, { webhooks, sessions }) => {
+  const sessionDeliveryParams = z.object({
+    id: z.string().min(1).max(100),
+    deliveryId: z.string().min(1).max(100),
+  })
+
+  app.get(
+    '/sessions/:id/webhook-deliveries',
+    {
+      schema: {
+        tags,
+        summary: "List the deliveries of a session's own webhooks, newest first",
+        params: dto.webhookParams,
+        querystring: dto.listDeliveriesQuery,
+        response: {
+          200: z.object({ items: z.array(dto.deliveryView), nextCursor: z.string().nullable() }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const principal = requireRole(request, 'operator')
+      const session = await sessions.get(principal, request.params.id)
+      const page = await webhooks.listSessionDeliveries(principal.organizationId, session.id, request.query)
+      return { items: page.items.map(dto.toDeliveryView), nextCursor: page.nextCursor }
+    },
+  )
+
+  app.get(
+    '/sessions/:id/webhook-deliveries/:deliveryId',
+    {
+      schema: {
+        tags,
+        summary: "Get a delivery of a session's own webhook with every attempt",
+        params: sessionDeliveryParams,
+        response: { 200: deliveryDetailView, ...errors },
+      },
+    },
+    async (request) => {
+      const principal = requireRole(request, 'operator')
+      const session = await sessions.get(principal, request.params.id)
+      return toDeliveryDetailView(
+        await webhooks.getSessionDelivery(principal.organizationId, session.id, request.params.deliveryId),
+      )
+    },
+  )
+
+  app.post(
+    '/sessions/:id/webhook-deliveries/:deliveryId/retry',
+    {
+      schema: {
+        tags,
+        summary: "Send a dead delivery of a session's own webhook again, with a fresh retry budget",
+        params: sessionDeliveryParams,
+        response: { 202: dto.deliveryView, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = requireRole(request, 'operator')
+      const session = await sessions.get(principal, request.params.id)
+      const delivery = await webhooks.retrySessionDelivery(
+        principal.organizationId,
+        { id: session.id, webhookUrls: (session.config.webhooks ?? []).map((webhook) => webhook.url) },
+        request.params.deliveryId,
+      )
+      return reply.status(202).send(dto.toDeliveryView(delivery))
     },
   )
 }
