@@ -22,6 +22,8 @@ export interface EventListQuery {
   since?: number
   /** only events before this time (epoch ms) */
   until?: number
+  /** only events before this one in the log's (created_at, id) order: the last of the page before */
+  before?: EventPosition
   limit: number
 }
 
@@ -160,6 +162,15 @@ export class EventsRepository {
     if (query.types) select = select.where('type', 'in', query.types)
     if (query.since !== undefined) select = select.where('created_at', '>=', query.since)
     if (query.until !== undefined) select = select.where('created_at', '<', query.until)
+    const { before } = query
+    if (before) {
+      select = select.where((eb) =>
+        eb.or([
+          eb('created_at', '<', before.createdAt),
+          eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)]),
+        ]),
+      )
+    }
     const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit).execute()
     return rows.map(toRecord)
   }

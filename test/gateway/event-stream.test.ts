@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import WebSocket from 'ws'
 import { startTestGateway, type TestGateway } from '../support/gateway.ts'
+import { assertInvalidField } from '../support/http-assertions.ts'
 import { waitForStatus } from '../support/sessions.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -266,5 +267,37 @@ describe('the live event stream', () => {
     const scoped = (await gateway.request('GET', '/api/v1/events?limit=1', { key })).json()
     assert.equal(scoped.items.length, 1, 'the scoped key sees its own session past the newer ones')
     assert.equal(scoped.items[0]?.session.id, early.id)
+  })
+
+  it('pages through events of one millisecond without skipping or repeating one', async () => {
+    const session = (await create('paged')).json()
+    // One record() call: the seven share a timestamp, as a burst's events do.
+    const recorded = await gateway.app.recorder.record(
+      { id: session.id, organizationId: gateway.app.bootstrap.organizationId, name: 'paged', metadata: {} },
+      Array.from({ length: 7 }, (_, i) => ({
+        type: 'contact.update' as const,
+        data: {
+          jid: `${i}@s.whatsapp.net`,
+          lid: null,
+          phone: null,
+          changed: ['name' as const],
+          name: `c${i}`,
+          pushName: null,
+          verifiedName: null,
+        },
+      })),
+    )
+    assert.equal(new Set(recorded.map((event) => event.timestamp)).size, 1, 'one millisecond')
+    const seen: string[] = []
+    let cursor = ''
+    for (let page = 0; page < 10; page++) {
+      const query = `session=${session.id}&types=contact.update&limit=3${cursor ? `&cursor=${cursor}` : ''}`
+      const body = (await gateway.request('GET', `/api/v1/events?${query}`)).json()
+      seen.push(...body.items.map((event: { id: string }) => event.id))
+      if (!body.nextCursor) break
+      cursor = body.nextCursor
+    }
+    assert.deepEqual(seen, recorded.map((event) => event.id).reverse(), 'every event once, newest first')
+    assertInvalidField(await gateway.request('GET', '/api/v1/events?cursor=nonsense'), 'querystring.cursor')
   })
 })

@@ -6,6 +6,7 @@ import { type DomainEvent, fromStored, wireEvent } from '../../events/catalogue.
 import { type EventFilter, matchesType, unknownEventPatterns } from '../../events/event-filter.ts'
 import { EVENT_TYPES, eventDescription, eventEnvelopeSchema } from '../../events/event-schemas.ts'
 import type { EventStreamService } from '../../realtime/event-stream.service.ts'
+import { decodeCursor, encodeCursor } from '../../store/cursor.ts'
 import type { EventsRepository } from '../../store/events.repository.ts'
 import { requireRole } from '../auth.ts'
 import * as s from '../schemas.ts'
@@ -96,16 +97,21 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
           since: z.iso.datetime({ offset: true }).optional().describe('events at or after this time'),
           until: z.iso.datetime({ offset: true }).optional().describe('events before this time'),
           limit: z.coerce.number().int().min(1).max(500).default(100),
+          cursor: z.string().max(200).optional().describe("the previous page's nextCursor"),
         }),
         description: 'Each item is an `Event`: its `type` names the payload schema, `Event.<type>`.',
-        response: { 200: z.object({ items: z.array(eventEnvelopeSchema) }), ...errors },
+        response: {
+          200: z.object({ items: z.array(eventEnvelopeSchema), nextCursor: z.string().nullable() }),
+          ...errors,
+        },
       },
     },
     async (request) => {
       const principal = requireRole(request, 'viewer')
-      const { session, types, since, until, limit } = request.query
+      const { session, types, since, until, limit, cursor } = request.query
+      const before = cursor ? decodeCursor(cursor, ['number', 'string']) : undefined
       if (session && principal.sessionIds && !principal.sessionIds.includes(session)) {
-        return { items: [] }
+        return { items: [], nextCursor: null }
       }
       // The catalogue is closed, so patterns become the exact types they stand for: every
       // filter runs in the query, and a page is never short because of one applied after it.
@@ -118,10 +124,16 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         ...(selected ? { types: selected } : {}),
         ...(since ? { since: Date.parse(since) } : {}),
         ...(until ? { until: Date.parse(until) } : {}),
-        limit,
+        ...(before ? { before: { createdAt: before[0], id: before[1] } } : {}),
+        limit: limit + 1,
       })
-      const items = rows.map(fromStored)
-      return { items: items.map(wireEvent) }
+      const page = rows.slice(0, limit)
+      const last = page.at(-1)
+      return {
+        items: page.map(fromStored).map(wireEvent),
+        // Events of one millisecond are told apart by id: a page never skips or repeats one.
+        nextCursor: rows.length > limit && last ? encodeCursor([last.createdAt, last.id]) : null,
+      }
     },
   )
 
