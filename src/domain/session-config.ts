@@ -37,12 +37,25 @@ export const customHeadersSchema = z
   })
 
 /**
+ * A webhook's URL, of organization and session webhooks alike: http(s), at most 2,048
+ * characters, and no user or password in it — the HTTP client would not send them.
+ */
+export const webhookUrlSchema = z
+  .string()
+  .max(2048, 'at most 2048 characters')
+  .pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }))
+  .refine((url) => {
+    const { username, password } = new URL(url)
+    return username === '' && password === ''
+  }, 'a user or password in the URL is not sent: put credentials in customHeaders (Authorization)')
+
+/**
  * A session's own webhook. The shape checks are here; what needs I/O or the webhooks'
  * rules (the SSRF guard, reserved headers) is checked by the sessions service on save,
  * the same checks organization webhooks get.
  */
 export const sessionWebhookSchema = z.object({
-  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048),
+  url: webhookUrlSchema,
   events: z.array(eventPattern).min(1, 'at least one event type; * for all').max(64).default(['*']),
   hmac: z.object({ key: z.string().min(8, 'at least 8 characters').max(256) }).optional(),
   customHeaders: customHeadersSchema.default([]),

@@ -32,6 +32,8 @@ const RULES: [AddressClass, 'ipv4' | 'ipv6', string, number][] = [
   ['private', 'ipv6', 'fc00::', 7],
   ['link-local', 'ipv6', 'fe80::', 10],
   ['multicast', 'ipv6', 'ff00::', 8],
+  // Teredo tunnels to an IPv4 address hidden (inverted) in the last bits: no target of ours.
+  ['reserved', 'ipv6', '2001::', 32],
 ]
 
 const LISTS = RULES.map(([name, type, network, prefix]) => {
@@ -40,16 +42,25 @@ const LISTS = RULES.map(([name, type, network, prefix]) => {
   return { name, type, list }
 })
 
-/** IPv4 embedded in IPv6 (`::ffff:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`) is judged as the IPv4 it is. */
+/**
+ * IPv4 embedded in IPv6 (`::ffff:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4 `2002:aabb:ccdd::`)
+ * is judged as the IPv4 it is.
+ */
 function embeddedIpv4(address: string): string | null {
+  const sixToFour = address.toLowerCase().match(/^2002:([0-9a-f]{1,4}):([0-9a-f]{1,4})(?::|$)/)
+  if (sixToFour?.[1] && sixToFour[2]) return hexPairToIpv4(sixToFour[1], sixToFour[2])
   const match = address.toLowerCase().match(/^(?:::ffff:|64:ff9b::)(?:0:)?(.+)$/)
   if (!match?.[1]) return null
   const tail = match[1]
   if (isIP(tail) === 4) return tail
   const hex = tail.match(/^([0-9a-f]{1,4}):([0-9a-f]{1,4})$/)
   if (!hex?.[1] || !hex[2]) return null
-  const high = Number.parseInt(hex[1], 16)
-  const low = Number.parseInt(hex[2], 16)
+  return hexPairToIpv4(hex[1], hex[2])
+}
+
+function hexPairToIpv4(highHex: string, lowHex: string): string {
+  const high = Number.parseInt(highHex, 16)
+  const low = Number.parseInt(lowHex, 16)
   return [high >> 8, high & 255, low >> 8, low & 255].join('.')
 }
 

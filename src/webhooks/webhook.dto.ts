@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { customHeadersSchema, WEBHOOK_RETRY_POLICIES } from '../domain/session-config.ts'
+import { customHeadersSchema, WEBHOOK_RETRY_POLICIES, webhookUrlSchema } from '../domain/session-config.ts'
 import { eventPattern } from '../events/event-filter.ts'
 import {
   type AttemptRecord,
@@ -31,7 +31,7 @@ const retriesPatch = z.object({
 })
 
 const webhookFields = {
-  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048),
+  url: webhookUrlSchema,
   description: z.string().max(200).nullable(),
   events: z.array(eventPattern).min(1).max(64),
   sessionIds: z.array(z.string().regex(/^ses_\w+$/, 'a session id (ses_…)')).max(100),

@@ -219,6 +219,18 @@ describe('webhooks API', () => {
       }
     })
 
+    it('rejects a URL with credentials in it, and says when one is too long', async () => {
+      const port = new URL(receiver.url()).port
+      const withCredentials = await api.request('POST', '/api/v1/webhooks', {
+        body: { url: `http://user:pass@127.0.0.1:${port}/creds` },
+      })
+      assert.match(assertInvalidField(withCredentials, 'body.url').message, /customHeaders \(Authorization\)/)
+      const tooLong = await api.request('POST', '/api/v1/webhooks', {
+        body: { url: `${receiver.url()}?${'a'.repeat(3000)}` },
+      })
+      assert.match(assertInvalidField(tooLong, 'body.url').message, /at most 2048 characters/)
+    })
+
     it('rejects custom headers no request could carry: line breaks, non-ASCII, Expect, a name twice', async () => {
       const cases: [{ name: string; value: string }[], string, RegExp][] = [
         [[{ name: 'X-A', value: 'v\r\nX-Injected: 1' }], 'body.customHeaders.0.value', /printable ASCII/],
