@@ -76,6 +76,10 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
     keepAliveTimeout: 72_000,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // Errors the router meets before a route (a path parameter over maxParamLength, a
+    // malformed URL) get the same envelope as every other.
+    frameworkErrors: (error, request, reply) =>
+      handleError(error, request, reply.header('x-request-id', request.id)),
   }).withTypeProvider<ZodTypeProvider>()
 
   app.setValidatorCompiler(validatorCompiler)

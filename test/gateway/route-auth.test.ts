@@ -123,6 +123,15 @@ describe('authentication and isolation on every /api/v1 route', () => {
     assert.match(error.message, /no-such-route/)
   })
 
+  it('answers a path parameter over the length limit in the envelope', async () => {
+    const error = assertError(
+      await gateway.request('GET', `/api/v1/webhooks/${'x'.repeat(200)}`),
+      400,
+      'invalid_request',
+    )
+    assert.match(error.message, /max param length/)
+  })
+
   it("keeps every session route away from another organization's sessions and out-of-scope sessions", async () => {
     const target = await createSession(gateway, { name: 'isolated', start: false })
     const bystander = await createSession(gateway, { name: 'bystander', start: false })
