@@ -115,6 +115,19 @@ export const sessionConfigSchema = z.object({
     .default({ enabled: true, messagesPerMinute: 20, burst: 5, jitterMs: 1500 }),
 })
 
+/**
+ * A config as a PATCH gives it: only the fields named, each replacing the stored one whole,
+ * and none filled in with its default (a field left out keeps its value).
+ */
+export const sessionConfigPatchSchema = z.object(
+  Object.fromEntries(
+    Object.entries(sessionConfigSchema.shape).map(([field, schema]) => [
+      field,
+      (schema instanceof z.ZodDefault ? schema.unwrap() : schema).optional(),
+    ]),
+  ) as unknown as { [K in keyof typeof sessionConfigSchema.shape]: z.ZodOptional<z.ZodType> },
+)
+
 export type SessionConfig = z.output<typeof sessionConfigSchema>
 export type SessionConfigInput = z.input<typeof sessionConfigSchema>
 

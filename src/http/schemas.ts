@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { API_KEY_ROLES } from '../accounts/api-key.types.ts'
-import { sessionConfigSchema } from '../domain/session-config.ts'
+import { sessionConfigPatchSchema, sessionConfigSchema } from '../domain/session-config.ts'
 import { SESSION_STATUSES } from '../domain/session-status.ts'
 
 /** Request and response shapes of the native API; they produce validation, types and the OpenAPI document. */
@@ -73,7 +73,7 @@ export const createSessionBody = z.object({
 })
 
 export const updateSessionBody = z
-  .object({ name: sessionName.optional(), config: sessionConfigSchema.optional() })
+  .object({ name: sessionName.optional(), config: sessionConfigPatchSchema.optional() })
   .refine((body) => body.name !== undefined || body.config !== undefined, 'give name and/or config')
 
 export const listSessionsQuery = z.object({

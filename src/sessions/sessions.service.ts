@@ -146,7 +146,16 @@ export class SessionsService {
     if (input.config !== undefined) {
       const config = parseConfig(input.config)
       await this.checkWebhooks(config, session.config)
-      patch.config = sealConfig(config, this.box, session.config)
+      const sealed = sealConfig(config, this.box, session.config)
+      // A patch: the config's fields it names replace theirs, the others keep their values
+      // (before, a PATCH of the webhooks alone reset the metadata every event carries).
+      const named = new Set(Object.keys(input.config as object))
+      const fields = new Set([...Object.keys(sealed), ...Object.keys(session.config)]) as Set<
+        keyof SessionConfig
+      >
+      patch.config = Object.fromEntries(
+        [...fields].map((field) => [field, named.has(field) ? sealed[field] : session.config[field]]),
+      ) as SessionConfig
       if (ACTIVE_STATUSES.has(session.status))
         restartRequired = fieldsNeedingRestart(session.config, patch.config)
     }

@@ -112,6 +112,40 @@ describe('sessions API', () => {
       assertError(await gateway.request('GET', '/api/v1/sessions/old-name'), 404, 'not_found')
     })
 
+    it('patches the config fields it names and keeps the others', async () => {
+      const session = await createSession(gateway, {
+        name: 'patched-in-part',
+        start: false,
+        config: {
+          metadata: { team: 'x' },
+          proxy: { server: 'proxy.example:3128', password: 'kept-password-1' },
+          webhooks: [{ url: 'https://hooks.example/a', hmac: { key: 'kept-hmac-key-1' } }],
+        },
+      })
+      const webhooks = [{ url: 'https://hooks.example/b' }]
+      const patched = await gateway.request('PATCH', `/api/v1/sessions/${session.id}`, {
+        body: { config: { webhooks } },
+      })
+      assert.equal(patched.statusCode, 200, patched.body)
+      const read = (await gateway.request('GET', `/api/v1/sessions/${session.id}`)).json()
+      assert.deepEqual(read.metadata, { team: 'x' }, 'the metadata every event carries is kept')
+      assert.equal(read.config.proxy.passwordSet, true, 'the proxy and its password are kept')
+      assert.deepEqual(
+        read.config.webhooks.map((webhook: { url: string }) => webhook.url),
+        ['https://hooks.example/b'],
+      )
+      const metadataOnly = await gateway.request('PATCH', `/api/v1/sessions/${session.id}`, {
+        body: { config: { metadata: { team: 'y' } } },
+      })
+      assert.equal(metadataOnly.statusCode, 200, metadataOnly.body)
+      const after = (await gateway.request('GET', `/api/v1/sessions/${session.id}`)).json()
+      assert.deepEqual(after.metadata, { team: 'y' })
+      assert.deepEqual(
+        after.config.webhooks.map((webhook: { url: string }) => webhook.url),
+        ['https://hooks.example/b'],
+      )
+    })
+
     it('stores config secrets but never returns them, only whether they are set', async () => {
       const session = await createSession(gateway, {
         name: 'secretive',
