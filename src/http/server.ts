@@ -165,7 +165,11 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       })
       await api.register(groupsRoutes, { sessions: deps.sessions, groups: deps.groups })
       await api.register(messageActionsRoutes, { sessions: deps.sessions, actions: deps.messageActions })
-      await api.register(eventsRoutes, { stream: deps.eventStream, events: deps.events })
+      await api.register(eventsRoutes, {
+        stream: deps.eventStream,
+        events: deps.events,
+        sessions: deps.sessions,
+      })
       await api.register(webhooksRoutes, { webhooks: deps.webhooks })
       await api.register(sessionWebhookDeliveriesRoutes, { webhooks: deps.webhooks, sessions: deps.sessions })
       const sandbox = deps.sandbox

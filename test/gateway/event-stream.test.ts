@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import WebSocket from 'ws'
 import { startTestGateway, type TestGateway } from '../support/gateway.ts'
-import { assertInvalidField } from '../support/http-assertions.ts'
+import { assertError, assertInvalidField } from '../support/http-assertions.ts'
 import { waitForStatus } from '../support/sessions.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -267,6 +267,22 @@ describe('the live event stream', () => {
     const scoped = (await gateway.request('GET', '/api/v1/events?limit=1', { key })).json()
     assert.equal(scoped.items.length, 1, 'the scoped key sees its own session past the newer ones')
     assert.equal(scoped.items[0]?.session.id, early.id)
+  })
+
+  it('takes sessions by name in its filters, and refuses one it cannot find', async () => {
+    const session = (await create('named-filter')).json()
+    const stream = open('?sessions=named-filter&types=session.status')
+    await stream.opened
+    await gateway.request('POST', `/api/v1/sessions/${session.id}/start`)
+    await eventually(() => stream.received.some((e) => e.session?.id === session.id), 'its events, by name')
+    stream.socket.close()
+    const listed = (await gateway.request('GET', '/api/v1/events?session=named-filter')).json()
+    assert.ok(listed.items.length > 0)
+    assert.ok(listed.items.every((event: Envelope) => event.session?.id === session.id))
+    assertError(await gateway.request('GET', '/api/v1/events?session=no-such-session'), 404, 'not_found')
+    const missing = open('?sessions=no-such-session')
+    const closed = new Promise<number>((resolve) => missing.socket.once('close', (code) => resolve(code)))
+    assert.equal(await closed, 1008)
   })
 
   it('pages through events of one millisecond without skipping or repeating one', async () => {

@@ -6,6 +6,7 @@ import { type DomainEvent, fromStored, wireEvent } from '../../events/catalogue.
 import { type EventFilter, matchesType, unknownEventPatterns } from '../../events/event-filter.ts'
 import { EVENT_TYPES, eventDescription, eventEnvelopeSchema } from '../../events/event-schemas.ts'
 import type { EventStreamService } from '../../realtime/event-stream.service.ts'
+import type { SessionsService } from '../../sessions/sessions.service.ts'
 import { decodeCursor, encodeCursor } from '../../store/cursor.ts'
 import type { EventsRepository } from '../../store/events.repository.ts'
 import { requireRole } from '../auth.ts'
@@ -48,7 +49,7 @@ const typePatterns = list
 
 const streamQuery = z.object({
   types: typePatterns,
-  sessions: list.describe('comma-separated session ids'),
+  sessions: list.describe('comma-separated sessions, by id or name'),
   after: z.string().max(100).optional().describe('an event id: replay what came after it first'),
   ticket: z.string().max(100).optional().describe('from POST /events/ticket, for browsers'),
 })
@@ -84,7 +85,15 @@ function serialized(event: DomainEvent): string {
 export const eventsRoutes: FastifyPluginAsyncZod<{
   stream: EventStreamService
   events: EventsRepository
-}> = async (app, { stream, events }) => {
+  sessions: SessionsService
+}> = async (app, { stream, events, sessions }) => {
+  /**
+   * Sessions named in a filter, by id or name as every route takes them, as ids: one the
+   * key may not see, or that does not exist, is an error rather than a filter matching nothing.
+   */
+  const sessionIdsOf = (principal: Principal, named: string[]) =>
+    Promise.all(named.map(async (idOrName) => (await sessions.get(principal, idOrName)).id))
+
   app.get(
     '/events',
     {
@@ -92,7 +101,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         tags,
         summary: 'Recent events, newest first',
         querystring: z.object({
-          session: z.string().max(100).optional(),
+          session: z.string().max(100).optional().describe('a session, by id or name'),
           types: typePatterns,
           since: z.iso.datetime({ offset: true }).optional().describe('events at or after this time'),
           until: z.iso.datetime({ offset: true }).optional().describe('events before this time'),
@@ -110,16 +119,14 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       const principal = requireRole(request, 'viewer')
       const { session, types, since, until, limit, cursor } = request.query
       const before = cursor ? decodeCursor(cursor, ['number', 'string']) : undefined
-      if (session && principal.sessionIds && !principal.sessionIds.includes(session)) {
-        return { items: [], nextCursor: null }
-      }
+      const [sessionId] = session ? await sessionIdsOf(principal, [session]) : []
       // The catalogue is closed, so patterns become the exact types they stand for: every
       // filter runs in the query, and a page is never short because of one applied after it.
       const selected = types.length
         ? EVENT_TYPES.filter((type) => types.some((pattern) => matchesType(pattern, type)))
         : undefined
       const rows = await events.list(principal.organizationId, {
-        ...(session ? { sessionId: session } : {}),
+        ...(sessionId ? { sessionId } : {}),
         ...(principal.sessionIds ? { sessionIds: principal.sessionIds } : {}),
         ...(selected ? { types: selected } : {}),
         ...(since ? { since: Date.parse(since) } : {}),
@@ -184,7 +191,8 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
     // Server-Sent Events for plain HTTP clients.
     handler: async (request, reply) => {
       const principal = requireRole(request, 'viewer')
-      const query = request.query as z.output<typeof streamQuery>
+      const asked = request.query as z.output<typeof streamQuery>
+      const query = { ...asked, sessions: await sessionIdsOf(principal, asked.sessions) }
       // EventSource sends the last id it saw when it reconnects; `after` in the URL wins.
       const after = query.after ?? lastEventId(request.headers['last-event-id'])
       // A cursor that cannot be honoured gets the error envelope, before the stream begins:
@@ -234,7 +242,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
     },
     wsHandler: async (socket, request) => {
       const principal = requireRole(request, 'viewer')
-      const query = request.query as z.output<typeof streamQuery>
+      const asked = request.query as z.output<typeof streamQuery>
       const heartbeat = setInterval(() => socket.ping(), HEARTBEAT_MS)
       let close: (() => void) | undefined
       socket.on('close', () => {
@@ -242,6 +250,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         close?.()
       })
       try {
+        const query = { ...asked, sessions: await sessionIdsOf(principal, asked.sessions) }
         close = await subscribeOrFail(
           principal,
           query,
