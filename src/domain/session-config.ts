@@ -41,10 +41,11 @@ export const customHeadersSchema = z
  * characters, and no user or password in it — the HTTP client would not send them.
  */
 export const webhookUrlSchema = z
-  .string()
+  .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
   .max(2048, 'at most 2048 characters')
-  .pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }))
+  // Runs whatever the checks before found: a URL that does not parse is theirs to report.
   .refine((url) => {
+    if (!URL.canParse(url)) return true
     const { username, password } = new URL(url)
     return username === '' && password === ''
   }, 'a user or password in the URL is not sent: put credentials in customHeaders (Authorization)')

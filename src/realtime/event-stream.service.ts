@@ -7,6 +7,8 @@ import { type EventFilter, visibleTo } from '../events/event-filter.ts'
 import type { EventRecord, EventsRepository } from '../store/events.repository.ts'
 
 const TICKET_TTL_MS = 60_000
+/** Revoked keys remembered: far more than are revoked while streams open. */
+const REVOKED_KEYS_KEPT = 10_000
 const REPLAY_LIMIT = 1000
 
 /** What a stream subscriber sends to: returns false when it cannot keep up (it is then dropped). */
@@ -33,6 +35,8 @@ export class EventStreamService {
   private readonly tickets = new Map<string, { principal: Principal; expiresAt: number }>()
   /** open streams by API key: a revoked key's are ended */
   private readonly streams = new Map<string, Set<StreamEnd>>()
+  /** keys revoked while this process ran: one still opening a stream when it was is refused */
+  private readonly revokedKeys = new Set<string>()
 
   constructor(deps: EventStreamService['deps']) {
     this.deps = deps
@@ -61,6 +65,9 @@ export class EventStreamService {
    * refused at once (ApiKeysService.revoke).
    */
   revoked(keyId: string): void {
+    this.revokedKeys.add(keyId)
+    if (this.revokedKeys.size > REVOKED_KEYS_KEPT)
+      this.revokedKeys.delete(this.revokedKeys.values().next().value as string)
     for (const [ticket, entry] of this.tickets)
       if (entry.principal.keyId === keyId) this.tickets.delete(ticket)
     const ends = this.streams.get(keyId)
@@ -92,6 +99,7 @@ export class EventStreamService {
     after?: string,
     end?: StreamEnd,
   ): Promise<() => void> {
+    if (this.revokedKeys.has(principal.keyId)) throw new AppError('unauthorized', 'the API key was revoked')
     const held: DomainEvent[] = []
     let replaying = true
     let open = true
@@ -113,36 +121,46 @@ export class EventStreamService {
       end?.(reason)
     }
     ends.add(ended)
-    if (after) {
-      let cursor: EventRecord
-      try {
-        cursor = await this.checkCursor(principal, after)
-      } catch (error) {
-        close()
-        throw error
-      }
-      const seen = new Set<string>()
-      let position = { createdAt: cursor.createdAt, id: cursor.id }
-      for (;;) {
-        const page = await this.deps.events.listAfter(principal.organizationId, position, {
-          sessionIds: principal.sessionIds ?? undefined,
-          limit: REPLAY_LIMIT,
-        })
-        for (const record of page) {
-          seen.add(record.id)
-          deliver(fromStored(record))
-        }
-        const last = page.at(-1)
-        if (page.length < REPLAY_LIMIT || !last || !open) break
-        position = { createdAt: last.createdAt, id: last.id }
-      }
-      replaying = false
-      for (const event of held.splice(0)) if (!seen.has(event.id)) deliver(event)
-    } else {
+    try {
+      if (after) await this.replay(principal, after, deliver, held, () => open)
       replaying = false
       for (const event of held.splice(0)) deliver(event)
+    } catch (error) {
+      close()
+      throw error
     }
     return close
+  }
+
+  /**
+   * Sends what the store has after `after`, then drops from `held` (live events that came
+   * meanwhile) what it sent.
+   */
+  private async replay(
+    principal: Principal,
+    after: string,
+    deliver: (event: DomainEvent) => void,
+    held: DomainEvent[],
+    open: () => boolean,
+  ): Promise<void> {
+    const cursor = await this.checkCursor(principal, after)
+    const seen = new Set<string>()
+    let position = { createdAt: cursor.createdAt, id: cursor.id }
+    for (;;) {
+      const page = await this.deps.events.listAfter(principal.organizationId, position, {
+        sessionIds: principal.sessionIds ?? undefined,
+        limit: REPLAY_LIMIT,
+      })
+      for (const record of page) {
+        seen.add(record.id)
+        deliver(fromStored(record))
+      }
+      const last = page.at(-1)
+      if (page.length < REPLAY_LIMIT || !last || !open()) break
+      position = { createdAt: last.createdAt, id: last.id }
+    }
+    const unseen = held.filter((event) => !seen.has(event.id))
+    held.splice(0, held.length, ...unseen)
   }
 
   /**

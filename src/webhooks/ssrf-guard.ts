@@ -32,7 +32,10 @@ const RULES: [AddressClass, 'ipv4' | 'ipv6', string, number][] = [
   ['private', 'ipv6', 'fc00::', 7],
   ['link-local', 'ipv6', 'fe80::', 10],
   ['multicast', 'ipv6', 'ff00::', 8],
-  // Teredo tunnels to an IPv4 address hidden (inverted) in the last bits: no target of ours.
+  // Tunnels to an IPv4 address carried in the address — 6to4 (its second and third groups,
+  // which short forms like 2002:7f00::1 hide) and Teredo (inverted, in the last bits): no
+  // target of ours.
+  ['reserved', 'ipv6', '2002::', 16],
   ['reserved', 'ipv6', '2001::', 32],
 ]
 
@@ -42,13 +45,8 @@ const LISTS = RULES.map(([name, type, network, prefix]) => {
   return { name, type, list }
 })
 
-/**
- * IPv4 embedded in IPv6 (`::ffff:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4 `2002:aabb:ccdd::`)
- * is judged as the IPv4 it is.
- */
+/** IPv4 embedded in IPv6 (`::ffff:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`) is judged as the IPv4 it is. */
 function embeddedIpv4(address: string): string | null {
-  const sixToFour = address.toLowerCase().match(/^2002:([0-9a-f]{1,4}):([0-9a-f]{1,4})(?::|$)/)
-  if (sixToFour?.[1] && sixToFour[2]) return hexPairToIpv4(sixToFour[1], sixToFour[2])
   const match = address.toLowerCase().match(/^(?:::ffff:|64:ff9b::)(?:0:)?(.+)$/)
   if (!match?.[1]) return null
   const tail = match[1]

@@ -33,10 +33,10 @@ describe('SSRF guard', () => {
       ['::ffff:127.0.0.1', 'loopback'],
       ['::ffff:7f00:1', 'loopback'],
       ['::ffff:10.0.0.1', 'private'],
-      // 6to4 carries the IPv4 address in its second and third groups; Teredo is refused outright.
-      ['2002:7f00:1::', 'loopback'],
-      ['2002:a9fe:a9fe::1', 'metadata'],
-      ['2002:5db8:d822::1', null],
+      // Tunnels that carry an IPv4 address, 6to4 and Teredo, are refused outright.
+      ['2002:7f00:1::', 'reserved'],
+      ['2002:7f00::1', 'reserved'],
+      ['2002:5db8:d822::1', 'reserved'],
       ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'reserved'],
       ['64:ff9b::a9fe:a9fe', 'metadata'],
       ['172.32.0.1', null],

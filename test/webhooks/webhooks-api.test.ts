@@ -229,6 +229,10 @@ describe('webhooks API', () => {
         body: { url: `${receiver.url()}?${'a'.repeat(3000)}` },
       })
       assert.match(assertInvalidField(tooLong, 'body.url').message, /at most 2048 characters/)
+      for (const url of ['not a url', 'https://exa mple.com/', 'http://[::1']) {
+        const unparsable = await api.request('POST', '/api/v1/webhooks', { body: { url } })
+        assert.match(assertInvalidField(unparsable, 'body.url').message, /must be an http\(s\) URL/)
+      }
     })
 
     it('rejects custom headers no request could carry: line breaks, non-ASCII, Expect, a name twice', async () => {

@@ -219,7 +219,15 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         clearInterval(heartbeat)
         raw.end(`event: error\ndata: ${JSON.stringify({ message })}\n\n`)
       }
-      const close = await subscribeOrFail(
+      // Listened for before the subscription is awaited: a client gone meanwhile leaves nothing behind.
+      let close: (() => void) | undefined
+      let gone = false
+      request.raw.on('close', () => {
+        gone = true
+        clearInterval(heartbeat)
+        close?.()
+      })
+      close = await subscribeOrFail(
         principal,
         { ...query, after },
         (event) => {
@@ -235,10 +243,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         endWith(error.message)
         return undefined
       })
-      request.raw.on('close', () => {
-        clearInterval(heartbeat)
-        close?.()
-      })
+      if (gone) close?.()
     },
     wsHandler: async (socket, request) => {
       const principal = requireRole(request, 'viewer')
@@ -264,6 +269,8 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
           },
           (reason) => socket.close(REVOKED_CLOSE, reason),
         )
+        // Closed while the subscription was awaited: its close listener found nothing to end.
+        if (socket.readyState !== socket.OPEN) close()
       } catch (error) {
         socket.close(1008, (error as Error).message.slice(0, 120))
       }
