@@ -118,14 +118,15 @@ export const sessionConfigSchema = z.object({
 
 /**
  * A config as a PATCH gives it: only the fields named, each replacing the stored one whole,
- * and none filled in with its default (a field left out keeps its value).
+ * and none filled in with its default (a field left out keeps its value). `proxy: null`
+ * removes the proxy, which has no default to go back to.
  */
 export const sessionConfigPatchSchema = z.object(
   Object.fromEntries(
-    Object.entries(sessionConfigSchema.shape).map(([field, schema]) => [
-      field,
-      (schema instanceof z.ZodDefault ? schema.unwrap() : schema).optional(),
-    ]),
+    Object.entries(sessionConfigSchema.shape).map(([field, schema]) => {
+      const given = schema instanceof z.ZodDefault ? schema.unwrap() : schema
+      return [field, (field === 'proxy' ? given.nullable() : given).optional()]
+    }),
   ) as unknown as { [K in keyof typeof sessionConfigSchema.shape]: z.ZodOptional<z.ZodType> },
 )
 

@@ -144,7 +144,10 @@ export class SessionsService {
     }
     let restartRequired: string[] = []
     if (input.config !== undefined) {
-      const config = parseConfig(input.config)
+      // `proxy: null` removes it: parsed as left out, and named, so the stored one goes.
+      const given = { ...(input.config as Record<string, unknown>) }
+      if (given.proxy === null) delete given.proxy
+      const config = parseConfig(given)
       await this.checkWebhooks(config, session.config)
       const sealed = sealConfig(config, this.box, session.config)
       // A patch: the config's fields it names replace theirs, the others keep their values

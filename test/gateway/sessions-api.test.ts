@@ -140,6 +140,14 @@ describe('sessions API', () => {
       assert.equal(metadataOnly.statusCode, 200, metadataOnly.body)
       const after = (await gateway.request('GET', `/api/v1/sessions/${session.id}`)).json()
       assert.deepEqual(after.metadata, { team: 'y' })
+      assert.equal(after.config.proxy?.passwordSet, true)
+      const unproxied = await gateway.request('PATCH', `/api/v1/sessions/${session.id}`, {
+        body: { config: { proxy: null } },
+      })
+      assert.equal(unproxied.statusCode, 200, unproxied.body)
+      const direct = (await gateway.request('GET', `/api/v1/sessions/${session.id}`)).json()
+      assert.equal(direct.config.proxy, undefined, 'proxy: null removes the proxy')
+      assert.deepEqual(direct.metadata, { team: 'y' })
       assert.deepEqual(
         after.config.webhooks.map((webhook: { url: string }) => webhook.url),
         ['https://hooks.example/b'],
