@@ -1,5 +1,10 @@
 import { CompiledQuery, type ExpressionBuilder, type Kysely } from 'kysely'
-import type { AttemptRecord, DeliveryRecord, DeliveryStatus } from '../webhooks/webhook.types.ts'
+import type {
+  AttemptRecord,
+  DeliveryRecord,
+  DeliveryStatus,
+  WebhookTarget,
+} from '../webhooks/webhook.types.ts'
 import { decodeCursor, encodeCursor } from './cursor.ts'
 import type { Executor, Tables } from './schema.ts'
 import {
@@ -455,14 +460,19 @@ export class WebhookDeliveriesRepository {
     return Number(result.numUpdatedRows)
   }
 
-  /** Makes a dead delivery due now with a fresh retry budget; undefined unless it was dead. */
+  /**
+   * Makes a dead delivery due now with a fresh retry budget; undefined unless it was dead.
+   * `target`: a session webhook's as it is now, instead of the copy taken at enqueue.
+   */
   async replay(
     organizationId: string,
     owner: DeliveryOwner,
     id: string,
     now: number,
+    options: { target?: WebhookTarget } = {},
     trx: Executor = this.db,
   ): Promise<DeliveryRecord | undefined> {
+    const { target } = options
     const row = await trx
       .updateTable('webhook_deliveries')
       .set((eb) => ({
@@ -472,6 +482,7 @@ export class WebhookDeliveriesRepository {
         locked_until: null,
         lease_token: null,
         updated_at: now,
+        ...(target ? { target: JSON.stringify(target) } : {}),
       }))
       .where('organization_id', '=', organizationId)
       .where((eb) => ownedBy(eb, owner))

@@ -12,7 +12,12 @@ import { DEFAULT_RETRIES } from './retry-policy.ts'
 import type { WebhookSender } from './sender.ts'
 import { generateSecret, secretProblem } from './signing.ts'
 import { type SsrfGuard, TargetRefusedError } from './ssrf-guard.ts'
-import { sessionEndpointKey, webhookTarget } from './subscriptions.ts'
+import {
+  type SessionWebhookConfig,
+  sessionEndpointKey,
+  sessionWebhookTarget,
+  webhookTarget,
+} from './subscriptions.ts'
 import type {
   AttemptRecord,
   CustomHeader,
@@ -21,6 +26,7 @@ import type {
   SendResult,
   SignatureScheme,
   WebhookRecord,
+  WebhookTarget,
 } from './webhook.types.ts'
 import { isReservedHeader } from './webhook-headers.ts'
 
@@ -210,21 +216,23 @@ export class WebhooksService {
   }
 
   /**
-   * Sends a dead delivery of a session webhook again, with a fresh retry budget — if the
-   * session still has a webhook at that URL: one taken out of its config is not sent to.
+   * Sends a dead delivery of a session webhook again, with a fresh retry budget, as the
+   * session's webhook at that URL is now (its headers, key and retries: the copy taken at
+   * enqueue may hold a rotated token) — if there still is one: one taken out of the config
+   * is not sent to.
    */
   async retrySessionDelivery(
     organizationId: string,
-    session: { id: string; webhookUrls: readonly string[] },
+    session: { id: string; webhooks: readonly SessionWebhookConfig[] },
     deliveryId: string,
   ): Promise<DeliveryRecord> {
     const owner = { sessionId: session.id }
     const existing = await this.deadDelivery(organizationId, owner, deliveryId)
-    const configured = session.webhookUrls.some(
-      (url) => sessionEndpointKey(session.id, url) === existing.endpointKey,
+    const webhook = session.webhooks.find(
+      (candidate) => sessionEndpointKey(session.id, candidate.url) === existing.endpointKey,
     )
-    if (!configured) throw invalidState("the session's config no longer has a webhook at this delivery's URL")
-    return this.replay(organizationId, owner, existing)
+    if (!webhook) throw invalidState("the session's config no longer has a webhook at this delivery's URL")
+    return this.replay(organizationId, owner, existing, sessionWebhookTarget(webhook))
   }
 
   private async detail(
@@ -250,8 +258,15 @@ export class WebhooksService {
     return existing
   }
 
-  private async replay(organizationId: string, owner: DeliveryOwner, existing: DeliveryRecord) {
-    const replayed = await this.deliveries.replay(organizationId, owner, existing.id, this.now())
+  private async replay(
+    organizationId: string,
+    owner: DeliveryOwner,
+    existing: DeliveryRecord,
+    target?: WebhookTarget,
+  ) {
+    const replayed = await this.deliveries.replay(organizationId, owner, existing.id, this.now(), {
+      ...(target ? { target } : {}),
+    })
     if (!replayed) throw invalidState('the delivery changed meanwhile; look at it again')
     this.onReplay()
     return replayed

@@ -7,6 +7,7 @@ import { Receiver } from '../webhooks/receiver.ts'
 
 interface DeliveryView {
   id: string
+  eventId: string
   status: string
   eventType: string
   attempts: number
@@ -63,6 +64,20 @@ describe("a session's own webhook deliveries", () => {
   it('sends a dead one again, with a fresh budget, once the receiver is back', async () => {
     const first = firstDead
     assert.ok(first)
+    // The webhook as it is now is what the replay carries: a token rotated since included.
+    const webhooks = [
+      {
+        url: receiver.url(),
+        events: ['session.status'],
+        retries: { attempts: 1 },
+        customHeaders: [{ name: 'X-Token', value: 'rotated' }],
+      },
+    ]
+    const patched = await gateway.request('PATCH', `/api/v1/sessions/${sessionId}`, {
+      body: { config: { webhooks } },
+    })
+    assert.equal(patched.statusCode, 200, patched.body)
+    const seen = receiver.requests.length
     const retried = await gateway.request('POST', `${base()}/${first.id}/retry`)
     assert.equal(retried.statusCode, 202, retried.body)
     assert.equal(retried.json().status, 'pending')
@@ -70,6 +85,10 @@ describe("a session's own webhook deliveries", () => {
       async () => (await gateway.request('GET', `${base()}/${first.id}`)).json().status === 'delivered',
       'the retried delivery delivered',
     )
+    const replayed = receiver.requests
+      .slice(seen)
+      .find((request) => JSON.parse(request.body).id === first.eventId)
+    assert.equal(replayed?.headers['x-token'], 'rotated')
     assertError(await gateway.request('POST', `${base()}/${first.id}/retry`), 409, 'invalid_state')
   })
 

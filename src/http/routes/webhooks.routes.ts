@@ -271,7 +271,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
       const session = await sessions.get(principal, request.params.id)
       const delivery = await webhooks.retrySessionDelivery(
         principal.organizationId,
-        { id: session.id, webhookUrls: (session.config.webhooks ?? []).map((webhook) => webhook.url) },
+        { id: session.id, webhooks: session.config.webhooks },
         request.params.deliveryId,
       )
       return reply.status(202).send(dto.toDeliveryView(delivery))
