@@ -38,6 +38,14 @@ describe('the live event stream', () => {
     })
     return { socket, received, opened }
   }
+  /** The id of a session's latest session.status event, once there is one: a cursor to resume after. */
+  const latestStatusEvent = (sessionId: string) =>
+    eventually(async () => {
+      const list = (
+        await gateway.request('GET', `/api/v1/events?session=${sessionId}&types=session.status`)
+      ).json()
+      return list.items[0]?.id as string | undefined
+    }, 'an event to resume after')
   const create = (name: string, start = false) =>
     gateway.request('POST', '/api/v1/sessions', { body: { name, sandbox: true, start } })
 
@@ -57,12 +65,7 @@ describe('the live event stream', () => {
 
   it('resumes after an event id, replaying what came after it from the store', async () => {
     const first = (await create('resume-1', true)).json()
-    const cursor = await eventually(async () => {
-      const list = (
-        await gateway.request('GET', `/api/v1/events?session=${first.id}&types=session.status`)
-      ).json()
-      return list.items[0]?.id as string | undefined
-    }, 'an event to resume after')
+    const cursor = await latestStatusEvent(first.id)
     const later = (await create('resume-2')).json()
     await gateway.request('POST', `/api/v1/sessions/${later.id}/start`)
     const stream = open(`?after=${cursor}&types=session.status`)
@@ -175,12 +178,7 @@ describe('the live event stream', () => {
     assert.equal(body.error.code, 'invalid_request')
     assert.equal(body.error.details[0]?.path, 'querystring.after')
     const first = (await create('last-id-1', true)).json()
-    const cursor = await eventually(async () => {
-      const list = (
-        await gateway.request('GET', `/api/v1/events?session=${first.id}&types=session.status`)
-      ).json()
-      return list.items[0]?.id as string | undefined
-    }, 'an event to resume after')
+    const cursor = await latestStatusEvent(first.id)
     const later = (await create('last-id-2', true)).json()
     const resumed = await sse('?types=session.*', { 'x-api-key': gateway.adminKey, 'last-event-id': cursor })
     const { text } = await resumed.until(new RegExp(later.id))

@@ -17,6 +17,8 @@ const errors = {
   409: errorEnvelope,
 }
 
+const deliveryPageView = z.object({ items: z.array(dto.deliveryView), nextCursor: z.string().nullable() })
+
 const deliveryDetailView = dto.deliveryView.extend({
   payload: z
     .unknown()
@@ -137,10 +139,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
         summary: "List a webhook's deliveries, newest first",
         params: dto.webhookParams,
         querystring: dto.listDeliveriesQuery,
-        response: {
-          200: z.object({ items: z.array(dto.deliveryView), nextCursor: z.string().nullable() }),
-          ...errors,
-        },
+        response: { 200: deliveryPageView, ...errors },
       },
     },
     async (request) => {
@@ -223,10 +222,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
         summary: "List the deliveries of a session's own webhooks, newest first",
         params: dto.webhookParams,
         querystring: dto.listDeliveriesQuery,
-        response: {
-          200: z.object({ items: z.array(dto.deliveryView), nextCursor: z.string().nullable() }),
-          ...errors,
-        },
+        response: { 200: deliveryPageView, ...errors },
       },
     },
     async (request) => {
