@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { beforeEach, describe, it } from 'node:test'
+import { sql } from 'kysely'
 import { newId } from '../../src/domain/ids.ts'
 import { type DomainEvent, wireBody } from '../../src/events/catalogue.ts'
 import { EventsRepository } from '../../src/store/events.repository.ts'
@@ -16,6 +17,43 @@ export function deliveriesStoreSuite(context: WebhookStoreContext): void {
     beforeEach(async () => {
       await context.database.db.deleteFrom('webhook_attempts').execute()
       await context.database.db.deleteFrom('webhook_deliveries').execute()
+    })
+
+    it("should list a session's own webhooks' deliveries, not an organization webhook's, through their index", async () => {
+      const organizationId = await organization()
+      const hook = await webhook(organizationId)
+      const target = {
+        url: 'https://hooks.example/own',
+        sealedSecret: null,
+        scheme: 'none' as const,
+        customHeaders: [],
+        retries: { policy: 'constant' as const, delaySeconds: 1, attempts: 1 },
+      }
+      const own = (sessionId: string) =>
+        delivery(hook, { webhookId: null, endpointKey: `${sessionId}#own`, sessionId, target })
+      const mine = [own('ses_mine'), own('ses_mine')]
+      await context.deliveries.createMany([
+        ...mine,
+        own('ses_other'),
+        delivery(hook, { sessionId: 'ses_mine' }),
+      ])
+      const page = await context.deliveries.listByWebhook(
+        organizationId,
+        { sessionId: 'ses_mine' },
+        { limit: 10 },
+      )
+      assert.deepEqual(
+        page.items.map((item) => item.id),
+        mine.map((row) => row.id).reverse(),
+      )
+      if (context.database.dialect === 'sqlite') {
+        const { rows } = await sql<{ detail: string }>`explain query plan
+          select * from webhook_deliveries where organization_id = ${organizationId}
+          and webhook_id is null and session_id = ${'ses_mine'} order by seq desc, id desc limit 11`.execute(
+          context.database.db,
+        )
+        assert.match(rows.map((row) => row.detail).join(' | '), /webhook_deliveries_session_own_idx/)
+      }
     })
 
     it('should list newest first, filter by status and page with a cursor', async () => {
