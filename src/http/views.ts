@@ -6,7 +6,19 @@ const iso = (ms: number): string => new Date(ms).toISOString()
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms))
 
 /** A session as the API shows it: times as ISO strings, secrets reduced to "set or not". */
-export function sessionView(session: SessionRecord) {
+/**
+ * A session as the API shows it. `headerValues: false` (a viewer key) leaves the values of
+ * its webhooks' custom headers out, names kept: they often hold a receiver's token, and
+ * only keys that may change the config need them.
+ */
+export function sessionView(session: SessionRecord, options: { headerValues?: boolean } = {}) {
+  const config = publicConfig(session.config)
+  if (options.headerValues === false) {
+    config.webhooks = config.webhooks.map((webhook) => ({
+      ...webhook,
+      customHeaders: webhook.customHeaders.map(({ name }) => ({ name })) as typeof webhook.customHeaders,
+    }))
+  }
   return {
     id: session.id,
     name: session.name,
@@ -17,7 +29,7 @@ export function sessionView(session: SessionRecord) {
     pushName: session.pushName,
     jid: session.jid,
     lid: session.lid,
-    config: publicConfig(session.config) as unknown as Record<string, unknown>,
+    config: config as unknown as Record<string, unknown>,
     metadata: session.config.metadata,
     sandbox: session.sandbox,
     createdAt: iso(session.createdAt),

@@ -56,6 +56,17 @@ describe('session webhooks are validated when saved', () => {
         id,
       )
       assert.ok(row && !row.config.includes(key), 'the key is stored encrypted')
+
+      // A viewer key sees the header's name, not its value (often the receiver's token).
+      const viewer = (
+        await strict.request('POST', '/api/v1/api-keys', { body: { name: 'viewer', role: 'viewer' } })
+      ).json().key as string
+      for (const url of [`/api/v1/sessions/${id}`, '/api/v1/sessions']) {
+        const seen = await strict.request('GET', url, { key: viewer })
+        assert.equal(seen.statusCode, 200, seen.body)
+        assert.ok(!seen.body.includes('acme'), `${url}: the value stays hidden from a viewer`)
+        assert.ok(seen.body.includes('X-Tenant'), `${url}: the name shows`)
+      }
     })
   })
 

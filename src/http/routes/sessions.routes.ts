@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import QRCode from 'qrcode'
 import { z } from 'zod'
+import { roleAtLeast } from '../../accounts/api-key.types.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
 import { requireRole } from '../auth.ts'
 import * as s from '../schemas.ts'
@@ -53,8 +54,10 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       },
     },
     async (request) => {
-      const page = await sessions.list(requireRole(request, 'viewer'), request.query)
-      return { ...page, items: page.items.map(sessionView) }
+      const principal = requireRole(request, 'viewer')
+      const page = await sessions.list(principal, request.query)
+      const options = { headerValues: roleAtLeast(principal.role, 'operator') }
+      return { ...page, items: page.items.map((session) => sessionView(session, options)) }
     },
   )
 
@@ -68,7 +71,11 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
         response: { 200: s.sessionView, ...errors },
       },
     },
-    async (request) => sessionView(await sessions.get(requireRole(request, 'viewer'), request.params.id)),
+    async (request) => {
+      const principal = requireRole(request, 'viewer')
+      const session = await sessions.get(principal, request.params.id)
+      return sessionView(session, { headerValues: roleAtLeast(principal.role, 'operator') })
+    },
   )
 
   app.patch(
