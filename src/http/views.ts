@@ -5,20 +5,11 @@ import { publicConfig } from '../sessions/session-secrets.ts'
 const iso = (ms: number): string => new Date(ms).toISOString()
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms))
 
-/** A session as the API shows it: times as ISO strings, secrets reduced to "set or not". */
 /**
- * A session as the API shows it. `headerValues: false` (a viewer key) leaves the values of
- * its webhooks' custom headers out, names kept: they often hold a receiver's token, and
- * only keys that may change the config need them.
+ * A session as the API shows it: times as ISO strings, the config as `publicConfig` shows
+ * it (`headerValues: false` for a viewer key).
  */
 export function sessionView(session: SessionRecord, options: { headerValues?: boolean } = {}) {
-  const config = publicConfig(session.config)
-  if (options.headerValues === false) {
-    config.webhooks = config.webhooks.map((webhook) => ({
-      ...webhook,
-      customHeaders: webhook.customHeaders.map(({ name }) => ({ name })) as typeof webhook.customHeaders,
-    }))
-  }
   return {
     id: session.id,
     name: session.name,
@@ -29,7 +20,7 @@ export function sessionView(session: SessionRecord, options: { headerValues?: bo
     pushName: session.pushName,
     jid: session.jid,
     lid: session.lid,
-    config: config as unknown as Record<string, unknown>,
+    config: publicConfig(session.config, options) as unknown as Record<string, unknown>,
     metadata: session.config.metadata,
     sandbox: session.sandbox,
     createdAt: iso(session.createdAt),

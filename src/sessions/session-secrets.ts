@@ -31,11 +31,24 @@ export function sealConfig(config: SessionConfig, box: SecretBox, previous?: Ses
 
 export type PublicSessionConfig = Omit<SessionConfig, 'proxy' | 'webhooks'> & {
   proxy?: { server: string; username?: string; passwordSet: boolean }
-  webhooks: (Omit<SessionConfig['webhooks'][number], 'hmac'> & { hmac: { keySet: boolean } })[]
+  webhooks: (Omit<SessionConfig['webhooks'][number], 'hmac' | 'customHeaders'> & {
+    hmac: { keySet: boolean }
+    customHeaders: { name: string; value?: string }[]
+  })[]
 }
 
-export function publicConfig(config: SessionConfig): PublicSessionConfig {
+/**
+ * The config as the API shows it: secrets reduced to "set or not". `headerValues: false`
+ * (a viewer key) also leaves out the values of the webhooks' custom headers, names kept:
+ * they often hold a receiver's token, and only keys that may change the config need them.
+ */
+export function publicConfig(
+  config: SessionConfig,
+  options: { headerValues?: boolean } = {},
+): PublicSessionConfig {
   const { proxy, webhooks, ...rest } = config
+  const headers = (custom: SessionConfig['webhooks'][number]['customHeaders']) =>
+    options.headerValues === false ? custom.map(({ name }) => ({ name })) : custom
   return {
     ...rest,
     ...(proxy
@@ -47,6 +60,10 @@ export function publicConfig(config: SessionConfig): PublicSessionConfig {
           },
         }
       : {}),
-    webhooks: webhooks.map(({ hmac, ...webhook }) => ({ ...webhook, hmac: { keySet: Boolean(hmac) } })),
+    webhooks: webhooks.map(({ hmac, customHeaders, ...webhook }) => ({
+      ...webhook,
+      hmac: { keySet: Boolean(hmac) },
+      customHeaders: headers(customHeaders),
+    })),
   }
 }

@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely'
 import type { StoredEvent } from '../events/catalogue.ts'
+import { decodeCursor, encodeCursor } from './cursor.ts'
 import type { EventsTable, Executor, Tables } from './schema.ts'
 import { EVENT_WIRE_BODY } from './webhook-delivery-rows.ts'
 
@@ -151,6 +152,30 @@ export class EventsRepository {
     if (query.sessionIds) select = select.where('session_id', 'in', query.sessionIds)
     const rows = await select.orderBy('created_at').orderBy('id').limit(query.limit).execute()
     return rows.map(toRecord)
+  }
+
+  /**
+   * A page of `list`, newest first: `cursor` is the page before's `nextCursor`, which holds
+   * its last event's (created_at, id), so events of one millisecond are never skipped or
+   * repeated. @throws AppError `invalid_request` naming `cursor` for one not of ours
+   */
+  async listPage(
+    organizationId: string,
+    query: Omit<EventListQuery, 'before'> & { cursor?: string },
+  ): Promise<{ items: EventRecord[]; nextCursor: string | null }> {
+    const { cursor, ...rest } = query
+    const before = cursor === undefined ? undefined : decodeCursor(cursor, ['number', 'string'])
+    const rows = await this.list(organizationId, {
+      ...rest,
+      ...(before ? { before: { createdAt: before[0], id: before[1] } } : {}),
+      limit: query.limit + 1,
+    })
+    const items = rows.slice(0, query.limit)
+    const last = items.at(-1)
+    return {
+      items,
+      nextCursor: rows.length > query.limit && last ? encodeCursor([last.createdAt, last.id]) : null,
+    }
   }
 
   /** Newest first. */

@@ -7,7 +7,6 @@ import { type EventFilter, matchesType, unknownEventPatterns } from '../../event
 import { EVENT_TYPES, eventDescription, eventEnvelopeSchema } from '../../events/event-schemas.ts'
 import type { EventStreamService } from '../../realtime/event-stream.service.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
-import { decodeCursor, encodeCursor } from '../../store/cursor.ts'
 import type { EventsRepository } from '../../store/events.repository.ts'
 import { requireRole } from '../auth.ts'
 import * as s from '../schemas.ts'
@@ -118,29 +117,22 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
     async (request) => {
       const principal = requireRole(request, 'viewer')
       const { session, types, since, until, limit, cursor } = request.query
-      const before = cursor ? decodeCursor(cursor, ['number', 'string']) : undefined
       const [sessionId] = session ? await sessionIdsOf(principal, [session]) : []
       // The catalogue is closed, so patterns become the exact types they stand for: every
       // filter runs in the query, and a page is never short because of one applied after it.
       const selected = types.length
         ? EVENT_TYPES.filter((type) => types.some((pattern) => matchesType(pattern, type)))
         : undefined
-      const rows = await events.list(principal.organizationId, {
+      const page = await events.listPage(principal.organizationId, {
         ...(sessionId ? { sessionId } : {}),
         ...(principal.sessionIds ? { sessionIds: principal.sessionIds } : {}),
         ...(selected ? { types: selected } : {}),
         ...(since ? { since: Date.parse(since) } : {}),
         ...(until ? { until: Date.parse(until) } : {}),
-        ...(before ? { before: { createdAt: before[0], id: before[1] } } : {}),
-        limit: limit + 1,
+        ...(cursor ? { cursor } : {}),
+        limit,
       })
-      const page = rows.slice(0, limit)
-      const last = page.at(-1)
-      return {
-        items: page.map(fromStored).map(wireEvent),
-        // Events of one millisecond are told apart by id: a page never skips or repeats one.
-        nextCursor: rows.length > limit && last ? encodeCursor([last.createdAt, last.id]) : null,
-      }
+      return { items: page.items.map(fromStored).map(wireEvent), nextCursor: page.nextCursor }
     },
   )
 
