@@ -53,12 +53,8 @@ function embeddedIpv4(address: string): string | null {
   if (isIP(tail) === 4) return tail
   const hex = tail.match(/^([0-9a-f]{1,4}):([0-9a-f]{1,4})$/)
   if (!hex?.[1] || !hex[2]) return null
-  return hexPairToIpv4(hex[1], hex[2])
-}
-
-function hexPairToIpv4(highHex: string, lowHex: string): string {
-  const high = Number.parseInt(highHex, 16)
-  const low = Number.parseInt(lowHex, 16)
+  const high = Number.parseInt(hex[1], 16)
+  const low = Number.parseInt(hex[2], 16)
   return [high >> 8, high & 255, low >> 8, low & 255].join('.')
 }
 
