@@ -27,6 +27,8 @@ export interface Principal {
   keyId: string
   role: ApiKeyRole
   sessionIds: string[] | null
+  /** when the key stops working (epoch ms): streams opened with it end then */
+  expiresAt: number | null
 }
 
 /** What the service needs from the store (the api-keys repository). */

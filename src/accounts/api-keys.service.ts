@@ -110,6 +110,7 @@ export class ApiKeysService {
       keyId: record.id,
       role: record.role,
       sessionIds: record.sessionIds,
+      expiresAt: record.expiresAt,
     }
   }
 

@@ -6,6 +6,8 @@ import { AppError } from '../domain/errors.ts'
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal
+    /** the event-stream ticket the principal came from, when it did */
+    streamTicket?: string
   }
 }
 
@@ -20,8 +22,8 @@ export function apiKeyFrom(request: FastifyRequest): string | undefined {
 
 /**
  * Every route under `prefix` requires a valid key; the principal is set on the request.
- * The event stream alone also takes a single-use ticket in the query, for browsers, whose
- * WebSocket cannot send headers.
+ * The event stream alone also takes a ticket in the query, for browsers, whose WebSocket
+ * and EventSource cannot send headers.
  */
 export function registerApiKeyAuth(
   app: FastifyInstance,
@@ -36,6 +38,7 @@ export function registerApiKeyAuth(
       const ticket = new URL(request.url, 'http://local').searchParams.get('ticket')
       if (ticket) {
         request.principal = ticketRoute.redeem(ticket)
+        request.streamTicket = ticket
         return
       }
     }

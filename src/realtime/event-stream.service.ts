@@ -6,15 +6,46 @@ import type { EventBus } from '../events/event-bus.ts'
 import { type EventFilter, visibleTo } from '../events/event-filter.ts'
 import type { EventRecord, EventsRepository } from '../store/events.repository.ts'
 
+/** How long a ticket may wait to open its first stream. */
 const TICKET_TTL_MS = 60_000
+/**
+ * How long after its stream ended a ticket may open it again: a browser's EventSource
+ * reconnects to the same URL, ticket included, a few seconds after a stream breaks.
+ */
+const RECONNECT_GRACE_MS = 60_000
 /** Revoked keys remembered: far more than are revoked while streams open. */
 const REVOKED_KEYS_KEPT = 10_000
 const REPLAY_LIMIT = 1000
+/** The longest delay a Node timer takes (about 24.8 days); a key expiring later is looked at again then. */
+const LONGEST_TIMER_MS = 2 ** 31 - 1
 
 /** What a stream subscriber sends to: returns false when it cannot keep up (it is then dropped). */
 export type StreamSink = (event: DomainEvent) => boolean
-/** Ends a subscriber's stream from our side, saying why (its key was revoked). */
-export type StreamEnd = (reason: string) => void
+/**
+ * Why a stream is ended from our side: its key no longer works (revoked or expired), or a
+ * newer stream opened with the same ticket replaced it (a client reconnecting before we
+ * noticed its old connection was gone).
+ */
+export type StreamEndCause = 'credentials' | 'replaced'
+/** Ends a subscriber's stream from our side, saying why. */
+export type StreamEnd = (reason: string, cause: StreamEndCause) => void
+
+export interface SubscribeOptions {
+  /** an event id: what was stored after it is replayed first */
+  after?: string
+  /** called (the subscription already closed) should the stream have to end from our side */
+  end?: StreamEnd
+  /** the ticket the stream was opened with: it may open the stream again (see `redeemTicket`) */
+  ticket?: string
+}
+
+interface Ticket {
+  principal: Principal
+  /** until when it opens a stream while none it opened is open */
+  expiresAt: number
+  /** the stream it opened, while that is open */
+  stream?: StreamEnd
+}
 
 /**
  * The live event stream behind the WebSocket and SSE endpoints: short-lived tickets for
@@ -32,7 +63,7 @@ export class EventStreamService {
      */
     horizon?: () => number | undefined
   }
-  private readonly tickets = new Map<string, { principal: Principal; expiresAt: number }>()
+  private readonly tickets = new Map<string, Ticket>()
   /** open streams by API key: a revoked key's are ended */
   private readonly streams = new Map<string, Set<StreamEnd>>()
   /** keys revoked while this process ran: one still opening a stream when it was is refused */
@@ -42,21 +73,32 @@ export class EventStreamService {
     this.deps = deps
   }
 
-  /** A single-use ticket for clients that cannot send headers (browsers' WebSocket). */
+  /**
+   * A ticket for clients that cannot send headers (browsers' WebSocket and EventSource),
+   * valid for TICKET_TTL_MS (never beyond its key's expiry). It opens one stream at a time:
+   * the stream it opened can be opened again with it — a reconnect — while that is open
+   * and for RECONNECT_GRACE_MS after it ended, and the newer stream replaces the older.
+   */
   issueTicket(principal: Principal): { ticket: string; expiresAt: number } {
     const now = this.now()
-    for (const [ticket, entry] of this.tickets) if (entry.expiresAt < now) this.tickets.delete(ticket)
+    for (const [ticket, entry] of this.tickets) {
+      if (!entry.stream && entry.expiresAt < now) this.tickets.delete(ticket)
+    }
     const ticket = `tkt_${randomBytes(24).toString('base64url')}`
-    const expiresAt = now + TICKET_TTL_MS
+    const expiresAt = Math.min(now + TICKET_TTL_MS, principal.expiresAt ?? Number.POSITIVE_INFINITY)
     this.tickets.set(ticket, { principal, expiresAt })
     return { ticket, expiresAt }
   }
 
+  /** The principal a ticket stands for, while it may open a stream (see `issueTicket`). */
   redeemTicket(ticket: string): Principal {
     const entry = this.tickets.get(ticket)
-    this.tickets.delete(ticket)
-    if (!entry || entry.expiresAt < this.now())
+    const now = this.now()
+    const keyExpired = entry?.principal.expiresAt != null && entry.principal.expiresAt <= now
+    if (!entry || keyExpired || (!entry.stream && entry.expiresAt < now)) {
+      if (entry && !entry.stream) this.tickets.delete(ticket)
       throw new AppError('unauthorized', 'unknown or expired stream ticket')
+    }
     return entry.principal
   }
 
@@ -72,7 +114,7 @@ export class EventStreamService {
       if (entry.principal.keyId === keyId) this.tickets.delete(ticket)
     const ends = this.streams.get(keyId)
     this.streams.delete(keyId)
-    for (const end of ends ?? []) end('the API key was revoked')
+    for (const end of ends ?? []) end('the API key was revoked', 'credentials')
   }
 
   /**
@@ -89,17 +131,20 @@ export class EventStreamService {
 
   /**
    * Replays what was missed after `after` (an event id), then follows the bus. Live events
-   * that arrive during the replay are held and sent after it, without duplicates. `end`
-   * is called (and the subscription closed) should the stream have to end from our side.
+   * that arrive during the replay are held and sent after it, without duplicates. The
+   * stream ends from our side when its key is revoked or expires, or when a newer stream
+   * opened with its ticket replaces it.
    */
   async subscribe(
     principal: Principal,
     filter: EventFilter,
     sink: StreamSink,
-    after?: string,
-    end?: StreamEnd,
+    { after, end, ticket }: SubscribeOptions = {},
   ): Promise<() => void> {
     if (this.revokedKeys.has(principal.keyId)) throw new AppError('unauthorized', 'the API key was revoked')
+    if (principal.expiresAt !== null && principal.expiresAt <= this.now()) {
+      throw new AppError('unauthorized', 'the API key expired')
+    }
     const held: DomainEvent[] = []
     let replaying = true
     let open = true
@@ -110,17 +155,30 @@ export class EventStreamService {
     const unsubscribe = this.deps.bus.subscribe((event) => (replaying ? held.push(event) : deliver(event)))
     const ends = this.streams.get(principal.keyId) ?? new Set<StreamEnd>()
     this.streams.set(principal.keyId, ends)
+    let expiry: NodeJS.Timeout | undefined
     const close = () => {
       open = false
       unsubscribe()
+      clearTimeout(expiry)
       ends.delete(ended)
       if (ends.size === 0 && this.streams.get(principal.keyId) === ends) this.streams.delete(principal.keyId)
+      if (ticket !== undefined) this.streamClosed(ticket, ended)
     }
-    const ended: StreamEnd = (reason) => {
+    const ended: StreamEnd = (reason, cause) => {
       close()
-      end?.(reason)
+      end?.(reason, cause)
     }
     ends.add(ended)
+    if (ticket !== undefined) this.streamOpened(ticket, ended)
+    const { expiresAt } = principal
+    if (expiresAt !== null) {
+      const endAtExpiry = () => {
+        const left = expiresAt - this.now()
+        if (left <= 0) ended('the API key expired', 'credentials')
+        else expiry = setTimeout(endAtExpiry, Math.min(left, LONGEST_TIMER_MS)).unref()
+      }
+      endAtExpiry()
+    }
     try {
       if (after) await this.replay(principal, after, deliver, held, () => open)
       replaying = false
@@ -130,6 +188,27 @@ export class EventStreamService {
       throw error
     }
     return close
+  }
+
+  /** A stream opened with `ticket`: one it opened before, still open, is replaced. */
+  private streamOpened(ticket: string, stream: StreamEnd): void {
+    const entry = this.tickets.get(ticket)
+    if (!entry) return
+    const replaced = entry.stream
+    entry.stream = stream
+    replaced?.('replaced by a newer stream opened with the same ticket', 'replaced')
+  }
+
+  /** The stream `ticket` opened has ended: the ticket may open it again for a while. */
+  private streamClosed(ticket: string, stream: StreamEnd): void {
+    const entry = this.tickets.get(ticket)
+    if (!entry || entry.stream !== stream) return
+    entry.stream = undefined
+    const graceEnds = Math.min(
+      this.now() + RECONNECT_GRACE_MS,
+      entry.principal.expiresAt ?? Number.POSITIVE_INFINITY,
+    )
+    entry.expiresAt = Math.max(entry.expiresAt, graceEnds)
   }
 
   /**

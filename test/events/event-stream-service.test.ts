@@ -5,7 +5,14 @@ import { EventBus } from '../../src/events/event-bus.ts'
 import { EventStreamService } from '../../src/realtime/event-stream.service.ts'
 import type { EventsRepository } from '../../src/store/events.repository.ts'
 
-const principal: Principal = { organizationId: 'org_1', keyId: 'key_1', role: 'viewer', sessionIds: null }
+const principal: Principal = {
+  organizationId: 'org_1',
+  keyId: 'key_1',
+  role: 'viewer',
+  sessionIds: null,
+  expiresAt: null,
+}
+const everything = { types: [], sessionIds: null }
 /** A store whose replay fails after the cursor was found. */
 const failingReplay = {
   getById: async () => ({
@@ -27,13 +34,10 @@ describe('the event stream service', () => {
     const stream = new EventStreamService({ events: failingReplay, bus })
     const ends: string[] = []
     await assert.rejects(
-      stream.subscribe(
-        principal,
-        { types: [], sessionIds: null },
-        () => true,
-        'evt_a',
-        (why) => ends.push(why),
-      ),
+      stream.subscribe(principal, everything, () => true, {
+        after: 'evt_a',
+        end: (why) => ends.push(why),
+      }),
       /went away/,
     )
     // Left registered, it would be ended now.
@@ -47,7 +51,7 @@ describe('the event stream service', () => {
     const { ticket } = stream.issueTicket(principal)
     stream.revoked(principal.keyId)
     await assert.rejects(
-      stream.subscribe(principal, { types: [], sessionIds: null }, () => true),
+      stream.subscribe(principal, everything, () => true),
       /revoked/,
     )
     assert.throws(() => stream.redeemTicket(ticket), /unknown or expired/)
@@ -58,21 +62,86 @@ describe('the event stream service', () => {
     const stream = new EventStreamService({ events: failingReplay, bus })
     const ends: string[] = []
     const other = { ...principal, keyId: 'key_2' }
-    await stream.subscribe(
-      principal,
-      { types: [], sessionIds: null },
-      () => true,
-      undefined,
-      (why) => ends.push(`1 ${why}`),
-    )
-    await stream.subscribe(
-      other,
-      { types: [], sessionIds: null },
-      () => true,
-      undefined,
-      (why) => ends.push(`2 ${why}`),
-    )
+    await stream.subscribe(principal, everything, () => true, { end: (why) => ends.push(`1 ${why}`) })
+    await stream.subscribe(other, everything, () => true, { end: (why) => ends.push(`2 ${why}`) })
     stream.revoked(principal.keyId)
     assert.deepEqual(ends, ['1 the API key was revoked'])
+  })
+
+  describe('tickets', () => {
+    /** A service on a clock the test moves. */
+    const onClock = () => {
+      const clock = { now: 1_000_000 }
+      const stream = new EventStreamService({
+        events: failingReplay,
+        bus: new EventBus(),
+        now: () => clock.now,
+      })
+      return { clock, stream }
+    }
+
+    it('opens a stream within 60 s of being issued, and not after', () => {
+      const { clock, stream } = onClock()
+      const { ticket, expiresAt } = stream.issueTicket(principal)
+      assert.equal(expiresAt, clock.now + 60_000)
+      clock.now += 59_000
+      assert.equal(stream.redeemTicket(ticket).keyId, principal.keyId)
+      clock.now += 2_000
+      assert.throws(() => stream.redeemTicket(ticket), /unknown or expired stream ticket/)
+    })
+
+    it('reopens the stream it opened while that is open and for 60 s after it ended (an EventSource reconnecting)', async () => {
+      const { clock, stream } = onClock()
+      const { ticket } = stream.issueTicket(principal)
+      const close = await stream.subscribe(stream.redeemTicket(ticket), everything, () => true, { ticket })
+      clock.now += 10 * 60_000
+      assert.equal(stream.redeemTicket(ticket).keyId, principal.keyId, 'its stream is still open')
+      close()
+      clock.now += 59_000
+      const again = await stream.subscribe(stream.redeemTicket(ticket), everything, () => true, { ticket })
+      again()
+      clock.now += 61_000
+      assert.throws(() => stream.redeemTicket(ticket), /unknown or expired stream ticket/)
+    })
+
+    it('keeps one stream per ticket: a newer one replaces the older', async () => {
+      const { stream } = onClock()
+      const { ticket } = stream.issueTicket(principal)
+      const ends: string[] = []
+      await stream.subscribe(principal, everything, () => true, {
+        ticket,
+        end: (why, cause) => ends.push(`first: ${cause}, ${why}`),
+      })
+      await stream.subscribe(principal, everything, () => true, {
+        ticket,
+        end: (why, cause) => ends.push(`second: ${cause}, ${why}`),
+      })
+      assert.deepEqual(ends, ['first: replaced, replaced by a newer stream opened with the same ticket'])
+    })
+
+    it('never outlives its key', () => {
+      const { clock, stream } = onClock()
+      const expiring = { ...principal, expiresAt: clock.now + 5_000 }
+      const { ticket, expiresAt } = stream.issueTicket(expiring)
+      assert.equal(expiresAt, expiring.expiresAt)
+      clock.now += 5_000
+      assert.throws(() => stream.redeemTicket(ticket), /unknown or expired stream ticket/)
+    })
+  })
+
+  it('ends an open stream when its key expires', async () => {
+    const stream = new EventStreamService({ events: failingReplay, bus: new EventBus() })
+    const expiring = { ...principal, expiresAt: Date.now() + 100 }
+    const ended = new Promise<string>((resolve) => {
+      void stream.subscribe(expiring, everything, () => true, {
+        end: (why, cause) => resolve(`${cause}: ${why}`),
+      })
+    })
+    const late = new Promise<string>((resolve) => setTimeout(() => resolve('still open after 2 s'), 2_000))
+    assert.equal(await Promise.race([ended, late]), 'credentials: the API key expired')
+    await assert.rejects(
+      stream.subscribe({ ...principal, expiresAt: Date.now() - 1 }, everything, () => true),
+      /the API key expired/,
+    )
   })
 })

@@ -205,12 +205,52 @@ describe('the live event stream', () => {
     }
   })
 
-  it('opens with a single-use ticket, for browsers', async () => {
+  it('opens with a ticket, for browsers, which reopens its stream after a disconnect, the newer replacing the older', async () => {
     const { ticket } = (await gateway.request('POST', '/api/v1/events/ticket')).json()
-    const stream = open(`?ticket=${ticket}`, {})
-    await stream.opened
-    stream.socket.close()
-    await assert.rejects(open(`?ticket=${ticket}`, {}).opened, /401/)
+    const first = open(`?ticket=${ticket}`, {})
+    await first.opened
+    const firstClosed = new Promise<[number, string]>((resolve) =>
+      first.socket.once('close', (code, reason) => resolve([code, String(reason)])),
+    )
+    // A reconnect before the server noticed the first connection was gone.
+    const second = open(`?ticket=${ticket}&types=session.status`, {})
+    await second.opened
+    assert.deepEqual(await firstClosed, [4002, 'replaced by a newer stream opened with the same ticket'])
+    const created = (await create('ticket-reopened', true)).json()
+    await eventually(
+      () => second.received.some((e) => e.session?.id === created.id),
+      'events on the newer stream',
+    )
+    const cursor = second.received.at(-1)?.id as string
+    second.socket.close()
+    await eventually(() => second.socket.readyState === WebSocket.CLOSED, 'the second stream closed')
+    // An EventSource reconnecting: the same URL, ticket included, and the last id it saw.
+    await gateway.request('POST', `/api/v1/sessions/${created.id}/stop`)
+    const resumed = await sse(`?ticket=${ticket}&types=session.status`, { 'last-event-id': cursor })
+    assert.equal(resumed.response.status, 200)
+    const { text } = await resumed.until(/"status":"stopped"/)
+    assert.match(text, new RegExp(`"id":"${created.id}"`), 'what happened while it was away is replayed')
+    resumed.abort()
+    await assert.rejects(open('?ticket=tkt_never-issued', {}).opened, /401/)
+  })
+
+  it('ends the streams of a key when it expires', async () => {
+    const created = (
+      await gateway.request('POST', '/api/v1/api-keys', {
+        body: { name: 'expiring', role: 'viewer', expiresAt: new Date(Date.now() + 1_500).toISOString() },
+      })
+    ).json()
+    const headers = { 'x-api-key': created.key as string }
+    const socket = open('', headers)
+    await socket.opened
+    const closed = new Promise<[number, string]>((resolve) =>
+      socket.socket.once('close', (code, reason) => resolve([code, String(reason)])),
+    )
+    const events = await sse('', headers)
+    const late = new Promise<string>((resolve) => setTimeout(() => resolve('still open after 5 s'), 5_000))
+    assert.deepEqual(await Promise.race([closed, late]), [4001, 'the API key expired'])
+    const { text } = await events.until(/expired/)
+    assert.match(text, /event: error\ndata: .*the API key expired/)
   })
 
   it('refuses a missing or wrong key', async () => {

@@ -5,7 +5,7 @@ import { invalidRequest } from '../../domain/errors.ts'
 import { type DomainEvent, fromStored, wireEvent } from '../../events/catalogue.ts'
 import { type EventFilter, matchesType, unknownEventPatterns } from '../../events/event-filter.ts'
 import { EVENT_TYPES, eventDescription, eventEnvelopeSchema } from '../../events/event-schemas.ts'
-import type { EventStreamService } from '../../realtime/event-stream.service.ts'
+import type { EventStreamService, StreamEnd } from '../../realtime/event-stream.service.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
 import type { EventsRepository } from '../../store/events.repository.ts'
 import { requireRole } from '../auth.ts'
@@ -17,8 +17,10 @@ const HEARTBEAT_MS = 20_000
 /** A client this far behind is dropped rather than allowed to grow our memory. */
 const MAX_BUFFERED_BYTES = 1024 * 1024
 export const SLOW_CONSUMER_CLOSE = 4008
-/** The stream's key was revoked while it was open. */
-export const REVOKED_CLOSE = 4001
+/** The stream's key was revoked, or expired, while it was open. */
+export const CREDENTIALS_CLOSE = 4001
+/** A newer stream opened with the same ticket replaced this one (the client reconnected). */
+export const REPLACED_CLOSE = 4002
 
 const list = z
   .string()
@@ -162,7 +164,11 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
     {
       schema: {
         tags,
-        summary: 'A single-use ticket (valid 60 s) to open the stream from a browser',
+        summary: 'A ticket to open the stream from a browser',
+        description:
+          'Pass it as `?ticket=` to `GET /events/stream`. It opens a stream within 60 s (never after the key expires), ' +
+          'one at a time: the stream it opened may be opened again with it — a reconnect, as EventSource does — ' +
+          'while that is open and for 60 s after it ended, and the newer stream replaces the older (WebSocket close 4002).',
         response: { 200: z.object({ ticket: z.string(), expiresAt: z.string() }), ...errors },
       },
     },
@@ -231,6 +237,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
           return true
         },
         endWith,
+        request.streamTicket,
       ).catch((error: Error) => {
         endWith(error.message)
         return undefined
@@ -259,7 +266,8 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
             socket.send(serialized(event))
             return true
           },
-          (reason) => socket.close(REVOKED_CLOSE, reason),
+          (reason, cause) => socket.close(cause === 'replaced' ? REPLACED_CLOSE : CREDENTIALS_CLOSE, reason),
+          request.streamTicket,
         )
         // Closed while the subscription was awaited: its close listener found nothing to end.
         if (socket.readyState !== socket.OPEN) close()
@@ -273,9 +281,10 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
     principal: Principal,
     query: z.output<typeof streamQuery>,
     sink: (event: DomainEvent) => boolean,
-    end: (reason: string) => void,
+    end: StreamEnd,
+    ticket: string | undefined,
   ): Promise<() => void> {
-    return stream.subscribe(principal, filterOf(query), sink, query.after, end)
+    return stream.subscribe(principal, filterOf(query), sink, { after: query.after, end, ticket })
   }
 }
 
