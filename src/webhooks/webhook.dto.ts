@@ -101,6 +101,12 @@ export const deliveryView = z
   .object({
     id: z.string(),
     webhookId: z.string().nullable(),
+    url: z
+      .string()
+      .nullable()
+      .describe(
+        "a session webhook's delivery: the URL it goes to; null for an organization webhook's (see webhookId)",
+      ),
     eventId: z.string(),
     eventType: z.string(),
     sessionId: z.string().nullable(),
@@ -157,6 +163,7 @@ export function toDeliveryView(delivery: DeliveryRecord): z.infer<typeof deliver
   return {
     id: delivery.id,
     webhookId: delivery.webhookId,
+    url: delivery.webhookId === null ? (delivery.target?.url ?? null) : null,
     eventId: delivery.eventId,
     eventType: delivery.eventType,
     sessionId: delivery.sessionId,

@@ -10,6 +10,7 @@ interface DeliveryView {
   eventId: string
   status: string
   eventType: string
+  url: string | null
   attempts: number
 }
 
@@ -51,6 +52,7 @@ describe("a session's own webhook deliveries", () => {
     assert.ok(first)
     firstDead = first
     assert.equal(first.eventType, 'session.status')
+    assert.equal(first.url, receiver.url(), 'which of the session’s webhooks it went to')
     const detail = (await gateway.request('GET', `${base()}/${first.id}`)).json()
     assert.equal(detail.status, 'dead')
     assert.equal(detail.attemptLog.length, 1)
