@@ -5,6 +5,7 @@ import {
   type AttemptRecord,
   DELIVERY_STATUSES,
   type DeliveryRecord,
+  type ReplayRange,
   SIGNATURE_SCHEMES,
   type WebhookRecord,
 } from './webhook.types.ts'
@@ -67,6 +68,31 @@ export const updateWebhookBody = z
 
 export const webhookParams = z.object({ id: z.string().min(1).max(100) })
 export const deliveryParams = webhookParams.extend({ deliveryId: z.string().min(1).max(100) })
+
+/** Which dead deliveries a bulk retry sends again: those created in [since, until). */
+export const retryDeadBody = z
+  .object({
+    since: z.iso.datetime({ offset: true }).describe('dead deliveries created at or after this time'),
+    until: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe('…and before this one; every one since, when left out'),
+  })
+  .refine((body) => body.until === undefined || Date.parse(body.until) > Date.parse(body.since), {
+    path: ['until'],
+    message: 'must be after since',
+  })
+
+export function toReplayRange(body: z.output<typeof retryDeadBody>): ReplayRange {
+  return {
+    since: Date.parse(body.since),
+    until: body.until === undefined ? Number.MAX_SAFE_INTEGER : Date.parse(body.until),
+  }
+}
+
+export const retriedView = z.object({
+  retried: z.number().describe('dead deliveries made due now, each with a fresh retry budget'),
+})
 
 export const listDeliveriesQuery = z.object({
   status: z.enum(DELIVERY_STATUSES).optional(),

@@ -125,3 +125,9 @@ export interface SendResult {
 export interface NotSent {
   notSent: string
 }
+
+/** Which dead deliveries a bulk replay sends again: those created in [since, until) (epoch ms). */
+export interface ReplayRange {
+  since: number
+  until: number
+}

@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { type AppError, type ErrorDetail, invalidRequest, invalidState, notFound } from '../domain/errors.ts'
 import type { IdGenerator } from '../domain/ids.ts'
 import type { SecretBox } from '../security/secret-box.ts'
@@ -22,6 +23,7 @@ import type {
   AttemptRecord,
   CustomHeader,
   DeliveryRecord,
+  ReplayRange,
   RetrySettings,
   SendResult,
   SignatureScheme,
@@ -29,6 +31,12 @@ import type {
   WebhookTarget,
 } from './webhook.types.ts'
 import { isReservedHeader } from './webhook-headers.ts'
+
+/**
+ * Log rows a bulk replay looks at per transaction, a turn of the event loop between: the
+ * writer lock is never held for long, however long the log.
+ */
+const REPLAY_STEP_ROWS = 500
 
 export interface CreateWebhookInput {
   url: string
@@ -198,6 +206,45 @@ export class WebhooksService {
     return this.replay(organizationId, id, existing)
   }
 
+  /**
+   * Sends every dead delivery created in `range` again, each with a fresh retry budget: the
+   * way back from an outage longer than the retry schedule. How many went.
+   */
+  async retryDeadDeliveries(
+    organizationId: string,
+    id: string,
+    range: ReplayRange,
+  ): Promise<{ retried: number }> {
+    const webhook = await this.get(organizationId, id)
+    if (!webhook.enabled) throw invalidState('the webhook is disabled: enable it before retrying')
+    const { replayed } = await this.replayDead(organizationId, id, range)
+    return { retried: replayed }
+  }
+
+  /**
+   * `retryDeadDeliveries` for a session's own webhooks, each sent as the session's webhook
+   * at its URL is now; those whose URL is no longer in the config are skipped.
+   */
+  async retrySessionDeadDeliveries(
+    organizationId: string,
+    session: { id: string; webhooks: readonly SessionWebhookConfig[] },
+    range: ReplayRange,
+  ): Promise<{ retried: number; skipped: number }> {
+    const targets = new Map(
+      session.webhooks.map((webhook) => [
+        sessionEndpointKey(session.id, webhook.url),
+        sessionWebhookTarget(webhook),
+      ]),
+    )
+    const { replayed, skipped } = await this.replayDead(
+      organizationId,
+      { sessionId: session.id },
+      range,
+      targets,
+    )
+    return { retried: replayed, skipped }
+  }
+
   /** The deliveries of a session's own webhooks (its config's; they have no webhook id), newest first. */
   async listSessionDeliveries(
     organizationId: string,
@@ -256,6 +303,32 @@ export class WebhooksService {
       throw invalidState(`only a dead delivery can be retried; this one is ${existing.status}`)
     }
     return existing
+  }
+
+  /** Walks the owner's log in steps, waking the worker after each that made deliveries due. */
+  private async replayDead(
+    organizationId: string,
+    owner: DeliveryOwner,
+    range: ReplayRange,
+    targets?: ReadonlyMap<string, WebhookTarget>,
+  ): Promise<{ replayed: number; skipped: number }> {
+    const total = { replayed: 0, skipped: 0 }
+    let after: number | undefined
+    do {
+      const step = await this.deliveries.replayDeadStep(organizationId, owner, {
+        ...range,
+        now: this.now(),
+        after,
+        limit: REPLAY_STEP_ROWS,
+        targets,
+      })
+      total.replayed += step.replayed
+      total.skipped += step.skipped
+      if (step.replayed > 0) this.onReplay()
+      after = step.next
+      if (after !== undefined) await yieldToEventLoop()
+    } while (after !== undefined)
+    return total
   }
 
   private async replay(

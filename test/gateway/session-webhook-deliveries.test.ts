@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { startTestGateway, type TestGateway } from '../support/gateway.ts'
-import { assertError } from '../support/http-assertions.ts'
+import { assertError, assertInvalidField } from '../support/http-assertions.ts'
 import { eventually } from '../support/wait.ts'
 import { Receiver } from '../webhooks/receiver.ts'
 
@@ -121,5 +121,28 @@ describe("a session's own webhook deliveries", () => {
       'invalid_state',
     )
     assert.match(refused.message, /no longer has a webhook/)
+  })
+
+  it('sends every dead one of a time range again, skipping those whose webhook left the config', async () => {
+    const since = new Date(Date.now() - 3_600_000).toISOString()
+    const retry = () => gateway.request('POST', `${base()}/retry`, { body: { since } })
+    const deadCount = (await dead()).length
+    // The config has no webhooks now (the test before): nothing to send them to.
+    const skipped = await retry()
+    assert.equal(skipped.statusCode, 202, skipped.body)
+    assert.deepEqual(skipped.json(), { retried: 0, skipped: deadCount })
+    const webhooks = [{ url: receiver.url(), events: ['session.status'], retries: { attempts: 1 } }]
+    const patched = await gateway.request('PATCH', `/api/v1/sessions/${sessionId}`, {
+      body: { config: { webhooks } },
+    })
+    assert.equal(patched.statusCode, 200, patched.body)
+    const retried = await retry()
+    assert.equal(retried.statusCode, 202, retried.body)
+    assert.deepEqual(retried.json(), { retried: deadCount, skipped: 0 })
+    await eventually(async () => {
+      const page = (await gateway.request('GET', `${base()}?status=dead`)).json()
+      return page.items.length === 0
+    }, 'every one delivered')
+    assertInvalidField(await gateway.request('POST', `${base()}/retry`, { body: {} }), 'body.since')
   })
 })

@@ -220,6 +220,64 @@ describe('webhook delivery', () => {
     assert.deepEqual(idsReceived(), [event.id, event.id, event.id])
   })
 
+  it('replays, after an outage, every dead delivery created in a range, and only those', async () => {
+    const webhook = await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 1 },
+    })
+    receiver.respond = () => 503
+    const session = newSession()
+    const early = [
+      await harness.emit('message.received', { session }),
+      await harness.emit('message.received', { session }),
+    ]
+    await harness.module.worker.runOnce()
+    harness.clock.advance(60_000)
+    const since = harness.clock.now()
+    const late = await harness.emitMany('message.received', 3, { session })
+    await harness.module.worker.runOnce()
+    assert.ok((await harness.rows()).every((row) => row.status === 'dead'))
+
+    receiver.respond = () => 200
+    const { service, worker } = harness.module
+    // The failures opened the circuit: its probe goes first once it cools down, then the rest.
+    const drain = async () => {
+      harness.clock.advance(10_000)
+      let sent = 0
+      for (let round = 0; round < 4; round++) sent += await worker.runOnce()
+      return sent
+    }
+    const range = { since, until: Number.MAX_SAFE_INTEGER }
+    assert.deepEqual(await service.retryDeadDeliveries(harness.organizationId, webhook.id, range), {
+      retried: 3,
+    })
+    assert.equal(await drain(), 3)
+    assert.deepEqual(
+      (await harness.rows()).map((row) => row.status),
+      ['dead', 'dead', 'delivered', 'delivered', 'delivered'],
+    )
+    assert.deepEqual(idsReceived().slice(-3).sort(), late.map((event) => event.id).sort())
+    // The rest, once asked for; a disabled webhook first has to be enabled.
+    await service.update(harness.organizationId, webhook.id, { enabled: false })
+    await assert.rejects(
+      service.retryDeadDeliveries(harness.organizationId, webhook.id, {
+        since: 0,
+        until: Number.MAX_SAFE_INTEGER,
+      }),
+      /disabled/,
+    )
+    await service.update(harness.organizationId, webhook.id, { enabled: true })
+    assert.deepEqual(
+      await service.retryDeadDeliveries(harness.organizationId, webhook.id, {
+        since: 0,
+        until: Number.MAX_SAFE_INTEGER,
+      }),
+      { retried: 2 },
+    )
+    assert.equal(await drain(), 2)
+    assert.deepEqual(idsReceived().slice(-2).sort(), early.map((event) => event.id).sort())
+  })
+
   it('delivers ordered endpoints one at a time per session, oldest first, waiting on a failing head', async () => {
     await harness.createWebhook({
       url: receiver.url(),

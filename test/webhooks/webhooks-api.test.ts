@@ -153,6 +153,22 @@ describe('webhooks API', () => {
       assert.equal((after.json() as { status: string }).status, 'delivered')
     })
 
+    it('sends every dead delivery of a time range again in one call', async () => {
+      const { webhook, delivery } = await deadDelivery()
+      const url = `/api/v1/webhooks/${webhook.id}/deliveries/retry`
+      const after = (ms: number) => new Date(api.harness.clock.now() + ms).toISOString()
+      const later = await api.request('POST', url, { body: { since: after(60_000) } })
+      assert.equal(later.statusCode, 202, later.body)
+      assert.deepEqual(later.json(), { retried: 0 }, 'none was created after that')
+      receiver.respond = () => 200
+      const retried = await api.request('POST', url, { body: { since: after(-3_600_000) } })
+      assert.equal(retried.statusCode, 202, retried.body)
+      assert.deepEqual(retried.json(), { retried: 1 })
+      await api.harness.module.worker.runOnce()
+      const shown = await api.request('GET', `/api/v1/webhooks/${webhook.id}/deliveries/${delivery!.id}`)
+      assert.equal((shown.json() as { status: string }).status, 'delivered')
+    })
+
     it('shows a delivered delivery whose event is gone (its session deleted) with a null payload', async () => {
       const webhook = await create()
       const session = newSession()
@@ -316,6 +332,25 @@ describe('webhooks API', () => {
       const created = await create()
       assertError(
         await api.request('POST', `/api/v1/webhooks/${created.id}/deliveries/dlv_missing/retry`),
+        404,
+        'not_found',
+      )
+    })
+
+    it('refuses a bulk retry without a valid range, of an unknown webhook, or below the admin role', async () => {
+      const created = await create()
+      const url = `/api/v1/webhooks/${created.id}/deliveries/retry`
+      assertInvalidField(await api.request('POST', url, { body: {} }), 'body.since')
+      assertInvalidField(await api.request('POST', url, { body: { since: 'yesterday' } }), 'body.since')
+      const backwards = { since: '2026-12-05T10:00:00Z', until: '2026-12-05T09:00:00Z' }
+      assert.match(
+        assertInvalidField(await api.request('POST', url, { body: backwards }), 'body.until').message,
+        /after since/,
+      )
+      assertError(
+        await api.request('POST', '/api/v1/webhooks/whk_missing/deliveries/retry', {
+          body: { since: '2026-12-05T10:00:00Z' },
+        }),
         404,
         'not_found',
       )

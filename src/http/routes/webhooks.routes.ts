@@ -185,6 +185,29 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
   )
 
   app.post(
+    '/webhooks/:id/deliveries/retry',
+    {
+      schema: {
+        tags,
+        summary: 'Send every dead delivery created in a time range again, with a fresh retry budget',
+        description:
+          'The way back from an outage that outlasted the retry schedule: the dead deliveries created in [since, until) ' +
+          'are due at once, oldest first, each with the full retry policy again.',
+        params: dto.webhookParams,
+        body: dto.retryDeadBody,
+        response: { 202: dto.retriedView, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { organizationId } = requireWebhookAdmin(request)
+      const range = dto.toReplayRange(request.body)
+      return reply
+        .status(202)
+        .send(await webhooks.retryDeadDeliveries(organizationId, request.params.id, range))
+    },
+  )
+
+  app.post(
     '/webhooks/:id/test',
     {
       schema: {
@@ -249,6 +272,39 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
       return toDeliveryDetailView(
         await webhooks.getSessionDelivery(principal.organizationId, session.id, request.params.deliveryId),
       )
+    },
+  )
+
+  app.post(
+    '/sessions/:id/webhook-deliveries/retry',
+    {
+      schema: {
+        tags,
+        summary: "Send every dead delivery of a session's own webhooks created in a time range again",
+        description:
+          "Each is sent as the session's webhook at its URL is now, with a fresh retry budget; those whose URL " +
+          'is no longer in the config are skipped (counted in skipped).',
+        params: dto.webhookParams,
+        body: dto.retryDeadBody,
+        response: {
+          202: dto.retriedView.extend({
+            skipped: z
+              .number()
+              .describe("dead deliveries in the range whose webhook is no longer in the session's config"),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = requireRole(request, 'operator')
+      const session = await sessions.get(principal, request.params.id)
+      const result = await webhooks.retrySessionDeadDeliveries(
+        principal.organizationId,
+        { id: session.id, webhooks: session.config.webhooks },
+        dto.toReplayRange(request.body),
+      )
+      return reply.status(202).send(result)
     },
   )
 
