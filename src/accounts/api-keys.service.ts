@@ -114,6 +114,19 @@ export class ApiKeysService {
     }
   }
 
+  /**
+   * Throws unless `principal`'s key still works, asked of the store rather than of this
+   * process's cache: a stream ticket reopening a stream outlives the request that made it,
+   * and another gateway process may have revoked the key since.
+   */
+  async confirm(principal: Principal): Promise<void> {
+    const record = await this.store.getById(principal.organizationId, principal.keyId)
+    const now = this.now()
+    if (!record || record.revokedAt !== null || (record.expiresAt !== null && record.expiresAt <= now)) {
+      throw new AppError('unauthorized', 'the API key behind this ticket was revoked or has expired')
+    }
+  }
+
   count(): Promise<number> {
     return this.store.count()
   }

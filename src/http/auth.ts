@@ -29,7 +29,7 @@ export function registerApiKeyAuth(
   app: FastifyInstance,
   apiKeys: ApiKeysService,
   prefix: string,
-  ticketRoute?: { path: string; redeem(ticket: string): Principal },
+  ticketRoute?: { path: string; redeem(ticket: string): Promise<Principal> },
 ): void {
   app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith(prefix)) return
@@ -37,7 +37,7 @@ export function registerApiKeyAuth(
     if (!key && ticketRoute && request.url.split('?')[0] === ticketRoute.path) {
       const ticket = new URL(request.url, 'http://local').searchParams.get('ticket')
       if (ticket) {
-        request.principal = ticketRoute.redeem(ticket)
+        request.principal = await ticketRoute.redeem(ticket)
         request.streamTicket = ticket
         return
       }

@@ -152,7 +152,12 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
   registerApiKeyAuth(app, deps.apiKeys, API_PREFIX, {
     path: `${API_PREFIX}/events/stream`,
-    redeem: (ticket) => deps.eventStream.redeemTicket(ticket),
+    // Checked against the store too: a ticket reopening its stream may outlive its key.
+    redeem: async (ticket) => {
+      const principal = deps.eventStream.redeemTicket(ticket)
+      await deps.apiKeys.confirm(principal)
+      return principal
+    },
   })
   await app.register(
     async (api) => {

@@ -8,6 +8,8 @@ import type { EventRecord, EventsRepository } from '../store/events.repository.t
 
 /** How long a ticket may wait to open its first stream. */
 const TICKET_TTL_MS = 60_000
+/** However often its stream reopens, a ticket works this long at most: a leaked one cannot be kept alive. */
+const TICKET_LIFETIME_MS = 24 * 60 * 60_000
 /**
  * How long after its stream ended a ticket may open it again: a browser's EventSource
  * reconnects to the same URL, ticket included, a few seconds after a stream breaks.
@@ -43,8 +45,12 @@ interface Ticket {
   principal: Principal
   /** until when it opens a stream while none it opened is open */
   expiresAt: number
+  /** after this it opens nothing, its stream open or not */
+  lifetimeEnds: number
   /** the stream it opened, while that is open */
   stream?: StreamEnd
+  /** the filters of the first stream it opened (`filterKey`): a reopen must ask for the same */
+  filters?: string
 }
 
 /**
@@ -76,8 +82,9 @@ export class EventStreamService {
   /**
    * A ticket for clients that cannot send headers (browsers' WebSocket and EventSource),
    * valid for TICKET_TTL_MS (never beyond its key's expiry). It opens one stream at a time:
-   * the stream it opened can be opened again with it — a reconnect — while that is open
-   * and for RECONNECT_GRACE_MS after it ended, and the newer stream replaces the older.
+   * the stream it opened can be opened again with it — a reconnect, with the same filters —
+   * while that is open and for RECONNECT_GRACE_MS after it ended, for TICKET_LIFETIME_MS at
+   * most; the newer stream replaces the older.
    */
   issueTicket(principal: Principal): { ticket: string; expiresAt: number } {
     const now = this.now()
@@ -86,7 +93,7 @@ export class EventStreamService {
     }
     const ticket = `tkt_${randomBytes(24).toString('base64url')}`
     const expiresAt = Math.min(now + TICKET_TTL_MS, principal.expiresAt ?? Number.POSITIVE_INFINITY)
-    this.tickets.set(ticket, { principal, expiresAt })
+    this.tickets.set(ticket, { principal, expiresAt, lifetimeEnds: now + TICKET_LIFETIME_MS })
     return { ticket, expiresAt }
   }
 
@@ -95,8 +102,10 @@ export class EventStreamService {
     const entry = this.tickets.get(ticket)
     const now = this.now()
     const keyExpired = entry?.principal.expiresAt != null && entry.principal.expiresAt <= now
-    if (!entry || keyExpired || (!entry.stream && entry.expiresAt < now)) {
-      if (entry && !entry.stream) this.tickets.delete(ticket)
+    const over =
+      entry !== undefined && (now >= entry.lifetimeEnds || (!entry.stream && entry.expiresAt < now))
+    if (!entry || keyExpired || over) {
+      if (entry && (over || keyExpired)) this.tickets.delete(ticket)
       throw new AppError('unauthorized', 'unknown or expired stream ticket')
     }
     return entry.principal
@@ -145,17 +154,19 @@ export class EventStreamService {
     if (principal.expiresAt !== null && principal.expiresAt <= this.now()) {
       throw new AppError('unauthorized', 'the API key expired')
     }
+    const filters = filterKey(filter)
+    const bound = ticket === undefined ? undefined : this.tickets.get(ticket)?.filters
+    if (bound !== undefined && bound !== filters) {
+      throw new AppError(
+        'unauthorized',
+        'this ticket reopens only the stream it opened (the same types and sessions)',
+      )
+    }
     const held: DomainEvent[] = []
     let replaying = true
     let open = true
-    const deliver = (event: DomainEvent) => {
-      if (!open || !visibleTo(principal, filter, event)) return
-      if (!sink(event)) open = false
-    }
-    const unsubscribe = this.deps.bus.subscribe((event) => (replaying ? held.push(event) : deliver(event)))
-    const ends = this.streams.get(principal.keyId) ?? new Set<StreamEnd>()
-    this.streams.set(principal.keyId, ends)
     let expiry: NodeJS.Timeout | undefined
+    const ends = this.streams.get(principal.keyId) ?? new Set<StreamEnd>()
     const close = () => {
       open = false
       unsubscribe()
@@ -165,11 +176,17 @@ export class EventStreamService {
       if (ticket !== undefined) this.streamClosed(ticket, ended)
     }
     const ended: StreamEnd = (reason, cause) => {
+      if (!open) return
       close()
       end?.(reason, cause)
     }
+    // A sink that cannot keep up has ended its stream: nothing more is sent to it, or ends it again.
+    const deliver = (event: DomainEvent) => {
+      if (open && visibleTo(principal, filter, event) && !sink(event)) close()
+    }
+    const unsubscribe = this.deps.bus.subscribe((event) => (replaying ? held.push(event) : deliver(event)))
+    this.streams.set(principal.keyId, ends)
     ends.add(ended)
-    if (ticket !== undefined) this.streamOpened(ticket, ended)
     const { expiresAt } = principal
     if (expiresAt !== null) {
       const endAtExpiry = () => {
@@ -187,15 +204,18 @@ export class EventStreamService {
       close()
       throw error
     }
+    // Only a stream that got this far replaces the one its ticket opened before.
+    if (ticket !== undefined && open) this.streamOpened(ticket, ended, filters)
     return close
   }
 
   /** A stream opened with `ticket`: one it opened before, still open, is replaced. */
-  private streamOpened(ticket: string, stream: StreamEnd): void {
+  private streamOpened(ticket: string, stream: StreamEnd, filters: string): void {
     const entry = this.tickets.get(ticket)
     if (!entry) return
     const replaced = entry.stream
     entry.stream = stream
+    entry.filters = filters
     replaced?.('replaced by a newer stream opened with the same ticket', 'replaced')
   }
 
@@ -258,6 +278,11 @@ export class EventStreamService {
   private now(): number {
     return this.deps.now?.() ?? Date.now()
   }
+}
+
+/** A stream's filters, the same however they were written (order of types and sessions). */
+function filterKey(filter: EventFilter): string {
+  return JSON.stringify([[...filter.types].sort(), filter.sessionIds && [...filter.sessionIds].sort()])
 }
 
 /**

@@ -61,6 +61,19 @@ export interface DueCursor {
  */
 export type DeliveryOwner = string | { sessionId: string }
 
+/** A place in a delivery log's (seq, id) order: seq alone is not unique across processes. */
+export interface LogPosition {
+  seq: number
+  id: string
+}
+
+/** A delivery as a walk over the log sees it (`logStretch`). */
+export interface LogEntry extends LogPosition {
+  endpointKey: string
+  status: DeliveryStatus
+  createdAt: number
+}
+
 const ownedBy = (eb: ExpressionBuilder<Tables, 'webhook_deliveries'>, owner: DeliveryOwner) =>
   typeof owner === 'string'
     ? eb('webhook_id', '=', owner)
@@ -494,71 +507,62 @@ export class WebhookDeliveriesRepository {
   }
 
   /**
-   * One step of a bulk replay: of `owner`'s deliveries created in [since, until), those dead
-   * among the next `limit` of its log after `after` (by seq) are made due now, with a fresh
-   * retry budget. A step walks a fixed stretch of the log, delivered rows included, so no
-   * statement grows with it. A session webhook's delivery is sent as `targets` has its
-   * endpoint now; one whose endpoint is not there (taken out of the config) is skipped.
-   * `next`: where the following step starts, undefined once the log is walked.
+   * A stretch of `owner`'s delivery log in (seq, id) order, from seq `from` (or after
+   * `after`): what a bulk replay walks, a fixed number of rows at a time whatever their
+   * status, so that no statement grows with the log.
    */
-  async replayDeadStep(
+  async logStretch(
     organizationId: string,
     owner: DeliveryOwner,
-    step: {
-      since: number
-      until: number
-      now: number
-      after: number | undefined
-      limit: number
-      targets?: ReadonlyMap<string, WebhookTarget>
-    },
-  ): Promise<{ replayed: number; skipped: number; next: number | undefined }> {
-    return this.db.transaction().execute(async (trx) => {
-      // seq is never below its row's created_at in µs (outbox.ts): the walk starts at `since`.
-      const rows = await trx
-        .selectFrom('webhook_deliveries')
-        .select(['id', 'seq', 'endpoint_key', 'status', 'created_at'])
-        .where('organization_id', '=', organizationId)
-        .where((eb) => ownedBy(eb, owner))
-        .where('seq', step.after === undefined ? '>=' : '>', step.after ?? step.since * 1000)
-        .orderBy('seq')
-        .limit(step.limit)
-        .execute()
-      const dead = rows.filter(
-        (row) => row.status === 'dead' && row.created_at >= step.since && row.created_at < step.until,
-      )
-      // Per target: an organization webhook's deliveries go where it points now (null here).
-      const groups = new Map<WebhookTarget | null, string[]>()
-      let skipped = 0
-      for (const row of dead) {
-        const target = step.targets ? step.targets.get(row.endpoint_key) : null
-        if (target === undefined) {
-          skipped++
-          continue
-        }
-        groups.set(target, [...(groups.get(target) ?? []), row.id])
-      }
-      let replayed = 0
-      for (const [target, ids] of groups) {
-        const result = await trx
-          .updateTable('webhook_deliveries')
-          .set((eb) => ({
-            status: 'pending',
-            next_attempt_at: step.now,
-            replay_offset: eb.ref('attempts'),
-            locked_until: null,
-            lease_token: null,
-            updated_at: step.now,
-            ...(target ? { target: JSON.stringify(target) } : {}),
-          }))
-          .where('id', 'in', ids)
-          .where('status', '=', 'dead')
-          .executeTakeFirst()
-        replayed += Number(result.numUpdatedRows)
-      }
-      const last = rows.at(-1)
-      return { replayed, skipped, next: rows.length === step.limit && last ? last.seq : undefined }
-    })
+    stretch: { from: number; after?: LogPosition; limit: number },
+    trx: Executor = this.db,
+  ): Promise<LogEntry[]> {
+    const { after } = stretch
+    let select = trx
+      .selectFrom('webhook_deliveries')
+      .select(['id', 'seq', 'endpoint_key', 'status', 'created_at'])
+      .where('organization_id', '=', organizationId)
+      .where((eb) => ownedBy(eb, owner))
+      .where('seq', '>=', after?.seq ?? stretch.from)
+    if (after) {
+      select = select.where((eb) => eb.or([eb('seq', '>', after.seq), eb('id', '>', after.id)]))
+    }
+    const rows = await select.orderBy('seq').orderBy('id').limit(stretch.limit).execute()
+    return rows.map((row) => ({
+      id: row.id,
+      seq: row.seq,
+      endpointKey: row.endpoint_key,
+      status: row.status as DeliveryStatus,
+      createdAt: row.created_at,
+    }))
+  }
+
+  /**
+   * Makes those of `ids` that are dead due now with a fresh retry budget — a session
+   * webhook's sent as `target`, its webhook as it is now; how many were.
+   */
+  async replayMany(
+    ids: readonly string[],
+    now: number,
+    target?: WebhookTarget,
+    trx: Executor = this.db,
+  ): Promise<number> {
+    if (ids.length === 0) return 0
+    const result = await trx
+      .updateTable('webhook_deliveries')
+      .set((eb) => ({
+        status: 'pending',
+        next_attempt_at: now,
+        replay_offset: eb.ref('attempts'),
+        locked_until: null,
+        lease_token: null,
+        updated_at: now,
+        ...(target ? { target: JSON.stringify(target) } : {}),
+      }))
+      .where('id', 'in', ids)
+      .where('status', '=', 'dead')
+      .executeTakeFirst()
+    return Number(result.numUpdatedRows)
   }
 
   /*

@@ -1,10 +1,14 @@
 import type { LookupFunction } from 'node:net'
 import { Agent, type Dispatcher } from 'undici'
+import { type RequestSigning, withSignature } from './signing.ts'
 
 export interface WebhookHttpRequest {
   url: string
+  /** every header but the signature's */
   headers: Record<string, string>
   body: string
+  /** signed just before it is sent, over `body` */
+  sign?: RequestSigning
   /**
    * The attempt's timeout: the whole request, from when a connection takes it to the end
    * of what is read of the body (connecting also has the client's `connectTimeoutMs`).
@@ -425,7 +429,7 @@ export class UndiciWebhookClient implements WebhookHttpClient {
           origin: target.origin,
           path: target.path,
           method: 'POST',
-          headers: input.headers,
+          headers: input.sign ? withSignature(input.headers, input.sign, input.body) : input.headers,
           body: input.body,
           headersTimeout: input.timeoutMs,
           bodyTimeout: input.timeoutMs,

@@ -2,15 +2,21 @@
  * The thread of `ThreadedWebhookClient`: an `UndiciWebhookClient` behind the SSRF guard's
  * socket lookup, posting what the event loop's delivery worker hands over.
  */
+import { createSecretKey, type KeyObject } from 'node:crypto'
 import { parentPort, workerData } from 'node:worker_threads'
 import { NotSentError, UndiciWebhookClient } from './http-client.ts'
+import type { RequestSigning } from './signing.ts'
 import { SsrfGuard, TargetRefusedError } from './ssrf-guard.ts'
 import type {
+  CrossingSigning,
   FromHttpThread,
   ThreadError,
   ThreadedWebhookClientOptions,
   ToHttpThread,
 } from './threaded-http-client.ts'
+
+/** Signing keys kept ready, by their bytes: far more than there are endpoints in use. */
+const KEY_CACHE_SIZE = 1_000
 
 const port = parentPort
 if (!port) throw new Error('http-client.worker.ts runs as a worker thread')
@@ -25,6 +31,19 @@ const client = new UndiciWebhookClient({
   slowAfterMs: options.slowAfterMs,
   maxOutstanding: options.maxOutstanding,
 })
+
+const keys = new Map<string, KeyObject>()
+
+/** A crossing request's signing, with a KeyObject made once per key: one made per request costs several times the signing. */
+function signingOf({ key: bytes, ...signing }: CrossingSigning): RequestSigning {
+  let key = keys.get(bytes)
+  if (key === undefined) {
+    key = createSecretKey(Buffer.from(bytes, 'base64'))
+    if (keys.size >= KEY_CACHE_SIZE) keys.delete(keys.keys().next().value as string)
+    keys.set(bytes, key)
+  }
+  return { ...signing, key }
+}
 
 type Outcome = Extract<FromHttpThread, { op: 'done' }>['outcomes'][number]
 let outcomes: Outcome[] = []
@@ -85,9 +104,9 @@ port.on('message', (message: ToHttpThread) => {
       })
     return
   }
-  for (const { id, ...request } of message.requests) {
+  for (const { id, sign, ...request } of message.requests) {
     // post() never throws: a bad URL is a rejected promise like any other failure.
-    const done = client.post(request).then(
+    const done = client.post(sign ? { ...request, sign: signingOf(sign) } : request).then(
       (response) => answer({ id, response }),
       (error: unknown) => answer({ id, error: crossable(error) }),
     )

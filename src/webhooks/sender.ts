@@ -27,8 +27,8 @@ export interface SendInput {
 }
 
 /**
- * One signed POST: the guard checks the target's addresses again, the headers are built
- * and signed over the exact body, and the request runs under a timeout. Never throws; every
+ * One signed POST: the guard checks the target's addresses again, the headers are built,
+ * and the request runs under a timeout, signed over the exact body by the HTTP client. Never throws; every
  * outcome, refusals included, becomes a SendResult the caller records as an attempt — but
  * a request given up before it was sent (NotSent), which is no attempt.
  */
@@ -64,23 +64,29 @@ export class WebhookSender {
     try {
       await this.guard.check(input.target.url)
       const { target } = input
+      const timestamp = Math.floor(this.now() / 1000)
       const headers = requestHeaders({
         eventId: input.eventId,
-        timestamp: Math.floor(this.now() / 1000),
-        body: input.body,
-        scheme: target.scheme,
-        key:
-          target.scheme === 'none' || target.sealedSecret === null
-            ? null
-            : this.keyOf(target.scheme, target.sealedSecret),
+        timestamp,
         customHeaders: target.customHeaders,
       })
+      // Signed by the HTTP client, on its thread, over these exact bytes.
+      const sign =
+        target.scheme === 'none' || target.sealedSecret === null
+          ? undefined
+          : {
+              scheme: target.scheme,
+              key: this.keyOf(target.scheme, target.sealedSecret),
+              id: input.eventId,
+              timestamp,
+            }
       if (input.stillWanted && !input.stillWanted()) return { notSent: 'no longer wanted' }
       const waitLeft = input.maxWaitMs === undefined ? undefined : input.maxWaitMs - elapsed()
       if (waitLeft !== undefined && waitLeft < 0) return { notSent: 'its lease ran short' }
       const response = await this.client.post({
         url: target.url,
         headers,
+        ...(sign ? { sign } : {}),
         body: input.body,
         timeoutMs: this.timeoutMs,
         ...(waitLeft !== undefined ? { sendBy: wallClock() + waitLeft } : {}),

@@ -82,3 +82,28 @@ export function signatureHeaders(
       return { 'x-webhook-signature': `sha256=${createHmac('sha256', key).update(input.body).digest('hex')}` }
   }
 }
+
+/**
+ * How a request is to be signed, by the HTTP client just before it goes: on its own thread
+ * (ThreadedWebhookClient), off the event loop that records and settles deliveries.
+ */
+export interface RequestSigning {
+  scheme: SignatureScheme
+  /** the secret's `signingKey` under `scheme` */
+  key: KeyObject
+  /** the message id (the event id) and unix seconds of the attempt */
+  id: string
+  timestamp: number
+}
+
+/** `headers` with the signature of `body` under `signing` added. */
+export function withSignature(
+  headers: Record<string, string>,
+  signing: RequestSigning,
+  body: string,
+): Record<string, string> {
+  return {
+    ...headers,
+    ...signatureHeaders(signing.scheme, signing.key, { id: signing.id, timestamp: signing.timestamp, body }),
+  }
+}

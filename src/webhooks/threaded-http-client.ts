@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto'
 import { Worker } from 'node:worker_threads'
 import {
   NotSentError,
@@ -5,11 +6,17 @@ import {
   type WebhookHttpRequest,
   type WebhookHttpResponse,
 } from './http-client.ts'
+import type { RequestSigning } from './signing.ts'
 import { TargetRefusedError } from './ssrf-guard.ts'
+
+/** How a request is to be signed, as it crosses: the key as its bytes (base64), made a KeyObject once over there. */
+export type CrossingSigning = Omit<RequestSigning, 'key'> & { key: string }
+/** A request as it crosses to the thread. */
+export type CrossingRequest = Omit<WebhookHttpRequest, 'sign'> & { id: number; sign?: CrossingSigning }
 
 /** What the thread is told: requests to make, or to close. */
 export type ToHttpThread =
-  | { op: 'post'; requests: (WebhookHttpRequest & { id: number })[] }
+  | { op: 'post'; requests: CrossingRequest[] }
   | { op: 'withdraw'; endpoint?: string; hold?: number }
   | { op: 'resume'; endpoint: string; hold: number }
   | { op: 'close' }
@@ -50,9 +57,9 @@ export interface ThreadedWebhookClientOptions {
 
 /**
  * The undici keep-alive client (`UndiciWebhookClient`, with the SSRF guard's socket lookup)
- * run on a thread of its own. The HTTP work of a delivery — writing the request, parsing
- * the response — was about a third of what the delivery worker spent on the event loop;
- * there it also competed with the API. Requests cross in batches: those started in one
+ * run on a thread of its own. The HTTP work of a delivery — signing it, writing the
+ * request, parsing the response — was about a third of what the delivery worker spent on
+ * the event loop; there it also competed with the API. Requests cross in batches: those started in one
  * synchronous stretch go over in one message, and the outcomes of one turn of the thread's
  * loop come back in one. The thread starts at the first request.
  */
@@ -64,7 +71,9 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
     number,
     { resolve: (response: WebhookHttpResponse) => void; reject: (error: Error) => void }
   >()
-  private outgoing: (WebhookHttpRequest & { id: number })[] = []
+  private outgoing: CrossingRequest[] = []
+  /** signing keys' bytes, exported once per key */
+  private readonly keyBytes = new WeakMap<KeyObject, string>()
   private closed = false
   /** threads started so far: a hold names the thread it was put on, so a word for a dead one is not taken by the next */
   private threads = 0
@@ -80,8 +89,20 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
       this.pending.set(id, { resolve, reject }),
     )
     if (this.outgoing.length === 0) queueMicrotask(() => this.flush())
-    this.outgoing.push({ ...request, id })
+    const { sign, ...unsigned } = request
+    this.outgoing.push(
+      sign ? { ...unsigned, id, sign: { ...sign, key: this.bytesOf(sign.key) } } : { ...unsigned, id },
+    )
     return answer
+  }
+
+  private bytesOf(key: KeyObject): string {
+    let bytes = this.keyBytes.get(key)
+    if (bytes === undefined) {
+      bytes = key.export().toString('base64')
+      this.keyBytes.set(key, bytes)
+    }
+    return bytes
   }
 
   withdraw(endpoint?: string, hold?: number): void {

@@ -1,6 +1,4 @@
-import type { KeyObject } from 'node:crypto'
-import { signatureHeaders } from './signing.ts'
-import type { CustomHeader, SignatureScheme } from './webhook.types.ts'
+import type { CustomHeader } from './webhook.types.ts'
 
 export const WEBHOOK_USER_AGENT = 'wagate-webhooks/1'
 
@@ -33,17 +31,14 @@ export interface RequestHeaderInput {
   eventId: string
   /** unix seconds of this attempt */
   timestamp: number
-  body: string
-  scheme: SignatureScheme | 'none'
-  /** the secret's `signingKey` under `scheme`; null with scheme `none` */
-  key: KeyObject | null
   customHeaders: readonly CustomHeader[]
 }
 
 /**
- * Every header of one webhook request. Custom headers go first and ours after, so even a
- * reserved name that slipped past validation (session webhooks are validated elsewhere)
- * cannot override what we send.
+ * Every header of one webhook request but its signature, which the HTTP client adds
+ * (`withSignature`). Custom headers go first and ours after, so even a reserved name that
+ * slipped past validation (session webhooks are validated elsewhere) cannot override what
+ * we send — the signature's names are reserved too.
  */
 export function requestHeaders(input: RequestHeaderInput): Record<string, string> {
   const headers: Record<string, string> = {}
@@ -55,15 +50,5 @@ export function requestHeaders(input: RequestHeaderInput): Record<string, string
   // Sent with every scheme: the id lets any receiver deduplicate retries.
   headers['webhook-id'] = input.eventId
   headers['webhook-timestamp'] = String(input.timestamp)
-  if (input.scheme !== 'none' && input.key !== null) {
-    Object.assign(
-      headers,
-      signatureHeaders(input.scheme, input.key, {
-        id: input.eventId,
-        timestamp: input.timestamp,
-        body: input.body,
-      }),
-    )
-  }
   return headers
 }

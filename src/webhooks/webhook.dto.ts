@@ -86,12 +86,12 @@ export const retryDeadBody = z
 export function toReplayRange(body: z.output<typeof retryDeadBody>): ReplayRange {
   return {
     since: Date.parse(body.since),
-    until: body.until === undefined ? Number.MAX_SAFE_INTEGER : Date.parse(body.until),
+    ...(body.until === undefined ? {} : { until: Date.parse(body.until) }),
   }
 }
 
 export const retriedView = z.object({
-  retried: z.number().describe('dead deliveries made due now, each with a fresh retry budget'),
+  retried: z.number().int().describe('dead deliveries made due now, each with a fresh retry budget'),
 })
 
 export const listDeliveriesQuery = z.object({

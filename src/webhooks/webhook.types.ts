@@ -126,8 +126,8 @@ export interface NotSent {
   notSent: string
 }
 
-/** Which dead deliveries a bulk replay sends again: those created in [since, until) (epoch ms). */
+/** Which dead deliveries a bulk replay sends again: those created in [since, until) (epoch ms; no `until`: every one since). */
 export interface ReplayRange {
   since: number
-  until: number
+  until?: number
 }

@@ -6,6 +6,7 @@ import type {
   DeliveryListQuery,
   DeliveryOwner,
   DeliveryPage,
+  LogPosition,
   WebhookDeliveriesRepository,
 } from '../store/webhook-deliveries.repository.ts'
 import type { WebhookPatch, WebhooksRepository } from '../store/webhooks.repository.ts'
@@ -305,30 +306,48 @@ export class WebhooksService {
     return existing
   }
 
-  /** Walks the owner's log in steps, waking the worker after each that made deliveries due. */
+  /**
+   * Walks the owner's log from `since` in stretches, a turn of the event loop between, and
+   * sends again what is dead and was created in the range — a session webhook's as `targets`
+   * has its endpoint now, skipped when it is not there any more. The worker is woken after
+   * each stretch that made deliveries due.
+   */
   private async replayDead(
     organizationId: string,
     owner: DeliveryOwner,
-    range: ReplayRange,
+    { since, until }: ReplayRange,
     targets?: ReadonlyMap<string, WebhookTarget>,
   ): Promise<{ replayed: number; skipped: number }> {
     const total = { replayed: 0, skipped: 0 }
-    let after: number | undefined
-    do {
-      const step = await this.deliveries.replayDeadStep(organizationId, owner, {
-        ...range,
-        now: this.now(),
-        after,
-        limit: REPLAY_STEP_ROWS,
-        targets,
-      })
-      total.replayed += step.replayed
-      total.skipped += step.skipped
-      if (step.replayed > 0) this.onReplay()
-      after = step.next
-      if (after !== undefined) await yieldToEventLoop()
-    } while (after !== undefined)
-    return total
+    // seq is an enqueue time in µs, never below its row's created_at (outbox.ts): the walk
+    // starts at `since`. It goes on to the end of the log even with `until`: seq runs ahead of
+    // created_at after a burst, or a clock that stepped back, by as much as those lasted.
+    const stretch = { from: since * 1000, limit: REPLAY_STEP_ROWS }
+    let after: LogPosition | undefined
+    for (;;) {
+      const rows = await this.deliveries.logStretch(organizationId, owner, { ...stretch, after })
+      const byTarget = new Map<WebhookTarget | undefined, string[]>()
+      for (const row of rows) {
+        if (row.status !== 'dead' || row.createdAt < since || (until !== undefined && row.createdAt >= until))
+          continue
+        const target = targets?.get(row.endpointKey)
+        if (targets && !target) {
+          total.skipped++
+          continue
+        }
+        const ids = byTarget.get(target) ?? []
+        ids.push(row.id)
+        byTarget.set(target, ids)
+      }
+      const now = this.now()
+      let replayed = 0
+      for (const [target, ids] of byTarget) replayed += await this.deliveries.replayMany(ids, now, target)
+      total.replayed += replayed
+      if (replayed > 0) this.onReplay()
+      after = rows.at(-1)
+      if (rows.length < REPLAY_STEP_ROWS) return total
+      await yieldToEventLoop()
+    }
   }
 
   private async replay(

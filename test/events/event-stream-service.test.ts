@@ -119,6 +119,36 @@ describe('the event stream service', () => {
       assert.deepEqual(ends, ['first: replaced, replaced by a newer stream opened with the same ticket'])
     })
 
+    it('reopens only a stream with the filters it first opened, and works 24 h at most', async () => {
+      const { clock, stream } = onClock()
+      const { ticket } = stream.issueTicket(principal)
+      const messages = { types: ['message.*', 'session.status'], sessionIds: null }
+      const close = await stream.subscribe(principal, messages, () => true, { ticket })
+      close()
+      await assert.rejects(
+        stream.subscribe(principal, everything, () => true, { ticket }),
+        /reopens only the stream it opened/,
+      )
+      // The same filters, written in another order.
+      const reordered = { types: ['session.status', 'message.*'], sessionIds: null }
+      const again = await stream.subscribe(principal, reordered, () => true, { ticket })
+      clock.now += 24 * 60 * 60_000
+      assert.throws(() => stream.redeemTicket(ticket), /unknown or expired stream ticket/, 'open or not')
+      again()
+    })
+
+    it('leaves the stream it opened alone when a reopen fails', async () => {
+      const { stream } = onClock()
+      const { ticket } = stream.issueTicket(principal)
+      const ends: string[] = []
+      await stream.subscribe(principal, everything, () => true, { ticket, end: (why) => ends.push(why) })
+      await assert.rejects(
+        stream.subscribe(principal, everything, () => true, { ticket, after: 'evt_a' }),
+        /went away/,
+      )
+      assert.deepEqual(ends, [], 'the live stream was not replaced by one that never opened')
+    })
+
     it('never outlives its key', () => {
       const { clock, stream } = onClock()
       const expiring = { ...principal, expiresAt: clock.now + 5_000 }
@@ -127,6 +157,30 @@ describe('the event stream service', () => {
       clock.now += 5_000
       assert.throws(() => stream.redeemTicket(ticket), /unknown or expired stream ticket/)
     })
+  })
+
+  it('sends nothing more to a stream dropped as too slow, and never ends it a second time', async () => {
+    const bus = new EventBus()
+    const stream = new EventStreamService({ events: failingReplay, bus })
+    const sent: string[] = []
+    const ends: string[] = []
+    await stream.subscribe(principal, everything, (event) => sent.push(event.id) < 1, {
+      end: (why) => ends.push(why),
+    })
+    const event = (id: string) =>
+      ({
+        id,
+        type: 'session.status',
+        organizationId: 'org_1',
+        session: null,
+        timestamp: 1,
+        data: {},
+      }) as never
+    bus.publish(event('evt_1'))
+    bus.publish(event('evt_2'))
+    stream.revoked(principal.keyId)
+    assert.deepEqual(sent, ['evt_1'])
+    assert.deepEqual(ends, [], 'its sink ended it already')
   })
 
   it('ends an open stream when its key expires', async () => {

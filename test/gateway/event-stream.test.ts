@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
+import { DatabaseSync } from 'node:sqlite'
 import { after, before, describe, it } from 'node:test'
 import WebSocket from 'ws'
 import { startTestGateway, type TestGateway } from '../support/gateway.ts'
 import { assertError, assertInvalidField } from '../support/http-assertions.ts'
 import { waitForStatus } from '../support/sessions.ts'
+import { databaseFile } from '../support/sqlite-file.ts'
 import { eventually } from '../support/wait.ts'
 
 interface Envelope {
@@ -207,13 +209,14 @@ describe('the live event stream', () => {
 
   it('opens with a ticket, for browsers, which reopens its stream after a disconnect, the newer replacing the older', async () => {
     const { ticket } = (await gateway.request('POST', '/api/v1/events/ticket')).json()
-    const first = open(`?ticket=${ticket}`, {})
+    const query = `?ticket=${ticket}&types=session.status`
+    const first = open(query, {})
     await first.opened
     const firstClosed = new Promise<[number, string]>((resolve) =>
       first.socket.once('close', (code, reason) => resolve([code, String(reason)])),
     )
     // A reconnect before the server noticed the first connection was gone.
-    const second = open(`?ticket=${ticket}&types=session.status`, {})
+    const second = open(query, {})
     await second.opened
     assert.deepEqual(await firstClosed, [4002, 'replaced by a newer stream opened with the same ticket'])
     const created = (await create('ticket-reopened', true)).json()
@@ -221,17 +224,49 @@ describe('the live event stream', () => {
       () => second.received.some((e) => e.session?.id === created.id),
       'events on the newer stream',
     )
-    const cursor = second.received.at(-1)?.id as string
+    const cursor = (
+      await eventually(() => {
+        const mine = second.received.filter((e) => e.session?.id === created.id)
+        return mine.length >= 2 && mine
+      }, 'two events on the newer stream')
+    ).at(-1)?.id as string
     second.socket.close()
     await eventually(() => second.socket.readyState === WebSocket.CLOSED, 'the second stream closed')
-    // An EventSource reconnecting: the same URL, ticket included, and the last id it saw.
+    // An EventSource reconnecting: the URL it first opened, ticket and `after` included, and
+    // the last id it saw, which wins over the URL's `after`.
+    const early = second.received.find((e) => e.session?.id === created.id)?.id as string
     await gateway.request('POST', `/api/v1/sessions/${created.id}/stop`)
-    const resumed = await sse(`?ticket=${ticket}&types=session.status`, { 'last-event-id': cursor })
+    const resumed = await sse(`${query}&after=${early}`, { 'last-event-id': cursor })
     assert.equal(resumed.response.status, 200)
     const { text } = await resumed.until(/"status":"stopped"/)
     assert.match(text, new RegExp(`"id":"${created.id}"`), 'what happened while it was away is replayed')
-    resumed.abort()
+    assert.doesNotMatch(text, new RegExp(`id: (${early}|${cursor})\n`), 'from after the last id it saw')
+    // A newer stream with this ticket: over SSE the older one is told it was replaced.
+    const newer = open(query, {})
+    await newer.opened
+    const replaced = await resumed.until(/event: replaced/)
+    assert.match(replaced.text, /event: replaced\ndata: .*replaced by a newer stream/)
+    newer.socket.close()
+    // Other filters are another stream: not this ticket's.
+    const other = open(`?ticket=${ticket}`, {})
+    const refused = await new Promise<[number, string]>((resolve) =>
+      other.socket.once('close', (code, reason) => resolve([code, String(reason)])),
+    )
+    assert.equal(refused[0], 1008)
+    assert.match(refused[1], /reopens only the stream it opened/)
     await assert.rejects(open('?ticket=tkt_never-issued', {}).opened, /401/)
+  })
+
+  it('refuses a ticket whose key was revoked where this process did not hear of it', async () => {
+    const created = (
+      await gateway.request('POST', '/api/v1/api-keys', { body: { name: 'elsewhere', role: 'viewer' } })
+    ).json()
+    const { ticket } = (await gateway.request('POST', '/api/v1/events/ticket', { key: created.key })).json()
+    // As another gateway process revoking it would: in the store, without telling this one.
+    const file = new DatabaseSync(databaseFile(gateway.dataDir))
+    file.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(Date.now(), created.id)
+    file.close()
+    await assert.rejects(open(`?ticket=${ticket}`, {}).opened, /401/)
   })
 
   it('ends the streams of a key when it expires', async () => {

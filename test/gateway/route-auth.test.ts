@@ -25,6 +25,7 @@ const VALID_BODIES: Record<string, unknown> = {
   'POST /api/v1/sessions/:id/groups/:groupId/participants': { action: 'add', participants: ['15550400998'] },
   'PATCH /api/v1/sessions/:id/messages/:messageId': { text: 'edited' },
   'POST /api/v1/sessions/:id/messages/:messageId/forward': { to: '15550400998' },
+  'POST /api/v1/sessions/:id/webhook-deliveries/retry': { since: '2026-01-01T00:00:00Z' },
 }
 
 /** Values for path parameters other than the session's `:id` that their routes accept. */

@@ -421,105 +421,69 @@ export function deliveriesStoreSuite(context: WebhookStoreContext): void {
       assert.equal(await context.deliveries.replay(await organization(), hook.id, row.id, at), undefined)
     })
 
-    it('should replay, walking the log in steps, the dead deliveries created in a range, and no other', async () => {
+    it('should walk a delivery log in (seq, id) order, stretch by stretch, ties on seq included', async () => {
       const organizationId = await organization()
       const hook = await webhook(organizationId)
-      const rows = Array.from({ length: 7 }, () => delivery(hook))
-      const other = delivery(await webhook(organizationId))
-      await context.deliveries.createMany([...rows, other])
-      const [r0, r1, r2, r3, r4, r5, r6] = rows
-      const mark = (status: string, ids: string[]) =>
-        context.database.db
-          .updateTable('webhook_deliveries')
-          .set({ status, attempts: 3 })
-          .where('id', 'in', ids)
-          .execute()
-      await mark(
-        'dead',
-        [r0, r1, r2, r4, r5, r6, other].map((row) => row!.id),
-      )
-      await mark('delivered', [r3!.id])
-      // [r1, r5): r1, r2 and r4 are dead in it; r3 was delivered.
-      const range = { since: r1!.createdAt, until: r5!.createdAt }
-      const walk = async () => {
-        const steps: { replayed: number; next: number | undefined }[] = []
-        let after: number | undefined
-        do {
-          const step = await context.deliveries.replayDeadStep(organizationId, hook.id, {
-            ...range,
-            now: tick(),
-            after,
-            limit: 3,
-          })
-          steps.push({ replayed: step.replayed, next: step.next })
-          after = step.next
-        } while (after !== undefined)
-        return steps
+      const base = delivery(hook)
+      // Two processes can give one webhook the same seq: the walk must see both.
+      const rows = [0, 1, 1, 1, 2, 3].map((offset) => delivery(hook, { seq: base.seq + offset }))
+      await context.deliveries.createMany([...rows, delivery(await webhook(organizationId))])
+      const walked: string[] = []
+      let after: { seq: number; id: string } | undefined
+      for (;;) {
+        const stretch = await context.deliveries.logStretch(organizationId, hook.id, {
+          from: base.seq,
+          after,
+          limit: 2,
+        })
+        walked.push(...stretch.map((row) => row.id))
+        after = stretch.at(-1)
+        if (stretch.length < 2) break
       }
-      const steps = await walk()
-      assert.deepEqual(
-        steps.map((step) => step.replayed),
-        [2, 1, 0],
-        'r1, r2, r3 walked first (r3 delivered), then r4, r5, r6 (only r4 in range), then the end',
-      )
-      const after = await context.deliveries.listByWebhook(organizationId, hook.id, { limit: 10 })
-      const statusOf = new Map(after.items.map((item) => [item.id, item]))
-      assert.deepEqual(
-        rows.map((row) => statusOf.get(row.id)?.status),
-        ['dead', 'pending', 'pending', 'delivered', 'pending', 'dead', 'dead'],
-      )
-      assert.equal(statusOf.get(r1!.id)?.replayOffset, 3, 'a fresh retry budget')
-      const untouched = await context.deliveries.getById(organizationId, other.webhookId as string, other.id)
-      assert.equal(untouched?.status, 'dead', "another webhook's")
-      assert.deepEqual(
-        (await walk()).map((step) => step.replayed),
-        [0, 0, 0],
-        'nothing dead is left in the range',
-      )
+      const expected = [...rows].sort((a, b) => a.seq - b.seq || (a.id < b.id ? -1 : 1)).map((row) => row.id)
+      assert.deepEqual(walked, expected)
     })
 
-    it("should replay a session's own dead deliveries as its webhooks are now, skipping those no longer in its config", async () => {
+    it('should replay only the dead among the ids given, with a fresh budget, a session webhook as it is now', async () => {
       const organizationId = await organization()
       const hook = await webhook(organizationId)
-      const target = (url: string, attempts: number) => ({
-        url,
+      const target = (attempts: number) => ({
+        url: 'https://hooks.example/own',
         sealedSecret: null,
         scheme: 'none' as const,
         customHeaders: [],
         retries: { policy: 'constant' as const, delaySeconds: 1, attempts },
       })
-      const own = (key: string) =>
+      const own = () =>
         delivery(hook, {
           webhookId: null,
-          endpointKey: `ses_own#${key}`,
+          endpointKey: 'ses_own#own',
           sessionId: 'ses_own',
-          target: target(`https://hooks.example/${key}`, 1),
+          target: target(1),
         })
-      const kept = own('kept')
-      const removed = own('removed')
-      await context.deliveries.createMany([kept, removed])
-      await context.database.db
-        .updateTable('webhook_deliveries')
-        .set({ status: 'dead' })
-        .where('id', 'in', [kept.id, removed.id])
-        .execute()
-      const now = target('https://hooks.example/kept', 9)
-      const step = await context.deliveries.replayDeadStep(
-        organizationId,
-        { sessionId: 'ses_own' },
-        {
-          since: kept.createdAt,
-          until: Number.MAX_SAFE_INTEGER,
-          now: tick(),
-          after: undefined,
-          limit: 10,
-          targets: new Map([['ses_own#kept', now]]),
-        },
-      )
-      assert.deepEqual(step, { replayed: 1, skipped: 1, next: undefined })
-      const replayed = await context.deliveries.getById(organizationId, { sessionId: 'ses_own' }, kept.id)
+      const [dead, delivered] = [own(), own()]
+      await context.deliveries.createMany([dead, delivered])
+      const mark = (status: string, id: string) =>
+        context.database.db
+          .updateTable('webhook_deliveries')
+          .set({ status, attempts: 3 })
+          .where('id', '=', id)
+          .execute()
+      await mark('dead', dead.id)
+      await mark('delivered', delivered.id)
+      const at = tick()
+      assert.equal(await context.deliveries.replayMany([dead.id, delivered.id], at, target(9)), 1)
+      const owner = { sessionId: 'ses_own' }
+      const replayed = await context.deliveries.getById(organizationId, owner, dead.id)
       assert.equal(replayed?.status, 'pending')
-      assert.deepEqual(replayed?.target, now, 'sent as the webhook is now')
+      assert.equal(replayed?.nextAttemptAt, at)
+      assert.equal(replayed?.replayOffset, 3, 'a fresh retry budget')
+      assert.deepEqual(replayed?.target, target(9))
+      assert.equal(
+        (await context.deliveries.getById(organizationId, owner, delivered.id))?.status,
+        'delivered',
+      )
+      assert.equal(await context.deliveries.replayMany([dead.id], tick()), 0, 'pending now: not dead')
     })
 
     it('should give up the pending deliveries of an endpoint, leaving leased ones to their holder', async () => {

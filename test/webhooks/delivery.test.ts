@@ -247,8 +247,7 @@ describe('webhook delivery', () => {
       for (let round = 0; round < 4; round++) sent += await worker.runOnce()
       return sent
     }
-    const range = { since, until: Number.MAX_SAFE_INTEGER }
-    assert.deepEqual(await service.retryDeadDeliveries(harness.organizationId, webhook.id, range), {
+    assert.deepEqual(await service.retryDeadDeliveries(harness.organizationId, webhook.id, { since }), {
       retried: 3,
     })
     assert.equal(await drain(), 3)
@@ -257,25 +256,24 @@ describe('webhook delivery', () => {
       ['dead', 'dead', 'delivered', 'delivered', 'delivered'],
     )
     assert.deepEqual(idsReceived().slice(-3).sort(), late.map((event) => event.id).sort())
-    // The rest, once asked for; a disabled webhook first has to be enabled.
+    // One more dies later on, outside the next range.
+    receiver.respond = () => 503
+    harness.clock.advance(60_000)
+    const newest = await harness.emit('message.received', { session })
+    await drain()
+    receiver.respond = () => 200
+    // Those created before `since`, once asked for; a disabled webhook first has to be enabled.
+    const before = { since: 0, until: since }
     await service.update(harness.organizationId, webhook.id, { enabled: false })
-    await assert.rejects(
-      service.retryDeadDeliveries(harness.organizationId, webhook.id, {
-        since: 0,
-        until: Number.MAX_SAFE_INTEGER,
-      }),
-      /disabled/,
-    )
+    await assert.rejects(service.retryDeadDeliveries(harness.organizationId, webhook.id, before), /disabled/)
     await service.update(harness.organizationId, webhook.id, { enabled: true })
-    assert.deepEqual(
-      await service.retryDeadDeliveries(harness.organizationId, webhook.id, {
-        since: 0,
-        until: Number.MAX_SAFE_INTEGER,
-      }),
-      { retried: 2 },
-    )
+    assert.deepEqual(await service.retryDeadDeliveries(harness.organizationId, webhook.id, before), {
+      retried: 2,
+    })
     assert.equal(await drain(), 2)
     assert.deepEqual(idsReceived().slice(-2).sort(), early.map((event) => event.id).sort())
+    const statuses = new Map((await harness.rows()).map((row) => [row.event_id, row.status]))
+    assert.equal(statuses.get(newest.id), 'dead', 'created after the range: left alone')
   })
 
   it('delivers ordered endpoints one at a time per session, oldest first, waiting on a failing head', async () => {

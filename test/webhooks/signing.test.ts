@@ -152,6 +152,22 @@ describe('webhook signing', () => {
     assert.equal(verifySha256(secret, request.headers, request.body.replace('ready', 'READY')), false)
   })
 
+  it('signs alike on either HTTP client: its own thread (the default) or the event loop (a resolver handed in)', async () => {
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+    const onLoop = await openHarness({ resolve: async () => [{ address: '127.0.0.1', family: 4 }] })
+    try {
+      await onLoop.createWebhook({ url: receiver.url(), secret })
+      receiver.requests.length = 0
+      await onLoop.emit('session.status', { session: newSession(), data: { status: 'ready' } })
+      assert.equal(await onLoop.module.worker.runOnce(), 1)
+      const [request] = receiver.requests
+      assert.ok(request)
+      assert.ok(verifyStandard(secret, request.headers, request.body, Math.floor(onLoop.clock.now() / 1000)))
+    } finally {
+      await onLoop.close()
+    }
+  })
+
   it('signs a session webhook with its HMAC key as the seed describes (sha512), unsigned without one', async () => {
     const session = newSession()
     const [signed, unsigned] = sessionWebhooks(harness.secretBox, [

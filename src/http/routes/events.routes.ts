@@ -5,7 +5,7 @@ import { invalidRequest } from '../../domain/errors.ts'
 import { type DomainEvent, fromStored, wireEvent } from '../../events/catalogue.ts'
 import { type EventFilter, matchesType, unknownEventPatterns } from '../../events/event-filter.ts'
 import { EVENT_TYPES, eventDescription, eventEnvelopeSchema } from '../../events/event-schemas.ts'
-import type { EventStreamService, StreamEnd } from '../../realtime/event-stream.service.ts'
+import type { EventStreamService, StreamEndCause } from '../../realtime/event-stream.service.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
 import type { EventsRepository } from '../../store/events.repository.ts'
 import { requireRole } from '../auth.ts'
@@ -167,8 +167,9 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         summary: 'A ticket to open the stream from a browser',
         description:
           'Pass it as `?ticket=` to `GET /events/stream`. It opens a stream within 60 s (never after the key expires), ' +
-          'one at a time: the stream it opened may be opened again with it — a reconnect, as EventSource does — ' +
-          'while that is open and for 60 s after it ended, and the newer stream replaces the older (WebSocket close 4002).',
+          'one at a time: the stream it opened (the same types and sessions) may be opened again with it — a reconnect, ' +
+          'as EventSource does — while that is open and for 60 s after it ended, for 24 h at most; the newer stream ' +
+          'replaces the older (WebSocket close 4002, SSE `event: replaced`).',
         response: { 200: z.object({ ticket: z.string(), expiresAt: z.string() }), ...errors },
       },
     },
@@ -191,8 +192,9 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       const principal = requireRole(request, 'viewer')
       const asked = request.query as z.output<typeof streamQuery>
       const query = { ...asked, sessions: await sessionIdsOf(principal, asked.sessions) }
-      // EventSource sends the last id it saw when it reconnects; `after` in the URL wins.
-      const after = query.after ?? lastEventId(request.headers['last-event-id'])
+      // EventSource sends the last id it saw when it reconnects, to the URL it first opened:
+      // that id is later than the URL's `after`, so it wins.
+      const after = lastEventId(request.headers['last-event-id']) ?? query.after
       // A cursor that cannot be honoured gets the error envelope, before the stream begins:
       // an EventSource reconnects after a stream that ends, but not after a 400.
       if (after) await stream.checkCursor(principal, after)
@@ -213,9 +215,12 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       })
       raw.write(': connected\n\n')
       const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), HEARTBEAT_MS)
-      const endWith = (message: string) => {
+      // `replaced`: a newer stream opened with this ticket; a client seeing it should close() its EventSource.
+      const endWith = (message: string, cause?: StreamEndCause) => {
         clearInterval(heartbeat)
-        raw.end(`event: error\ndata: ${JSON.stringify({ message })}\n\n`)
+        if (raw.writableEnded) return
+        const event = cause === 'replaced' ? 'replaced' : 'error'
+        raw.end(`event: ${event}\ndata: ${JSON.stringify({ message })}\n\n`)
       }
       // Listened for before the subscription is awaited: a client gone meanwhile leaves nothing behind.
       let close: (() => void) | undefined
@@ -225,23 +230,20 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         clearInterval(heartbeat)
         close?.()
       })
-      close = await subscribeOrFail(
-        principal,
-        { ...query, after },
-        (event) => {
-          raw.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${serialized(event)}\n\n`)
-          if (raw.writableLength > MAX_BUFFERED_BYTES) {
-            endWith('dropped: too slow; read faster or filter more')
-            return false
-          }
-          return true
-        },
-        endWith,
-        request.streamTicket,
-      ).catch((error: Error) => {
-        endWith(error.message)
-        return undefined
-      })
+      const sink = (event: DomainEvent) => {
+        raw.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${serialized(event)}\n\n`)
+        if (raw.writableLength > MAX_BUFFERED_BYTES) {
+          endWith('dropped: too slow; read faster or filter more')
+          return false
+        }
+        return true
+      }
+      close = await stream
+        .subscribe(principal, filterOf(query), sink, { after, end: endWith, ticket: request.streamTicket })
+        .catch((error: Error) => {
+          endWith(error.message)
+          return undefined
+        })
       if (gone) close?.()
     },
     wsHandler: async (socket, request) => {
@@ -255,20 +257,22 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       })
       try {
         const query = { ...asked, sessions: await sessionIdsOf(principal, asked.sessions) }
-        close = await subscribeOrFail(
-          principal,
-          query,
-          (event) => {
-            if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-              socket.close(SLOW_CONSUMER_CLOSE, 'slow consumer: read faster or filter more')
-              return false
-            }
-            socket.send(serialized(event))
-            return true
-          },
-          (reason, cause) => socket.close(cause === 'replaced' ? REPLACED_CLOSE : CREDENTIALS_CLOSE, reason),
-          request.streamTicket,
-        )
+        // Gone while its sessions were looked up: no stream to open, and none to replace.
+        if (socket.readyState !== socket.OPEN) return
+        const sink = (event: DomainEvent) => {
+          if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+            socket.close(SLOW_CONSUMER_CLOSE, 'slow consumer: read faster or filter more')
+            return false
+          }
+          socket.send(serialized(event))
+          return true
+        }
+        close = await stream.subscribe(principal, filterOf(query), sink, {
+          after: query.after,
+          end: (reason, cause) =>
+            socket.close(cause === 'replaced' ? REPLACED_CLOSE : CREDENTIALS_CLOSE, reason),
+          ticket: request.streamTicket,
+        })
         // Closed while the subscription was awaited: its close listener found nothing to end.
         if (socket.readyState !== socket.OPEN) close()
       } catch (error) {
@@ -276,16 +280,6 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       }
     },
   })
-
-  function subscribeOrFail(
-    principal: Principal,
-    query: z.output<typeof streamQuery>,
-    sink: (event: DomainEvent) => boolean,
-    end: StreamEnd,
-    ticket: string | undefined,
-  ): Promise<() => void> {
-    return stream.subscribe(principal, filterOf(query), sink, { after: query.after, end, ticket })
-  }
 }
 
 /** A `Last-Event-ID` header as a resume cursor: an event id, or nothing. */

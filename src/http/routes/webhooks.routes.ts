@@ -6,7 +6,7 @@ import type { SessionsService } from '../../sessions/sessions.service.ts'
 import * as dto from '../../webhooks/webhook.dto.ts'
 import type { DeliveryDetail, WebhooksService } from '../../webhooks/webhooks.service.ts'
 import { requireOrganizationAdmin, requireRole } from '../auth.ts'
-import { errorEnvelope } from '../schemas.ts'
+import { errorEnvelope, sessionIdParam } from '../schemas.ts'
 
 const tags = ['webhooks']
 const errors = {
@@ -232,10 +232,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
   webhooks: WebhooksService
   sessions: SessionsService
 }> = async (app, { webhooks, sessions }) => {
-  const sessionDeliveryParams = z.object({
-    id: z.string().min(1).max(100),
-    deliveryId: z.string().min(1).max(100),
-  })
+  const sessionDeliveryParams = sessionIdParam.extend({ deliveryId: z.string().min(1).max(100) })
 
   app.get(
     '/sessions/:id/webhook-deliveries',
@@ -243,7 +240,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
       schema: {
         tags,
         summary: "List the deliveries of a session's own webhooks, newest first",
-        params: dto.webhookParams,
+        params: sessionIdParam,
         querystring: dto.listDeliveriesQuery,
         response: { 200: deliveryPageView, ...errors },
       },
@@ -284,7 +281,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
         description:
           "Each is sent as the session's webhook at its URL is now, with a fresh retry budget; those whose URL " +
           'is no longer in the config are skipped (counted in skipped).',
-        params: dto.webhookParams,
+        params: sessionIdParam,
         body: dto.retryDeadBody,
         response: {
           202: dto.retriedView.extend({
