@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
+import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net'
 import { DatabaseSync } from 'node:sqlite'
 import { after, before, describe, it } from 'node:test'
+import { EventSource } from 'undici'
 import WebSocket from 'ws'
 import { startTestGateway, type TestGateway } from '../support/gateway.ts'
 import { assertError, assertInvalidField } from '../support/http-assertions.ts'
@@ -255,6 +257,56 @@ describe('the live event stream', () => {
     assert.equal(refused[0], 1008)
     assert.match(refused[1], /reopens only the stream it opened/)
     await assert.rejects(open('?ticket=tkt_never-issued', {}).opened, /401/)
+  })
+
+  it('keeps a spec-following EventSource going with its ticket across a dropped connection, missing nothing', async () => {
+    const { ticket } = (await gateway.request('POST', '/api/v1/events/ticket')).json()
+    // Between client and gateway, a proxy whose client side can be cut, as a network would:
+    // the gateway does not notice, and the reconnect has to replace the stream it still holds.
+    const target = new URL(base.replace('ws', 'http'))
+    const clientSides = new Set<Socket>()
+    const upstreams = new Set<Socket>()
+    const proxy = createNetServer((client) => {
+      clientSides.add(client)
+      const upstream = connect(Number(target.port), target.hostname)
+      upstreams.add(upstream)
+      client.pipe(upstream).pipe(client)
+      client.on('error', () => upstream.destroy())
+      upstream.on('error', () => client.destroy())
+      client.on('close', () => clientSides.delete(client))
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    const { port } = proxy.address() as AddressInfo
+    const source = new EventSource(
+      `http://127.0.0.1:${port}/api/v1/events/stream?ticket=${ticket}&types=session.status`,
+      { node: { reconnectionTime: 200 } },
+    )
+    const seen: { id: string; session: string; status: string }[] = []
+    source.addEventListener('session.status', (event) => {
+      const message = event as Event & { data: string; lastEventId: string }
+      const envelope = JSON.parse(message.data) as { session: { id: string }; data: { status: string } }
+      seen.push({ id: message.lastEventId, session: envelope.session.id, status: envelope.data.status })
+    })
+    const opens: number[] = []
+    source.addEventListener('open', () => opens.push(Date.now()))
+    try {
+      const created = (await create('event-source', true)).json()
+      await eventually(() => seen.some((e) => e.session === created.id), 'a status event before the drop')
+      for (const socket of clientSides) socket.destroy()
+      // While it is away: what happens now must reach it after it reconnects.
+      await gateway.request('POST', `/api/v1/sessions/${created.id}/stop`)
+      await eventually(
+        () => seen.some((e) => e.session === created.id && e.status === 'stopped'),
+        'the stop, after the reconnect',
+      )
+      assert.equal(opens.length, 2, 'it reconnected once, with the same ticket')
+      assert.equal(new Set(seen.map((e) => e.id)).size, seen.length, 'no event twice')
+      assert.equal(source.readyState, EventSource.OPEN)
+    } finally {
+      source.close()
+      for (const socket of [...clientSides, ...upstreams]) socket.destroy()
+      proxy.close()
+    }
   })
 
   it('refuses a ticket whose key was revoked where this process did not hear of it', async () => {
