@@ -61,6 +61,24 @@ export interface DueCursor {
  */
 export type DeliveryOwner = string | { sessionId: string }
 
+/**
+ * What a replay sets: due now, its retry budget counted from here, no lease; a session
+ * webhook's target as the webhook is now, when given.
+ */
+const replayed = (
+  eb: ExpressionBuilder<Tables, 'webhook_deliveries'>,
+  now: number,
+  target: WebhookTarget | undefined,
+) => ({
+  status: 'pending',
+  next_attempt_at: now,
+  replay_offset: eb.ref('attempts'),
+  locked_until: null,
+  lease_token: null,
+  updated_at: now,
+  ...(target ? { target: JSON.stringify(target) } : {}),
+})
+
 /** A place in a delivery log's (seq, id) order: seq alone is not unique across processes. */
 export interface LogPosition {
   seq: number
@@ -488,15 +506,7 @@ export class WebhookDeliveriesRepository {
     const { target } = options
     const row = await trx
       .updateTable('webhook_deliveries')
-      .set((eb) => ({
-        status: 'pending',
-        next_attempt_at: now,
-        replay_offset: eb.ref('attempts'),
-        locked_until: null,
-        lease_token: null,
-        updated_at: now,
-        ...(target ? { target: JSON.stringify(target) } : {}),
-      }))
+      .set((eb) => replayed(eb, now, target))
       .where('organization_id', '=', organizationId)
       .where((eb) => ownedBy(eb, owner))
       .where('id', '=', id)
@@ -550,15 +560,7 @@ export class WebhookDeliveriesRepository {
     if (ids.length === 0) return 0
     const result = await trx
       .updateTable('webhook_deliveries')
-      .set((eb) => ({
-        status: 'pending',
-        next_attempt_at: now,
-        replay_offset: eb.ref('attempts'),
-        locked_until: null,
-        lease_token: null,
-        updated_at: now,
-        ...(target ? { target: JSON.stringify(target) } : {}),
-      }))
+      .set((eb) => replayed(eb, now, target))
       .where('id', 'in', ids)
       .where('status', '=', 'dead')
       .executeTakeFirst()
