@@ -317,6 +317,8 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
       return count
     },
     close: async () => {
+      // Streams first: the server's close would wait for their clients to leave.
+      eventStream.closeAll()
       await http.close()
       outbound.stop()
       await manager.shutdown()

@@ -24,11 +24,11 @@ const LONGEST_TIMER_MS = 2 ** 31 - 1
 /** What a stream subscriber sends to: returns false when it cannot keep up (it is then dropped). */
 export type StreamSink = (event: DomainEvent) => boolean
 /**
- * Why a stream is ended from our side: its key no longer works (revoked or expired), or a
+ * Why a stream is ended from our side: its key no longer works (revoked or expired), a
  * newer stream opened with the same ticket replaced it (a client reconnecting before we
- * noticed its old connection was gone).
+ * noticed its old connection was gone), or the gateway is shutting down.
  */
-export type StreamEndCause = 'credentials' | 'replaced'
+export type StreamEndCause = 'credentials' | 'replaced' | 'shutdown'
 /** Ends a subscriber's stream from our side, saying why. */
 export type StreamEnd = (reason: string, cause: StreamEndCause) => void
 
@@ -127,14 +127,41 @@ export class EventStreamService {
   }
 
   /**
-   * Throws the error `subscribe` would for a resume cursor it cannot honour: a transport
-   * that must answer before the stream begins (SSE's status line) asks first.
+   * Ends every open stream, saying the gateway is going away: at shutdown, before the
+   * server closes, which would otherwise wait for streaming clients to leave on their own.
+   * Clients reconnect — to the gateway once it is back — and resume from their cursor.
    */
-  async checkCursor(principal: Principal, after: string): Promise<EventRecord> {
+  closeAll(): void {
+    const ends = [...this.streams.values()].flatMap((set) => [...set])
+    this.streams.clear()
+    for (const end of ends) end('the gateway is shutting down; reconnect and resume', 'shutdown')
+  }
+
+  /**
+   * Throws the error `subscribe` would for a ticket that opened a stream with other filters:
+   * a transport that must answer before the stream begins (SSE's status line) asks first —
+   * an EventSource reconnects after a stream that ends, but not after a 401.
+   */
+  checkTicket(ticket: string, filter: EventFilter): void {
+    const bound = this.tickets.get(ticket)?.filters
+    if (bound !== undefined && bound !== filterKey(filter)) {
+      throw new AppError(
+        'unauthorized',
+        'this ticket reopens only the stream it opened (the same types and sessions)',
+      )
+    }
+  }
+
+  /**
+   * Throws the error `subscribe` would for a resume cursor it cannot honour: a transport
+   * that must answer before the stream begins (SSE's status line) asks first. `from`: where
+   * the cursor came from, which the error names (`Last-Event-ID` when a reconnect sent it).
+   */
+  async checkCursor(principal: Principal, after: string, from: CursorSource = AFTER): Promise<EventRecord> {
     const cursor = await this.deps.events.getById(principal.organizationId, after)
     const problem = this.cursorProblem(cursor)
     if (!cursor || problem)
-      throw expiredCursor(after, problem ?? 'not in the event log: pruned, or never existed')
+      throw expiredCursor(after, problem ?? 'not in the event log: pruned, or never existed', from)
     return cursor
   }
 
@@ -285,13 +312,21 @@ function filterKey(filter: EventFilter): string {
   return JSON.stringify([[...filter.types].sort(), filter.sessionIds && [...filter.sessionIds].sort()])
 }
 
+/** Where a resume cursor came from: the `after` parameter, or a reconnecting EventSource's header. */
+export interface CursorSource {
+  name: string
+  path: string
+}
+const AFTER: CursorSource = { name: 'after', path: 'querystring.after' }
+export const LAST_EVENT_ID: CursorSource = { name: 'Last-Event-ID', path: 'headers.last-event-id' }
+
 /**
  * A resume cursor that cannot be honoured. The stream does not fall back to the oldest
  * event it still has: a consumer resuming after a gap must hear about the gap.
  */
-function expiredCursor(after: string, why: string): AppError {
+function expiredCursor(after: string, why: string, from: CursorSource): AppError {
   return invalidRequest(
-    `after: cursor ${after} expired (${why}); reconnect without after and catch up from GET /api/v1/events`,
-    [{ path: 'querystring.after', message: `expired cursor: ${why}` }],
+    `${from.name}: cursor ${after} expired (${why}); reconnect without it and catch up from GET /api/v1/events`,
+    [{ path: from.path, message: `expired cursor: ${why}` }],
   )
 }

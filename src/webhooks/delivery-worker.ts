@@ -306,6 +306,15 @@ export class DeliveryWorker implements DeliveryHandoff {
     this.nudge()
   }
 
+  /**
+   * Deliveries to these endpoints were replayed by hand: they are due now, and a session
+   * webhook's 410 is taken as answered — whoever replays them says the receiver is back.
+   */
+  replayed(endpointKeys: readonly string[]): void {
+    for (const key of endpointKeys) this.gone.delete(key)
+    this.wake()
+  }
+
   offer(now: number): ReturnType<DeliveryHandoff['offer']> {
     if (!this.running) return undefined
     const room = this.handoffCapacity - this.holding

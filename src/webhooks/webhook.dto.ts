@@ -71,17 +71,23 @@ export const deliveryParams = webhookParams.extend({ deliveryId: z.string().min(
 
 /** Which dead deliveries a bulk retry sends again: those created in [since, until). */
 export const retryDeadBody = z
-  .object({
+  // Strict: a misspelt `until` would otherwise widen the range to every one since.
+  .strictObject({
     since: z.iso.datetime({ offset: true }).describe('dead deliveries created at or after this time'),
     until: z.iso
       .datetime({ offset: true })
       .optional()
       .describe('…and before this one; every one since, when left out'),
   })
-  .refine((body) => body.until === undefined || Date.parse(body.until) > Date.parse(body.since), {
-    path: ['until'],
-    message: 'must be after since',
-  })
+  .refine(
+    (body) => {
+      if (body.until === undefined) return true
+      const [since, until] = [Date.parse(body.since), Date.parse(body.until)]
+      // A malformed one has its own error.
+      return Number.isNaN(since) || Number.isNaN(until) || until > since
+    },
+    { path: ['until'], message: 'must be after since' },
+  )
 
 export function toReplayRange(body: z.output<typeof retryDeadBody>): ReplayRange {
   return {

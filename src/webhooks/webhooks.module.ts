@@ -104,7 +104,7 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
     secretBox: options.secretBox,
     newId: options.newId,
     now: options.now,
-    onReplay: () => worker.wake(),
+    onReplay: (endpointKeys) => worker.replayed(endpointKeys),
     onChanged: (webhookId) => worker.webhookChanged(webhookId),
   })
   return {

@@ -82,7 +82,7 @@ export class WebhooksService {
   private readonly secretBox: SecretBox
   private readonly newId: IdGenerator
   private readonly now: () => number
-  private readonly onReplay: () => void
+  private readonly onReplay: (endpointKeys: readonly string[]) => void
   private readonly onChanged: (webhookId: string) => void
 
   constructor(deps: {
@@ -93,8 +93,8 @@ export class WebhooksService {
     secretBox: SecretBox
     newId: IdGenerator
     now?: () => number
-    /** a replayed delivery is due now: wake the worker */
-    onReplay?: () => void
+    /** deliveries to these endpoints were replayed and are due now: wake the worker */
+    onReplay?: (endpointKeys: readonly string[]) => void
     /** a webhook was edited or deleted: deliveries on their way to it are taken back */
     onChanged?: (webhookId: string) => void
   }) {
@@ -327,6 +327,7 @@ export class WebhooksService {
     for (;;) {
       const rows = await this.deliveries.logStretch(organizationId, owner, { ...stretch, after })
       const byTarget = new Map<WebhookTarget | undefined, string[]>()
+      const endpoints = new Set<string>()
       for (const row of rows) {
         if (row.status !== 'dead' || row.createdAt < since || (until !== undefined && row.createdAt >= until))
           continue
@@ -338,12 +339,13 @@ export class WebhooksService {
         const ids = byTarget.get(target) ?? []
         ids.push(row.id)
         byTarget.set(target, ids)
+        endpoints.add(row.endpointKey)
       }
       const now = this.now()
       let replayed = 0
       for (const [target, ids] of byTarget) replayed += await this.deliveries.replayMany(ids, now, target)
       total.replayed += replayed
-      if (replayed > 0) this.onReplay()
+      if (replayed > 0) this.onReplay([...endpoints])
       after = rows.at(-1)
       if (rows.length < REPLAY_STEP_ROWS) return total
       await yieldToEventLoop()
@@ -360,7 +362,7 @@ export class WebhooksService {
       ...(target ? { target } : {}),
     })
     if (!replayed) throw invalidState('the delivery changed meanwhile; look at it again')
-    this.onReplay()
+    this.onReplay([replayed.endpointKey])
     return replayed
   }
 

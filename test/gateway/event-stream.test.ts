@@ -147,6 +147,37 @@ describe('the live event stream', () => {
     await assert.rejects(open(`?ticket=${ticket}`, {}).opened, /401/)
   })
 
+  it('ends every stream when the gateway shuts down, rather than waiting for the clients to leave', async () => {
+    const closing = await startTestGateway()
+    let closed = false
+    try {
+      const url = await closing.app.listen()
+      const headers = { 'x-api-key': closing.adminKey }
+      const socket = new WebSocket(`${url.replace('http', 'ws')}/api/v1/events/stream`, { headers })
+      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject))
+      const socketClosed = new Promise<[number, string]>((resolve) =>
+        socket.once('close', (code, reason) => resolve([code, String(reason)])),
+      )
+      const response = await fetch(`${url}/api/v1/events/stream`, { headers })
+      const reader = response.body?.getReader()
+      await reader?.read()
+      const started = Date.now()
+      await closing.close()
+      closed = true
+      assert.ok(Date.now() - started < 5_000, `closed in ${Date.now() - started} ms`)
+      assert.deepEqual(await socketClosed, [1001, 'the gateway is shutting down; reconnect and resume'])
+      let text = ''
+      for (;;) {
+        const chunk = await reader?.read()
+        if (!chunk || chunk.done) break
+        text += Buffer.from(chunk.value).toString()
+      }
+      assert.match(text, /event: error\ndata: .*shutting down/)
+    } finally {
+      if (!closed) await closing.close()
+    }
+  })
+
   it('keeps a quiet SSE stream open past the connection timeout', async () => {
     const quiet = await startTestGateway({ tuning: { connectionTimeoutMs: 300 } })
     try {
@@ -181,6 +212,18 @@ describe('the live event stream', () => {
     const body = (await bad.json()) as { error: { code: string; details: { path: string }[] } }
     assert.equal(body.error.code, 'invalid_request')
     assert.equal(body.error.details[0]?.path, 'querystring.after')
+    const badHeader = await fetch(`${base.replace('ws', 'http')}/api/v1/events/stream`, {
+      headers: { 'x-api-key': gateway.adminKey, 'last-event-id': 'garbage' },
+    })
+    assert.equal(badHeader.status, 400)
+    const headerError = (await badHeader.json()) as {
+      error: { message: string; details: { path: string }[] }
+    }
+    assert.deepEqual(
+      headerError.error.details.map((detail) => detail.path),
+      ['headers.last-event-id'],
+    )
+    assert.match(headerError.error.message, /^Last-Event-ID: cursor garbage expired/)
     const first = (await create('last-id-1', true)).json()
     const cursor = await latestStatusEvent(first.id)
     const later = (await create('last-id-2', true)).json()
@@ -249,7 +292,13 @@ describe('the live event stream', () => {
     const replaced = await resumed.until(/event: replaced/)
     assert.match(replaced.text, /event: replaced\ndata: .*replaced by a newer stream/)
     newer.socket.close()
-    // Other filters are another stream: not this ticket's.
+    // Other filters are another stream, not this ticket's: over SSE a 401 before the stream,
+    // which an EventSource does not retry; over WebSocket a close.
+    const otherSse = await fetch(`${base.replace('ws', 'http')}/api/v1/events/stream?ticket=${ticket}`)
+    assert.equal(otherSse.status, 401)
+    assert.match(((await otherSse.json()) as { error: { message: string } }).error.message, /reopens only/)
+    const head = await fetch(`${base.replace('ws', 'http')}/api/v1/events/stream${query}`, { method: 'HEAD' })
+    assert.equal(head.status, 404, 'no stream for a HEAD')
     const other = open(`?ticket=${ticket}`, {})
     const refused = await new Promise<[number, string]>((resolve) =>
       other.socket.once('close', (code, reason) => resolve([code, String(reason)])),

@@ -190,6 +190,35 @@ describe('webhook delivery', () => {
     await harness.module.worker.stop()
   })
 
+  it("takes a replay of a session webhook's deliveries as the 410 answered: they go at once", async () => {
+    receiver.respond = () => 410
+    const session = newSession()
+    const [hook] = sessionWebhooks(harness.secretBox, [{ url: receiver.url() }])
+    await harness.emit('message.received', { session, sessionWebhooks: [hook!] })
+    await harness.emit('message.received', { session, sessionWebhooks: [hook!] })
+    await harness.module.worker.runOnce()
+    assert.deepEqual(
+      (await harness.rows()).map((row) => row.status),
+      ['dead', 'dead'],
+    )
+    receiver.respond = () => 200
+    const config = { id: session.id, webhooks: [hook!] }
+    const { service, worker } = harness.module
+    const [first] = await harness.rows()
+    await service.retrySessionDelivery(harness.organizationId, config, first!.id)
+    assert.equal(await worker.runOnce(), 1)
+    assert.deepEqual(await service.retrySessionDeadDeliveries(harness.organizationId, config, { since: 0 }), {
+      retried: 1,
+      skipped: 0,
+    })
+    assert.equal(await worker.runOnce(), 1)
+    assert.deepEqual(
+      (await harness.rows()).map((row) => row.status),
+      ['delivered', 'delivered'],
+      'sent, not given up for the ten minutes a 410 otherwise keeps it quiet',
+    )
+  })
+
   it('parks an exhausted delivery as dead and replays it with a fresh budget', async () => {
     const webhook = await harness.createWebhook({
       url: receiver.url(),

@@ -347,6 +347,19 @@ describe('webhooks API', () => {
         assertInvalidField(await api.request('POST', url, { body: backwards }), 'body.until').message,
         /after since/,
       )
+      // A malformed until is said to be malformed, not also to come before since.
+      const malformed = await api.request('POST', url, {
+        body: { since: '2026-12-05T10:00:00Z', until: 'later' },
+      })
+      assert.deepEqual(
+        assertInvalidField(malformed, 'body.until').details?.map((detail) => detail.path),
+        ['body.until'],
+      )
+      // A misspelt field would widen the range: refused, not ignored.
+      const misspelt = await api.request('POST', url, {
+        body: { since: '2026-12-05T10:00:00Z', untill: '2026-12-05T11:00:00Z' },
+      })
+      assert.match(assertError(misspelt, 400, 'invalid_request').message, /untill/)
       assertError(
         await api.request('POST', '/api/v1/webhooks/whk_missing/deliveries/retry', {
           body: { since: '2026-12-05T10:00:00Z' },

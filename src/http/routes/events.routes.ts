@@ -5,7 +5,11 @@ import { invalidRequest } from '../../domain/errors.ts'
 import { type DomainEvent, fromStored, wireEvent } from '../../events/catalogue.ts'
 import { type EventFilter, matchesType, unknownEventPatterns } from '../../events/event-filter.ts'
 import { EVENT_TYPES, eventDescription, eventEnvelopeSchema } from '../../events/event-schemas.ts'
-import type { EventStreamService, StreamEndCause } from '../../realtime/event-stream.service.ts'
+import {
+  type EventStreamService,
+  LAST_EVENT_ID,
+  type StreamEndCause,
+} from '../../realtime/event-stream.service.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
 import type { EventsRepository } from '../../store/events.repository.ts'
 import { requireRole } from '../auth.ts'
@@ -21,6 +25,8 @@ export const SLOW_CONSUMER_CLOSE = 4008
 export const CREDENTIALS_CLOSE = 4001
 /** A newer stream opened with the same ticket replaced this one (the client reconnected). */
 export const REPLACED_CLOSE = 4002
+/** The gateway is shutting down: reconnect (and resume) once it is back. */
+export const GOING_AWAY_CLOSE = 1001
 
 const list = z
   .string()
@@ -182,10 +188,13 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
   app.route({
     method: 'GET',
     url: '/events/stream',
+    // A HEAD would start a stream it never reads (and, with a ticket, replace the one the ticket opened).
+    exposeHeadRoute: false,
     schema: {
       tags,
       summary: 'Live events: a WebSocket, or Server-Sent Events for plain HTTP clients',
       querystring: streamQuery,
+      response: { ...errors, 404: s.errorEnvelope },
     },
     // Server-Sent Events for plain HTTP clients.
     handler: async (request, reply) => {
@@ -194,10 +203,12 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       const query = { ...asked, sessions: await sessionIdsOf(principal, asked.sessions) }
       // EventSource sends the last id it saw when it reconnects, to the URL it first opened:
       // that id is later than the URL's `after`, so it wins.
-      const after = lastEventId(request.headers['last-event-id']) ?? query.after
+      const reconnectedAfter = lastEventId(request.headers['last-event-id'])
+      const after = reconnectedAfter ?? query.after
       // A cursor that cannot be honoured gets the error envelope, before the stream begins:
       // an EventSource reconnects after a stream that ends, but not after a 400.
-      if (after) await stream.checkCursor(principal, after)
+      if (request.streamTicket) stream.checkTicket(request.streamTicket, filterOf(query))
+      if (after) await stream.checkCursor(principal, after, reconnectedAfter ? LAST_EVENT_ID : undefined)
       reply.hijack()
       const raw = reply.raw
       // The server's connectionTimeout would cut a quiet stream; the heartbeat keeps proxies' idle timers going.
@@ -269,8 +280,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         }
         close = await stream.subscribe(principal, filterOf(query), sink, {
           after: query.after,
-          end: (reason, cause) =>
-            socket.close(cause === 'replaced' ? REPLACED_CLOSE : CREDENTIALS_CLOSE, reason),
+          end: (reason, cause) => socket.close(closeCodes[cause], reason),
           ticket: request.streamTicket,
         })
         // Closed while the subscription was awaited: its close listener found nothing to end.
@@ -280,6 +290,13 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       }
     },
   })
+}
+
+/** The WebSocket close code of each reason a stream is ended from our side. */
+const closeCodes: Record<StreamEndCause, number> = {
+  credentials: CREDENTIALS_CLOSE,
+  replaced: REPLACED_CLOSE,
+  shutdown: GOING_AWAY_CLOSE,
 }
 
 /** A `Last-Event-ID` header as a resume cursor: an event id, or nothing. */
