@@ -240,7 +240,6 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
     mediaFiles: repositories.mediaFiles,
     connection: (id) => manager.connectionOf(id),
   })
-  const apiKeys = new ApiKeysService(repositories.apiKeys, newId)
   const sessions = new SessionsService({
     repository: sessionStore,
     manager,
@@ -248,6 +247,7 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
     newId,
     webhookUrls: webhooks.guard,
   })
+  const apiKeys = new ApiKeysService(repositories.apiKeys, newId, { sessions })
   const eventRetention = new EventRetention({
     database,
     events: repositories.events,

@@ -20,6 +20,11 @@ function generateSecret(): string {
   return `${KEY_PREFIX}${body}`
 }
 
+/** Finds the organization's session an id or a name stands for (SessionsService). */
+export interface SessionResolver {
+  find(organizationId: string, idOrName: string): Promise<{ id: string } | undefined>
+}
+
 export interface CreateApiKeyInput {
   name: string
   role: ApiKeyRole
@@ -37,15 +42,25 @@ export class ApiKeysService {
   private readonly store: ApiKeyStore
   private readonly newId: IdGenerator
   private readonly now: () => number
+  private readonly sessions?: SessionResolver
   private readonly cache = new Map<string, { record: ApiKeyRecord; cachedAt: number }>()
   private readonly used = new Set<string>()
   private flushTimer?: NodeJS.Timeout
   private readonly revokedListeners: ((keyId: string) => void)[] = []
 
-  constructor(store: ApiKeyStore, newId: IdGenerator, now: () => number = Date.now) {
+  constructor(
+    store: ApiKeyStore,
+    newId: IdGenerator,
+    deps: {
+      now?: () => number
+      /** a key's `sessionIds` may name sessions; each must be one of the organization's */
+      sessions?: SessionResolver
+    } = {},
+  ) {
     this.store = store
     this.newId = newId
-    this.now = now
+    this.now = deps.now ?? Date.now
+    this.sessions = deps.sessions
   }
 
   async create(
@@ -64,7 +79,7 @@ export class ApiKeysService {
       name: input.name,
       prefix: key.slice(0, VISIBLE_LENGTH),
       role: input.role,
-      sessionIds: input.sessionIds?.length ? [...new Set(input.sessionIds)] : null,
+      sessionIds: input.sessionIds?.length ? await this.sessionIdsOf(organizationId, input.sessionIds) : null,
       expiresAt: input.expiresAt ?? null,
       lastUsedAt: null,
       createdAt: this.now(),
@@ -72,6 +87,29 @@ export class ApiKeysService {
     }
     await this.store.create({ ...record, hash: hashApiKey(key) })
     return { record, key }
+  }
+
+  /**
+   * The ids of the sessions `idsOrNames` stand for, each once. One that is not the
+   * organization's is refused: a key scoped to it would silently see nothing.
+   */
+  private async sessionIdsOf(organizationId: string, idsOrNames: readonly string[]): Promise<string[]> {
+    const sessions = this.sessions
+    if (!sessions) return [...new Set(idsOrNames)]
+    const found = await Promise.all(idsOrNames.map((idOrName) => sessions.find(organizationId, idOrName)))
+    const unknown = idsOrNames.flatMap((idOrName, index) => (found[index] ? [] : [{ idOrName, index }]))
+    if (unknown.length > 0) {
+      throw invalidRequest(
+        unknown
+          .map((one) => `sessionIds.${one.index}: no session ${one.idOrName} in this organization`)
+          .join('; '),
+        unknown.map(({ index }) => ({
+          path: `body.sessionIds.${index}`,
+          message: 'no session with this id or name',
+        })),
+      )
+    }
+    return [...new Set(found.map((session) => session?.id as string))]
   }
 
   list(organizationId: string): Promise<ApiKeyRecord[]> {

@@ -116,11 +116,17 @@ export class SessionsService {
     })
   }
 
+  /** The organization's session with this id or name, if there is one. */
+  async find(organizationId: string, idOrName: string): Promise<SessionRecord | undefined> {
+    return (
+      (await this.repository.getById(organizationId, idOrName)) ??
+      (await this.repository.getByName(organizationId, idOrName))
+    )
+  }
+
   /** A session by id or by name, if the caller's organization and key scope include it. */
   async get(principal: Principal, idOrName: string): Promise<SessionRecord> {
-    const session =
-      (await this.repository.getById(principal.organizationId, idOrName)) ??
-      (await this.repository.getByName(principal.organizationId, idOrName))
+    const session = await this.find(principal.organizationId, idOrName)
     if (!session) throw notFound(`session ${idOrName}`)
     if (principal.sessionIds && !principal.sessionIds.includes(session.id)) {
       throw new AppError('forbidden', 'this API key is not allowed to use this session')

@@ -108,7 +108,11 @@ describe('API keys API', () => {
 
   describe('error', () => {
     it('lets no admin key limited to sessions create, list or revoke keys', async () => {
-      const scoped = await createKey({ name: 'scoped admin', role: 'admin', sessionIds: ['ses_somebot'] })
+      const bot = await gateway.request('POST', '/api/v1/sessions', {
+        body: { name: 'somebot', sandbox: true },
+      })
+      assert.equal(bot.statusCode, 201, bot.body)
+      const scoped = await createKey({ name: 'scoped admin', role: 'admin', sessionIds: [bot.json().id] })
       const unscoped = await createKey({ name: 'kept', role: 'viewer' })
       const as = { key: scoped.key }
       // Before, it could mint an unscoped admin key: every session, every webhook.
@@ -124,6 +128,20 @@ describe('API keys API', () => {
         .json()
         .items.map((k: { name: string }) => k.name)
       assert.ok(!names.includes('escalated'))
+    })
+
+    it('scopes a key to sessions named by id or name, and refuses one the organization does not have', async () => {
+      const bot = (
+        await gateway.request('POST', '/api/v1/sessions', { body: { name: 'named-bot', sandbox: true } })
+      ).json()
+      const byName = await createKey({ role: 'operator', sessionIds: ['named-bot', bot.id] })
+      assert.deepEqual(byName.sessionIds, [bot.id], 'stored as the id, once')
+      const own = await gateway.request('GET', '/api/v1/sessions/named-bot', { key: byName.key })
+      assert.equal(own.statusCode, 200, own.body)
+      const unknown = await gateway.request('POST', '/api/v1/api-keys', {
+        body: { name: 'nowhere', role: 'viewer', sessionIds: [bot.id, 'no-such-bot'] },
+      })
+      assert.match(assertInvalidField(unknown, 'body.sessionIds.1').message, /no-such-bot/)
     })
 
     it('rejects an expiry in the past, naming body.expiresAt', async () => {
