@@ -11,6 +11,7 @@ export const ERROR_CODES = [
   'invalid_state',
   'rate_limited',
   'payload_too_large',
+  'unsupported_media_type',
   'unavailable',
   'internal',
 ] as const

@@ -11,6 +11,7 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   conflict: 409,
   invalid_state: 409,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   rate_limited: 429,
   internal: 500,
   unavailable: 503,
@@ -57,9 +58,28 @@ export function handleError(
   if (fastifyError.statusCode === 413) {
     return reply.status(413).send(envelope('payload_too_large', 'the request body is too large', request.id))
   }
+  if (fastifyError.statusCode === 415) {
+    const message = `the request body must be JSON (Content-Type: application/json), not ${request.headers['content-type'] ?? 'untyped'}`
+    return reply
+      .status(415)
+      .send(
+        envelope('unsupported_media_type', message, request.id, [{ path: 'headers.content-type', message }]),
+      )
+  }
   if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
-    // Fastify's own client errors (malformed JSON, wrong content type): their messages are safe.
-    return reply.status(400).send(envelope('invalid_request', fastifyError.message, request.id))
+    // Fastify's own client errors (malformed JSON, an empty JSON body): their messages are safe,
+    // and the body parser's are about the body.
+    const aboutBody = fastifyError.code?.startsWith('FST_ERR_CTP_')
+    return reply
+      .status(400)
+      .send(
+        envelope(
+          'invalid_request',
+          fastifyError.message,
+          request.id,
+          aboutBody ? [{ path: 'body', message: fastifyError.message }] : undefined,
+        ),
+      )
   }
   request.log.error({ err: error }, 'unhandled error')
   return reply.status(500).send(envelope('internal', 'something went wrong on our side', request.id))

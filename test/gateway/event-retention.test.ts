@@ -135,6 +135,9 @@ describe('event retention', () => {
       const { code, reason } = await stream.closed
       assert.equal(code, 1008)
       assert.match(reason, /^after: cursor evt_\w+ expired/)
+      // Cut to fit a close frame at a word, and said to be cut.
+      assert.ok(Buffer.byteLength(reason) <= 123)
+      assert.match(reason, /\w…$/)
 
       const response = await fetch(`${base}/api/v1/events/stream?after=${prunedId}`, {
         headers: { 'x-api-key': gateway.adminKey, accept: 'text/event-stream' },

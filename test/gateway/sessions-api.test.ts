@@ -365,6 +365,26 @@ describe('sessions API', () => {
   })
 
   describe('error', () => {
+    it('answers a body that is not JSON with 415, and an empty JSON body naming the body', async () => {
+      const form = await gateway.app.http.inject({
+        method: 'POST',
+        url: '/api/v1/sessions',
+        headers: { 'x-api-key': gateway.adminKey, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'name=formed',
+      })
+      const error = assertError(form, 415, 'unsupported_media_type')
+      assert.match(error.message, /must be JSON/)
+      const empty = await gateway.app.http.inject({
+        method: 'POST',
+        url: '/api/v1/sessions',
+        headers: { 'x-api-key': gateway.adminKey, 'content-type': 'application/json' },
+      })
+      assert.deepEqual(
+        assertError(empty, 400, 'invalid_request').details?.map((detail) => detail.path),
+        ['body'],
+      )
+    })
+
     it('rejects a name that is too short, naming the field', async () => {
       assertInvalidField(
         await gateway.request('POST', '/api/v1/sessions', { body: { name: 'ab' } }),

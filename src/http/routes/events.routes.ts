@@ -286,7 +286,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         // Closed while the subscription was awaited: its close listener found nothing to end.
         if (socket.readyState !== socket.OPEN) close()
       } catch (error) {
-        socket.close(1008, (error as Error).message.slice(0, 120))
+        socket.close(1008, closeReason((error as Error).message))
       }
     },
   })
@@ -297,6 +297,15 @@ const closeCodes: Record<StreamEndCause, number> = {
   credentials: CREDENTIALS_CLOSE,
   replaced: REPLACED_CLOSE,
   shutdown: GOING_AWAY_CLOSE,
+}
+
+/** A WebSocket close reason may be 123 bytes at most: a longer message is cut at a word, and says so. */
+function closeReason(message: string): string {
+  if (Buffer.byteLength(message) <= 123) return message
+  let cut = message.slice(0, 118)
+  while (Buffer.byteLength(cut) > 118) cut = cut.slice(0, -1)
+  const space = cut.lastIndexOf(' ')
+  return `${space > 60 ? cut.slice(0, space) : cut}…`
 }
 
 /** A `Last-Event-ID` header as a resume cursor: an event id, or nothing. */
