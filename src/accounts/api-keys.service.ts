@@ -101,7 +101,7 @@ export class ApiKeysService {
     if (unknown.length > 0) {
       throw invalidRequest(
         unknown
-          .map((one) => `sessionIds.${one.index}: no session ${one.idOrName} in this organization`)
+          .map((one) => `body.sessionIds.${one.index}: no session ${one.idOrName} in this organization`)
           .join('; '),
         unknown.map(({ index }) => ({
           path: `body.sessionIds.${index}`,
@@ -109,7 +109,7 @@ export class ApiKeysService {
         })),
       )
     }
-    return [...new Set(found.map((session) => session?.id as string))]
+    return [...new Set(found.flatMap((session) => (session ? [session.id] : [])))]
   }
 
   list(organizationId: string): Promise<ApiKeyRecord[]> {

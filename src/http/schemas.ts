@@ -119,10 +119,16 @@ export const apiKeyView = z
   })
   .meta({ id: 'ApiKey' })
 
-export const createApiKeyBody = z.object({
+// Strict: a misspelt `sessionIds` would otherwise make a key for every session.
+export const createApiKeyBody = z.strictObject({
   name: z.string().min(1).max(100),
   role: z.enum(API_KEY_ROLES),
-  sessionIds: z.array(z.string().min(1)).max(100).optional(),
+  sessionIds: z
+    .array(z.string().min(1).max(100))
+    .min(1, 'name at least one session, or leave sessionIds out for every session')
+    .max(100)
+    .optional()
+    .describe("the sessions the key may use, by id or name; left out: every one of the organization's"),
   expiresAt: z.iso.datetime({ offset: true }).optional(),
 })
 

@@ -74,6 +74,8 @@ export class EventStreamService {
   private readonly streams = new Map<string, Set<StreamEnd>>()
   /** keys revoked while this process ran: one still opening a stream when it was is refused */
   private readonly revokedKeys = new Set<string>()
+  /** closeAll() has run: the gateway is shutting down, and no stream opens any more */
+  private closing = false
 
   constructor(deps: EventStreamService['deps']) {
     this.deps = deps
@@ -132,9 +134,11 @@ export class EventStreamService {
    * Clients reconnect — to the gateway once it is back — and resume from their cursor.
    */
   closeAll(): void {
+    // One whose request was already past its checks opens no stream now (`subscribe`).
+    this.closing = true
     const ends = [...this.streams.values()].flatMap((set) => [...set])
     this.streams.clear()
-    for (const end of ends) end('the gateway is shutting down; reconnect and resume', 'shutdown')
+    for (const end of ends) end(SHUTTING_DOWN, 'shutdown')
   }
 
   /**
@@ -158,6 +162,7 @@ export class EventStreamService {
    * the cursor came from, which the error names (`Last-Event-ID` when a reconnect sent it).
    */
   async checkCursor(principal: Principal, after: string, from: CursorSource = AFTER): Promise<EventRecord> {
+    if (this.closing) throw shuttingDown()
     const cursor = await this.deps.events.getById(principal.organizationId, after)
     const problem = this.cursorProblem(cursor)
     if (!cursor || problem)
@@ -181,14 +186,9 @@ export class EventStreamService {
     if (principal.expiresAt !== null && principal.expiresAt <= this.now()) {
       throw new AppError('unauthorized', 'the API key expired')
     }
+    if (this.closing) throw shuttingDown()
+    if (ticket !== undefined) this.checkTicket(ticket, filter)
     const filters = filterKey(filter)
-    const bound = ticket === undefined ? undefined : this.tickets.get(ticket)?.filters
-    if (bound !== undefined && bound !== filters) {
-      throw new AppError(
-        'unauthorized',
-        'this ticket reopens only the stream it opened (the same types and sessions)',
-      )
-    }
     const held: DomainEvent[] = []
     let replaying = true
     let open = true
@@ -306,6 +306,9 @@ export class EventStreamService {
     return this.deps.now?.() ?? Date.now()
   }
 }
+
+const SHUTTING_DOWN = 'the gateway is shutting down; reconnect and resume'
+const shuttingDown = () => new AppError('unavailable', SHUTTING_DOWN)
 
 /** A stream's filters, the same however they were written (order of types and sessions). */
 function filterKey(filter: EventFilter): string {

@@ -183,6 +183,21 @@ describe('the event stream service', () => {
     assert.deepEqual(ends, [], 'its sink ended it already')
   })
 
+  it('ends every stream at shutdown, and opens none after, however far its request had come', async () => {
+    const stream = new EventStreamService({ events: failingReplay, bus: new EventBus() })
+    const ends: string[] = []
+    await stream.subscribe(principal, everything, () => true, {
+      end: (why, cause) => ends.push(`${cause}: ${why}`),
+    })
+    stream.closeAll()
+    assert.deepEqual(ends, ['shutdown: the gateway is shutting down; reconnect and resume'])
+    await assert.rejects(
+      stream.subscribe(principal, everything, () => true),
+      /shutting down/,
+    )
+    await assert.rejects(stream.checkCursor(principal, 'evt_a'), /shutting down/)
+  })
+
   it('ends an open stream when its key expires', async () => {
     const stream = new EventStreamService({ events: failingReplay, bus: new EventBus() })
     const expiring = { ...principal, expiresAt: Date.now() + 100 }

@@ -142,6 +142,17 @@ describe('API keys API', () => {
         body: { name: 'nowhere', role: 'viewer', sessionIds: [bot.id, 'no-such-bot'] },
       })
       assert.match(assertInvalidField(unknown, 'body.sessionIds.1').message, /no-such-bot/)
+      // Mistakes that would otherwise make a key for every session.
+      assertInvalidField(
+        await gateway.request('POST', '/api/v1/api-keys', {
+          body: { name: 'empty', role: 'admin', sessionIds: [] },
+        }),
+        'body.sessionIds',
+      )
+      const misspelt = await gateway.request('POST', '/api/v1/api-keys', {
+        body: { name: 'misspelt', role: 'admin', sessionId: [bot.id] },
+      })
+      assert.match(assertError(misspelt, 400, 'invalid_request').message, /sessionId/)
     })
 
     it('rejects an expiry in the past, naming body.expiresAt', async () => {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Principal } from '../../accounts/api-key.types.ts'
-import { invalidRequest } from '../../domain/errors.ts'
+import { AppError, invalidRequest } from '../../domain/errors.ts'
 import { type DomainEvent, fromStored, wireEvent } from '../../events/catalogue.ts'
 import { type EventFilter, matchesType, unknownEventPatterns } from '../../events/event-filter.ts'
 import { EVENT_TYPES, eventDescription, eventEnvelopeSchema } from '../../events/event-schemas.ts'
@@ -286,7 +286,8 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         // Closed while the subscription was awaited: its close listener found nothing to end.
         if (socket.readyState !== socket.OPEN) close()
       } catch (error) {
-        socket.close(1008, closeReason((error as Error).message))
+        const goingAway = error instanceof AppError && error.code === 'unavailable'
+        socket.close(goingAway ? GOING_AWAY_CLOSE : 1008, closeReason((error as Error).message))
       }
     },
   })
