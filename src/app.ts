@@ -30,6 +30,7 @@ import { loadOrCreateEncryptionKey, SecretBox } from './security/secret-box.ts'
 import { SessionManager } from './sessions/session-manager.ts'
 import { RepositorySessionStore } from './sessions/session-store.ts'
 import { SessionsService } from './sessions/sessions.service.ts'
+import { DataDirLock } from './store/data-dir-lock.ts'
 import { type Database, migrateToLatest, openDatabase } from './store/db.ts'
 import { createRepositories } from './store/index.ts'
 import { SsrfGuard } from './webhooks/ssrf-guard.ts'
@@ -80,17 +81,23 @@ export async function createApp(options: AppOptions): Promise<App> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'wagate' } })
   // Owner only: the data directory holds the database, the encryption key and the admin key.
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
-  const database = await openDatabase({
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
-    backgroundCheckpoints: true,
-    logger,
-  })
+  const lock = DataDirLock.acquire(config.dataDir)
+  let database: Database | undefined
   try {
-    return await assemble(options, logger, database)
+    database = await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      backgroundCheckpoints: true,
+      logger,
+    })
+    const app = await assemble(options, logger, database)
+    const close = app.close
+    // Released last, once nothing of this gateway writes to the directory any more.
+    return { ...app, close: () => close().finally(() => lock.release()) }
   } catch (error) {
-    // Not left open (with its checkpointer thread) by a start that failed halfway.
-    await database.close().catch(() => {})
+    // Not left open (with its checkpointer thread), or locked, by a start that failed halfway.
+    await database?.close().catch(() => {})
+    lock.release()
     throw error
   }
 }

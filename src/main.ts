@@ -1,5 +1,6 @@
 import { createApp } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
+import { DataDirInUseError } from './store/data-dir-lock.ts'
 
 /** Boot: parse the config (listing every problem), build the app, listen, restore sessions. */
 async function main(): Promise<void> {
@@ -13,7 +14,16 @@ async function main(): Promise<void> {
     }
     throw error
   }
-  const app = await createApp({ config })
+  let app: Awaited<ReturnType<typeof createApp>>
+  try {
+    app = await createApp({ config })
+  } catch (error) {
+    if (error instanceof DataDirInUseError) {
+      console.error(error.message)
+      process.exit(1)
+    }
+    throw error
+  }
   const url = await app.listen()
   const { adminKey, adminKeyFile } = app.bootstrap
   console.log(`wagate listening on ${url} (API ${url}/api/v1, docs ${url}/api/docs)`)
