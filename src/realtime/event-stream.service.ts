@@ -107,7 +107,7 @@ export class EventStreamService {
     const over =
       entry !== undefined && (now >= entry.lifetimeEnds || (!entry.stream && entry.expiresAt < now))
     if (!entry || keyExpired || over) {
-      if (entry && (over || keyExpired)) this.tickets.delete(ticket)
+      if (entry) this.tickets.delete(ticket)
       throw new AppError('unauthorized', 'unknown or expired stream ticket')
     }
     return entry.principal

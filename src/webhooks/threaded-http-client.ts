@@ -89,10 +89,8 @@ export class ThreadedWebhookClient implements WebhookHttpClient {
       this.pending.set(id, { resolve, reject }),
     )
     if (this.outgoing.length === 0) queueMicrotask(() => this.flush())
-    const { sign, ...unsigned } = request
-    this.outgoing.push(
-      sign ? { ...unsigned, id, sign: { ...sign, key: this.bytesOf(sign.key) } } : { ...unsigned, id },
-    )
+    const { sign } = request
+    this.outgoing.push({ ...request, id, sign: sign && { ...sign, key: this.bytesOf(sign.key) } })
     return answer
   }
 

@@ -207,7 +207,8 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       const after = reconnectedAfter ?? query.after
       // A cursor that cannot be honoured gets the error envelope, before the stream begins:
       // an EventSource reconnects after a stream that ends, but not after a 400.
-      if (request.streamTicket) stream.checkTicket(request.streamTicket, filterOf(query))
+      const filter = filterOf(query)
+      if (request.streamTicket) stream.checkTicket(request.streamTicket, filter)
       if (after) await stream.checkCursor(principal, after, reconnectedAfter ? LAST_EVENT_ID : undefined)
       reply.hijack()
       const raw = reply.raw
@@ -250,7 +251,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         return true
       }
       close = await stream
-        .subscribe(principal, filterOf(query), sink, { after, end: endWith, ticket: request.streamTicket })
+        .subscribe(principal, filter, sink, { after, end: endWith, ticket: request.streamTicket })
         .catch((error: Error) => {
           endWith(error.message)
           return undefined

@@ -234,6 +234,16 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
 }> = async (app, { webhooks, sessions }) => {
   const sessionDeliveryParams = sessionIdParam.extend({ deliveryId: z.string().min(1).max(100) })
 
+  /** The session `id` names, for an operator whose key may use it, with its own webhooks (its config's). */
+  const operatorSession = async (request: FastifyRequest, id: string) => {
+    const principal = requireRole(request, 'operator')
+    const session = await sessions.get(principal, id)
+    return {
+      organizationId: principal.organizationId,
+      session: { id: session.id, webhooks: session.config.webhooks },
+    }
+  }
+
   app.get(
     '/sessions/:id/webhook-deliveries',
     {
@@ -246,9 +256,8 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const principal = requireRole(request, 'operator')
-      const session = await sessions.get(principal, request.params.id)
-      const page = await webhooks.listSessionDeliveries(principal.organizationId, session.id, request.query)
+      const { organizationId, session } = await operatorSession(request, request.params.id)
+      const page = await webhooks.listSessionDeliveries(organizationId, session.id, request.query)
       return { items: page.items.map(dto.toDeliveryView), nextCursor: page.nextCursor }
     },
   )
@@ -264,10 +273,9 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const principal = requireRole(request, 'operator')
-      const session = await sessions.get(principal, request.params.id)
+      const { organizationId, session } = await operatorSession(request, request.params.id)
       return toDeliveryDetailView(
-        await webhooks.getSessionDelivery(principal.organizationId, session.id, request.params.deliveryId),
+        await webhooks.getSessionDelivery(organizationId, session.id, request.params.deliveryId),
       )
     },
   )
@@ -287,6 +295,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
           202: dto.retriedView.extend({
             skipped: z
               .number()
+              .int()
               .describe("dead deliveries in the range whose webhook is no longer in the session's config"),
           }),
           ...errors,
@@ -294,14 +303,9 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request, reply) => {
-      const principal = requireRole(request, 'operator')
-      const session = await sessions.get(principal, request.params.id)
-      const result = await webhooks.retrySessionDeadDeliveries(
-        principal.organizationId,
-        { id: session.id, webhooks: session.config.webhooks },
-        dto.toReplayRange(request.body),
-      )
-      return reply.status(202).send(result)
+      const { organizationId, session } = await operatorSession(request, request.params.id)
+      const range = dto.toReplayRange(request.body)
+      return reply.status(202).send(await webhooks.retrySessionDeadDeliveries(organizationId, session, range))
     },
   )
 
@@ -316,13 +320,8 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request, reply) => {
-      const principal = requireRole(request, 'operator')
-      const session = await sessions.get(principal, request.params.id)
-      const delivery = await webhooks.retrySessionDelivery(
-        principal.organizationId,
-        { id: session.id, webhooks: session.config.webhooks },
-        request.params.deliveryId,
-      )
+      const { organizationId, session } = await operatorSession(request, request.params.id)
+      const delivery = await webhooks.retrySessionDelivery(organizationId, session, request.params.deliveryId)
       return reply.status(202).send(dto.toDeliveryView(delivery))
     },
   )
