@@ -61,6 +61,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
             : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
       },
     })
+    // An idle connection the server ends (a restart, an administrator, a network cut) is
+    // reported here; the pool drops it and opens another when needed. Without a listener
+    // the error would be an uncaught exception, and end the process.
+    pool.on('error', (error) =>
+      options.logger?.warn({ err: error }, 'an idle Postgres connection was closed; the pool replaces it'),
+    )
     const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) })
     return { db, dialect: 'postgres', close: () => db.destroy() }
   }
