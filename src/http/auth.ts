@@ -9,7 +9,30 @@ declare module 'fastify' {
     /** the event-stream ticket the principal came from, when it did */
     streamTicket?: string
   }
+  interface FastifyContextConfig {
+    /** who may call the route (`allow`); every route under the API prefix declares it */
+    access?: RouteAccess
+  }
 }
+
+/**
+ * Who may call a route: a key with at least `role`; with `organizationWide` (what the route
+ * reaches, for the error), one not limited to some sessions either.
+ */
+export interface RouteAccess {
+  role: ApiKeyRole
+  organizationWide?: string
+}
+
+/**
+ * A route's `config`: who may call it. Checked before the body and query are validated, so
+ * a caller without the role is told so (403), not what a valid body would look like (400).
+ * Organization-wide routes reach across every session of the organization (its webhooks,
+ * its API keys — a key limited to sessions must not mint or revoke one that is not).
+ */
+export const allow = (role: ApiKeyRole, organizationWide?: string): { access: RouteAccess } => ({
+  access: organizationWide === undefined ? { role } : { role, organizationWide },
+})
 
 /** The key from `X-API-Key` or `Authorization: Bearer`; never from the query string (it would end up in logs). */
 export function apiKeyFrom(request: FastifyRequest): string | undefined {
@@ -31,6 +54,22 @@ export function registerApiKeyAuth(
   prefix: string,
   ticketRoute?: { path: string; redeem(ticket: string): Promise<Principal> },
 ): void {
+  const guarded: { method: string | string[]; url: string; config?: { access?: RouteAccess } }[] = []
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith(prefix)) guarded.push(route)
+  })
+  // At ready rather than per route: a scope's own onRoute hook (the sandbox's) may set it after this one ran.
+  app.addHook('onReady', async () => {
+    const open = guarded.filter((route) => !route.config?.access)
+    if (open.length > 0) {
+      const names = open.map((route) => `${route.method} ${route.url}`).join(', ')
+      throw new Error(`routes without access (config: allow(…)): ${names}`)
+    }
+  })
+  app.addHook('preValidation', async (request) => {
+    const access = request.routeOptions.config.access
+    if (access) checkAccess(request, access)
+  })
   app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith(prefix)) return
     const key = apiKeyFrom(request)
@@ -46,26 +85,23 @@ export function registerApiKeyAuth(
   })
 }
 
-/** The caller, which must hold at least `role`. */
-export function requireRole(request: FastifyRequest, role: ApiKeyRole): Principal {
+/** The caller, who must have what `access` asks for. */
+function checkAccess(request: FastifyRequest, { role, organizationWide }: RouteAccess): Principal {
   const principal = request.principal
   if (!principal)
     throw new AppError('unauthorized', 'missing API key: send it in X-API-Key or Authorization: Bearer')
   if (!roleAtLeast(principal.role, role)) {
     throw new AppError('forbidden', `this needs the ${role} role; the key has ${principal.role}`)
   }
+  if (organizationWide !== undefined && principal.sessionIds !== null) {
+    throw new AppError('forbidden', `${organizationWide} need a key that is not limited to sessions`)
+  }
   return principal
 }
 
-/**
- * The caller, an admin whose key is not limited to some sessions: what `what` touches
- * reaches across every session of the organization (its webhooks, its API keys — a key
- * limited to sessions must not mint or revoke one that is not).
- */
-export function requireOrganizationAdmin(request: FastifyRequest, what: string): Principal {
-  const principal = requireRole(request, 'admin')
-  if (principal.sessionIds !== null) {
-    throw new AppError('forbidden', `${what} need a key that is not limited to sessions`)
-  }
-  return principal
+/** The caller of a route, as its `allow` config admitted them (checked again: a handler never runs unchecked). */
+export function principalOf(request: FastifyRequest): Principal {
+  const access = request.routeOptions.config.access
+  if (!access) throw new Error(`${request.method} ${request.routeOptions.url} declares no access`)
+  return checkAccess(request, access)
 }

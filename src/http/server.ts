@@ -25,7 +25,7 @@ import type { SandboxServer } from '../sandbox/server.ts'
 import type { SessionsService } from '../sessions/sessions.service.ts'
 import type { EventsRepository } from '../store/events.repository.ts'
 import type { WebhooksService } from '../webhooks/webhooks.service.ts'
-import { registerApiKeyAuth, requireRole } from './auth.ts'
+import { allow, registerApiKeyAuth } from './auth.ts'
 import { envelope, handleError } from './errors.ts'
 import { apiKeysRoutes } from './routes/api-keys.routes.ts'
 import { eventsRoutes } from './routes/events.routes.ts'
@@ -181,12 +181,10 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
       if (sandbox) {
         await api.register(
           async (scope) => {
-            // The sandbox can link numbers and impersonate people: admins only.
-            scope.addHook('preHandler', async (request) => {
-              requireRole(request, 'admin')
-            })
-            // Grouped under their own tag in /api/docs; the README documents each call.
             scope.addHook('onRoute', (route) => {
+              // The sandbox can link numbers and impersonate people: admins only.
+              route.config = { ...route.config, ...allow('admin') }
+              // Grouped under their own tag in /api/docs; the README documents each call.
               const method = Array.isArray(route.method) ? route.method.join('/') : route.method
               route.schema = {
                 ...route.schema,

@@ -188,13 +188,44 @@ describe('authentication and isolation on every /api/v1 route', () => {
     assert.ok(sandboxRoutes.length > 10)
     for (const route of sandboxRoutes) {
       const response = await inject(route, fill(route.url), { 'x-api-key': operator })
-      const label = `${route.method} ${route.url}: ${response.body}`
-      // Validation runs before the role check, so a route that needs a body may answer 400;
-      // what matters is that nothing is done for a non-admin.
-      if (route.method === 'GET' || route.url.endsWith('/reset'))
-        assert.equal(response.statusCode, 403, label)
-      else assert.ok([400, 403].includes(response.statusCode), label)
+      assertError(response, 403, 'forbidden')
     }
     assert.ok(gateway.sandbox.network.findUser('15550400001'), 'the sandbox was not reset')
   })
+
+  it('tells a caller without the role so before looking at the body, on every route that changes something', async () => {
+    const viewer = (
+      await gateway.request('POST', '/api/v1/api-keys', { body: { name: 'viewer', role: 'viewer' } })
+    ).json().key
+    const session = await createSession(gateway, { name: 'viewed', start: false })
+    const limitedAdmin = (
+      await gateway.request('POST', '/api/v1/api-keys', {
+        body: { name: 'limited admin', role: 'admin', sessionIds: [session.id] },
+      })
+    ).json().key
+    const writes = routes.filter((r) => !['GET', 'HEAD'].includes(r.method))
+    assert.ok(writes.length > 20, `found ${writes.length} routes that change something`)
+    let refused = 0
+    for (const route of writes) {
+      const label = `${route.method} ${route.url}`
+      // A body no route accepts: an array where each wants an object.
+      const junk = { method: route.method as Method, url: fill(route.url, session.id), payload: [1] }
+      const asViewer = await gateway.app.http.inject({ ...junk, headers: { 'x-api-key': viewer } })
+      if (VIEWER_WRITES.has(label)) {
+        assert.notEqual(asViewer.statusCode, 403, `${label} is open to viewers: ${asViewer.body}`)
+        continue
+      }
+      const error = assertError(asViewer, 403, 'forbidden')
+      assert.match(error.message, /needs the (operator|admin) role; the key has viewer/, label)
+      refused++
+      if (route.url.startsWith(`${API_PREFIX}/webhooks`) || route.url.startsWith(`${API_PREFIX}/api-keys`)) {
+        const asLimited = await gateway.app.http.inject({ ...junk, headers: { 'x-api-key': limitedAdmin } })
+        assert.match(assertError(asLimited, 403, 'forbidden').message, /not limited to sessions/, label)
+      }
+    }
+    assert.ok(refused > 20, `refused ${refused}`)
+  })
 })
+
+/** Routes that change something and that a viewer key may call. */
+const VIEWER_WRITES = new Set(['POST /api/v1/events/ticket'])

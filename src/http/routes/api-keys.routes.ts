@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { ApiKeysService } from '../../accounts/api-keys.service.ts'
-import { requireOrganizationAdmin } from '../auth.ts'
+import { allow, principalOf } from '../auth.ts'
 import * as s from '../schemas.ts'
 import { apiKeyView } from '../views.ts'
 
@@ -12,6 +12,7 @@ export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> =
   app.post(
     '/api-keys',
     {
+      config: allow('admin', 'API keys'),
       schema: {
         tags,
         summary: 'Create an API key; the key itself is shown only in this response',
@@ -20,7 +21,7 @@ export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> =
       },
     },
     async (request, reply) => {
-      const principal = requireOrganizationAdmin(request, 'API keys')
+      const principal = principalOf(request)
       const { expiresAt, ...rest } = request.body
       const { record, key } = await apiKeys.create(principal.organizationId, {
         ...rest,
@@ -33,6 +34,7 @@ export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> =
   app.get(
     '/api-keys',
     {
+      config: allow('admin', 'API keys'),
       schema: {
         tags,
         summary: 'List API keys',
@@ -40,7 +42,7 @@ export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> =
       },
     },
     async (request) => {
-      const principal = requireOrganizationAdmin(request, 'API keys')
+      const principal = principalOf(request)
       const keys = await apiKeys.list(principal.organizationId)
       return { items: keys.filter((k) => k.revokedAt === null).map(apiKeyView) }
     },
@@ -49,6 +51,7 @@ export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> =
   app.delete(
     '/api-keys/:id',
     {
+      config: allow('admin', 'API keys'),
       schema: {
         tags,
         summary: 'Revoke an API key',
@@ -57,7 +60,7 @@ export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> =
       },
     },
     async (request, reply) => {
-      const principal = requireOrganizationAdmin(request, 'API keys')
+      const principal = principalOf(request)
       await apiKeys.revoke(principal.organizationId, request.params.id)
       return reply.status(204).send(null)
     },

@@ -12,7 +12,7 @@ import {
 } from '../../realtime/event-stream.service.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
 import type { EventsRepository } from '../../store/events.repository.ts'
-import { requireRole } from '../auth.ts'
+import { allow, principalOf } from '../auth.ts'
 import * as s from '../schemas.ts'
 
 const tags = ['events']
@@ -104,6 +104,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
   app.get(
     '/events',
     {
+      config: allow('viewer'),
       schema: {
         tags,
         summary: 'Recent events, newest first',
@@ -123,7 +124,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const principal = requireRole(request, 'viewer')
+      const principal = principalOf(request)
       const { session, types, since, until, limit, cursor } = request.query
       const [sessionId] = session ? await sessionIdsOf(principal, [session]) : []
       // The catalogue is closed, so patterns become the exact types they stand for: every
@@ -147,6 +148,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
   app.get(
     '/events/types',
     {
+      config: allow('viewer'),
       schema: {
         tags,
         summary: 'Every event type, with what it means and its payload schema',
@@ -154,7 +156,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      requireRole(request, 'viewer')
+      principalOf(request)
       return {
         items: EVENT_TYPES.map((type) => ({
           type,
@@ -168,6 +170,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
   app.post(
     '/events/ticket',
     {
+      config: allow('viewer'),
       schema: {
         tags,
         summary: 'A ticket to open the stream from a browser',
@@ -180,12 +183,13 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const { ticket, expiresAt } = stream.issueTicket(requireRole(request, 'viewer'))
+      const { ticket, expiresAt } = stream.issueTicket(principalOf(request))
       return { ticket, expiresAt: new Date(expiresAt).toISOString() }
     },
   )
 
   app.route({
+    config: allow('viewer'),
     method: 'GET',
     url: '/events/stream',
     // A HEAD would start a stream it never reads (and, with a ticket, replace the one the ticket opened).
@@ -198,7 +202,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
     },
     // Server-Sent Events for plain HTTP clients.
     handler: async (request, reply) => {
-      const principal = requireRole(request, 'viewer')
+      const principal = principalOf(request)
       const asked = request.query as z.output<typeof streamQuery>
       const query = { ...asked, sessions: await sessionIdsOf(principal, asked.sessions) }
       // EventSource sends the last id it saw when it reconnects, to the URL it first opened:
@@ -259,7 +263,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       if (gone) close?.()
     },
     wsHandler: async (socket, request) => {
-      const principal = requireRole(request, 'viewer')
+      const principal = principalOf(request)
       const asked = request.query as z.output<typeof streamQuery>
       const heartbeat = setInterval(() => socket.ping(), HEARTBEAT_MS)
       let close: (() => void) | undefined

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { GroupsService } from '../../messages/groups.service.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
-import { requireRole } from '../auth.ts'
+import { allow, principalOf } from '../auth.ts'
 import * as s from '../schemas.ts'
 import * as m from '../schemas-messaging.ts'
 import { groupView } from '../views-messaging.ts'
@@ -21,6 +21,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
   app.get(
     '/sessions/:id/groups',
     {
+      config: allow('viewer'),
       schema: {
         tags,
         summary: 'Groups the session is in',
@@ -35,7 +36,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
     },
     async (request) => {
       const page = await groups.list(
-        await sessions.get(requireRole(request, 'viewer'), request.params.id),
+        await sessions.get(principalOf(request), request.params.id),
         request.query,
       )
       return { ...page, items: page.items.map(groupView) }
@@ -45,6 +46,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
   app.get(
     '/sessions/:id/groups/:groupId',
     {
+      config: allow('viewer'),
       schema: {
         tags,
         summary: 'A group with its participants, roles and in-group names',
@@ -54,16 +56,14 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
     },
     async (request) =>
       groupView(
-        await groups.get(
-          await sessions.get(requireRole(request, 'viewer'), request.params.id),
-          request.params.groupId,
-        ),
+        await groups.get(await sessions.get(principalOf(request), request.params.id), request.params.groupId),
       ),
   )
 
   app.post(
     '/sessions/:id/groups',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: 'Create a group',
@@ -73,7 +73,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request, reply) => {
-      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       return reply
         .status(201)
         .send(groupView(await groups.create(session, request.body.subject, request.body.participants)))
@@ -83,6 +83,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
   app.patch(
     '/sessions/:id/groups/:groupId',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: 'Change the subject and/or description',
@@ -102,7 +103,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
     async (request) =>
       groupView(
         await groups.update(
-          await sessions.get(requireRole(request, 'operator'), request.params.id),
+          await sessions.get(principalOf(request), request.params.id),
           request.params.groupId,
           request.body,
         ),
@@ -112,6 +113,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
   app.post(
     '/sessions/:id/groups/:groupId/participants',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: 'Add, remove, promote or demote participants',
@@ -125,7 +127,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
     },
     async (request) => {
       const result = await groups.participants(
-        await sessions.get(requireRole(request, 'operator'), request.params.id),
+        await sessions.get(principalOf(request), request.params.id),
         request.params.groupId,
         request.body.action,
         request.body.participants,
@@ -137,6 +139,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
   app.post(
     '/sessions/:id/groups/:groupId/leave',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: 'Leave a group',
@@ -145,10 +148,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request, reply) => {
-      await groups.leave(
-        await sessions.get(requireRole(request, 'operator'), request.params.id),
-        request.params.groupId,
-      )
+      await groups.leave(await sessions.get(principalOf(request), request.params.id), request.params.groupId)
       return reply.status(204).send(null)
     },
   )
@@ -160,6 +160,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
     app[method](
       '/sessions/:id/groups/:groupId/invite',
       {
+        config: allow('operator'),
         schema: {
           tags,
           summary: revoke ? 'Revoke the invite link (a new one replaces it)' : 'The invite link',
@@ -172,7 +173,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
       },
       async (request) =>
         groups.invite(
-          await sessions.get(requireRole(request, 'operator'), request.params.id),
+          await sessions.get(principalOf(request), request.params.id),
           request.params.groupId,
           revoke,
         ),

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { MessageActionsService } from '../../messages/message-actions.service.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
-import { requireRole } from '../auth.ts'
+import { allow, principalOf } from '../auth.ts'
 import * as s from '../schemas.ts'
 import * as m from '../schemas-messaging.ts'
 import { messageView } from '../views-messaging.ts'
@@ -18,6 +18,7 @@ export const messageActionsRoutes: FastifyPluginAsyncZod<{
   app.patch(
     '/sessions/:id/messages/:messageId',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: 'Edit a sent message (its text or caption)',
@@ -27,7 +28,7 @@ export const messageActionsRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       return messageView(await actions.edit(session, request.params.messageId, request.body.text))
     },
   )
@@ -35,6 +36,7 @@ export const messageActionsRoutes: FastifyPluginAsyncZod<{
   app.delete(
     '/sessions/:id/messages/:messageId',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: 'Delete a message for everyone',
@@ -43,7 +45,7 @@ export const messageActionsRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       return messageView(await actions.delete(session, request.params.messageId))
     },
   )
@@ -51,6 +53,7 @@ export const messageActionsRoutes: FastifyPluginAsyncZod<{
   app.post(
     '/sessions/:id/messages/:messageId/forward',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: 'Forward a stored message to another chat (queued and paced like any send)',
@@ -62,7 +65,7 @@ export const messageActionsRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request, reply) => {
-      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       return reply.status(202).send(await actions.forward(session, request.params.messageId, request.body.to))
     },
   )

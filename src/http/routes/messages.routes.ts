@@ -5,7 +5,7 @@ import type { ConversationsService } from '../../messages/conversations.service.
 import type { MessagesService } from '../../messages/messages.service.ts'
 import { sendMessageBody } from '../../messages/send-request.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
-import { requireRole } from '../auth.ts'
+import { allow, principalOf } from '../auth.ts'
 import * as s from '../schemas.ts'
 import * as m from '../schemas-messaging.ts'
 import { chatView, contactView, messageView } from '../views-messaging.ts'
@@ -27,6 +27,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
   app.post(
     '/sessions/:id/messages',
     {
+      config: allow('operator'),
       bodyLimit: 150 * 1024 * 1024,
       schema: {
         tags,
@@ -75,7 +76,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request, reply) => {
-      const principal = requireRole(request, 'operator')
+      const principal = principalOf(request)
       const session = await sessions.get(principal, request.params.id)
       const key = request.headers['idempotency-key']
       const accepted = await messages.send(
@@ -91,6 +92,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
   app.get(
     '/sessions/:id/messages/:messageId',
     {
+      config: allow('viewer'),
       schema: {
         tags,
         summary: 'A message and its status',
@@ -99,7 +101,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       return messageView(await messages.get(session, request.params.messageId))
     },
   )
@@ -107,6 +109,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
   app.get(
     '/sessions/:id/chats',
     {
+      config: allow('viewer'),
       schema: {
         tags: ['chats'],
         summary: 'Chats by last activity; search by name or number',
@@ -116,7 +119,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       const page = await conversations.listChats(session, request.query)
       return { ...page, items: page.items.map(chatView) }
     },
@@ -125,6 +128,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
   app.get(
     '/sessions/:id/chats/:chatId/messages',
     {
+      config: allow('viewer'),
       schema: {
         tags: ['chats'],
         summary: "A chat's messages, newest first; page back with `before`, forward with `after`",
@@ -138,7 +142,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       const result = await conversations.timeline(session, request.params.chatId, request.query)
       return { ...result, items: result.items.map(messageView) }
     },
@@ -147,6 +151,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
   app.post(
     '/sessions/:id/chats/:chatId/read',
     {
+      config: allow('operator'),
       schema: {
         tags: ['chats'],
         summary: 'Mark a chat read (sends read receipts)',
@@ -155,7 +160,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request, reply) => {
-      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       await conversations.markRead(session, request.params.chatId)
       return reply.status(204).send(null)
     },
@@ -164,6 +169,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
   app.post(
     '/sessions/:id/presence',
     {
+      config: allow('operator'),
       schema: {
         tags: ['chats'],
         summary: 'Set own presence, or show typing / recording / paused in a chat',
@@ -178,7 +184,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request, reply) => {
-      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       await conversations.presence(session, request.body.state, request.body.chatId)
       return reply.status(204).send(null)
     },
@@ -187,6 +193,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
   app.post(
     '/sessions/:id/numbers/check',
     {
+      config: allow('operator'),
       schema: {
         tags: ['contacts'],
         summary: 'Which phone numbers are on WhatsApp',
@@ -202,7 +209,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const session = await sessions.get(requireRole(request, 'operator'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       return { results: await conversations.checkNumbers(session, request.body.numbers) }
     },
   )
@@ -210,6 +217,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
   app.get(
     '/sessions/:id/contacts',
     {
+      config: allow('viewer'),
       schema: {
         tags: ['contacts'],
         summary: 'People the session has seen; search name, push name, phone or LID',
@@ -219,7 +227,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       const page = await conversations.searchContacts(session, request.query)
       return { ...page, items: page.items.map(contactView) }
     },
@@ -228,6 +236,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
   app.get(
     '/sessions/:id/contacts/:contactId',
     {
+      config: allow('viewer'),
       schema: {
         tags: ['contacts'],
         summary:
@@ -237,7 +246,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       const found = await conversations.contact(session, request.params.contactId)
       return { ...contactView(found.contact), chat: found.chat && chatView(found.chat), groups: found.groups }
     },
@@ -246,6 +255,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
   app.get(
     '/sessions/:id/media/:mediaId',
     {
+      config: allow('viewer'),
       schema: {
         tags: ['messages'],
         summary: 'Downloaded media of a received message',
@@ -265,7 +275,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request, reply) => {
-      const session = await sessions.get(requireRole(request, 'viewer'), request.params.id)
+      const session = await sessions.get(principalOf(request), request.params.id)
       const file = await conversations.media(session, request.params.mediaId)
       // Fastify sends a stream as it is, unserialized; the 200 schema only documents the bytes.
       return reply

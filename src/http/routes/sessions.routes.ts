@@ -3,7 +3,7 @@ import QRCode from 'qrcode'
 import { z } from 'zod'
 import { roleAtLeast } from '../../accounts/api-key.types.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
-import { requireRole } from '../auth.ts'
+import { allow, principalOf } from '../auth.ts'
 import * as s from '../schemas.ts'
 import { iso, sessionView } from '../views.ts'
 
@@ -23,6 +23,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
   app.post(
     '/sessions',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: 'Create a session (and start it, unless start is false)',
@@ -31,7 +32,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       },
     },
     async (request, reply) => {
-      const session = await sessions.create(requireRole(request, 'operator'), request.body)
+      const session = await sessions.create(principalOf(request), request.body)
       return reply.status(201).send(sessionView(session))
     },
   )
@@ -39,6 +40,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
   app.get(
     '/sessions',
     {
+      config: allow('viewer'),
       schema: {
         tags,
         summary: 'List sessions',
@@ -54,7 +56,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       },
     },
     async (request) => {
-      const principal = requireRole(request, 'viewer')
+      const principal = principalOf(request)
       const page = await sessions.list(principal, request.query)
       const options = { headerValues: roleAtLeast(principal.role, 'operator') }
       return { ...page, items: page.items.map((session) => sessionView(session, options)) }
@@ -64,6 +66,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
   app.get(
     '/sessions/:id',
     {
+      config: allow('viewer'),
       schema: {
         tags,
         summary: 'Get a session',
@@ -72,7 +75,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       },
     },
     async (request) => {
-      const principal = requireRole(request, 'viewer')
+      const principal = principalOf(request)
       const session = await sessions.get(principal, request.params.id)
       return sessionView(session, { headerValues: roleAtLeast(principal.role, 'operator') })
     },
@@ -81,6 +84,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
   app.patch(
     '/sessions/:id',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: 'Rename or reconfigure a session',
@@ -93,7 +97,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       },
     },
     async (request) => {
-      const result = await sessions.update(requireRole(request, 'operator'), request.params.id, request.body)
+      const result = await sessions.update(principalOf(request), request.params.id, request.body)
       return { session: sessionView(result.session), restartRequired: result.restartRequired }
     },
   )
@@ -101,6 +105,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
   app.delete(
     '/sessions/:id',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: 'Delete a session: stop it, log it out when linked, remove its credentials and data',
@@ -109,7 +114,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       },
     },
     async (request, reply) => {
-      await sessions.delete(requireRole(request, 'operator'), request.params.id)
+      await sessions.delete(principalOf(request), request.params.id)
       return reply.status(204).send(null)
     },
   )
@@ -118,6 +123,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
     app.post(
       `/sessions/:id/${action}`,
       {
+        config: allow('operator'),
         schema: {
           tags,
           summary: `${action[0]?.toUpperCase()}${action.slice(1)} a session`,
@@ -125,14 +131,14 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
           response: { 200: s.sessionView, ...errors },
         },
       },
-      async (request) =>
-        sessionView(await sessions[action](requireRole(request, 'operator'), request.params.id)),
+      async (request) => sessionView(await sessions[action](principalOf(request), request.params.id)),
     )
   }
 
   app.get(
     '/sessions/:id/qr',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: 'The QR to scan: JSON with a PNG data URL, or ?format=png / ?format=raw',
@@ -142,7 +148,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       },
     },
     async (request, reply) => {
-      const qr = await sessions.qr(requireRole(request, 'operator'), request.params.id)
+      const qr = await sessions.qr(principalOf(request), request.params.id)
       if (request.query.format === 'raw') return reply.type('text/plain').send(qr.value)
       if (request.query.format === 'png') {
         return reply.type('image/png').send(await QRCode.toBuffer(qr.value, { margin: 2, width: 320 }))
@@ -159,6 +165,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
   app.post(
     '/sessions/:id/pairing-code',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: 'Link by phone number: an 8-character code to type on the phone',
@@ -169,7 +176,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
     },
     async (request) => {
       const result = await sessions.pairingCode(
-        requireRole(request, 'operator'),
+        principalOf(request),
         request.params.id,
         request.body.phoneNumber,
       )
@@ -180,6 +187,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
   app.get(
     '/sessions/:id/me',
     {
+      config: allow('viewer'),
       schema: {
         tags,
         summary: 'The linked account and device',
@@ -187,6 +195,6 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
         response: { 200: s.meView, ...errors },
       },
     },
-    async (request) => sessions.me(requireRole(request, 'viewer'), request.params.id),
+    async (request) => sessions.me(principalOf(request), request.params.id),
   )
 }

@@ -1,11 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import type { Principal } from '../../accounts/api-key.types.ts'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
 import * as dto from '../../webhooks/webhook.dto.ts'
 import type { DeliveryDetail, WebhooksService } from '../../webhooks/webhooks.service.ts'
-import { requireOrganizationAdmin, requireRole } from '../auth.ts'
+import { allow, principalOf } from '../auth.ts'
 import { errorEnvelope, sessionIdParam } from '../schemas.ts'
 
 const tags = ['webhooks']
@@ -41,8 +40,7 @@ function toDeliveryDetailView({
 }
 
 /** Organization webhooks see every session's events. */
-const requireWebhookAdmin = (request: FastifyRequest): Principal =>
-  requireOrganizationAdmin(request, 'organization webhooks')
+const webhookAdmins = allow('admin', 'organization webhooks')
 
 export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }> = async (
   app,
@@ -51,6 +49,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
   app.post(
     '/webhooks',
     {
+      config: webhookAdmins,
       schema: {
         tags,
         summary: 'Create an organization webhook; a generated secret is shown only in this response',
@@ -59,7 +58,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request, reply) => {
-      const { organizationId } = requireWebhookAdmin(request)
+      const { organizationId } = principalOf(request)
       const { webhook, generatedSecret } = await webhooks.create(organizationId, request.body)
       const view = dto.toWebhookView(webhook)
       return reply.status(201).send(generatedSecret ? { ...view, secret: generatedSecret } : view)
@@ -69,6 +68,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
   app.get(
     '/webhooks',
     {
+      config: webhookAdmins,
       schema: {
         tags,
         summary: 'List organization webhooks',
@@ -76,7 +76,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request) => {
-      const { organizationId } = requireWebhookAdmin(request)
+      const { organizationId } = principalOf(request)
       return { items: (await webhooks.list(organizationId)).map(dto.toWebhookView) }
     },
   )
@@ -84,6 +84,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
   app.get(
     '/webhooks/:id',
     {
+      config: webhookAdmins,
       schema: {
         tags,
         summary: 'Get a webhook',
@@ -92,7 +93,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request) => {
-      const { organizationId } = requireWebhookAdmin(request)
+      const { organizationId } = principalOf(request)
       return dto.toWebhookView(await webhooks.get(organizationId, request.params.id))
     },
   )
@@ -100,6 +101,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
   app.patch(
     '/webhooks/:id',
     {
+      config: webhookAdmins,
       schema: {
         tags,
         summary: 'Change a webhook; enabling it again clears why the gateway disabled it',
@@ -109,7 +111,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request) => {
-      const { organizationId } = requireWebhookAdmin(request)
+      const { organizationId } = principalOf(request)
       return dto.toWebhookView(await webhooks.update(organizationId, request.params.id, request.body))
     },
   )
@@ -117,6 +119,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
   app.delete(
     '/webhooks/:id',
     {
+      config: webhookAdmins,
       schema: {
         tags,
         summary: 'Delete a webhook with its deliveries',
@@ -125,7 +128,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request, reply) => {
-      const { organizationId } = requireWebhookAdmin(request)
+      const { organizationId } = principalOf(request)
       await webhooks.delete(organizationId, request.params.id)
       return reply.status(204).send(null)
     },
@@ -134,6 +137,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
   app.get(
     '/webhooks/:id/deliveries',
     {
+      config: webhookAdmins,
       schema: {
         tags,
         summary: "List a webhook's deliveries, newest first",
@@ -143,7 +147,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request) => {
-      const { organizationId } = requireWebhookAdmin(request)
+      const { organizationId } = principalOf(request)
       const page = await webhooks.listDeliveries(organizationId, request.params.id, request.query)
       return { items: page.items.map(dto.toDeliveryView), nextCursor: page.nextCursor }
     },
@@ -152,6 +156,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
   app.get(
     '/webhooks/:id/deliveries/:deliveryId',
     {
+      config: webhookAdmins,
       schema: {
         tags,
         summary: 'Get a delivery with every attempt',
@@ -160,7 +165,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request) => {
-      const { organizationId } = requireWebhookAdmin(request)
+      const { organizationId } = principalOf(request)
       const { id, deliveryId } = request.params
       return toDeliveryDetailView(await webhooks.getDelivery(organizationId, id, deliveryId))
     },
@@ -169,6 +174,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
   app.post(
     '/webhooks/:id/deliveries/:deliveryId/retry',
     {
+      config: webhookAdmins,
       schema: {
         tags,
         summary: 'Send a dead delivery again, with a fresh retry budget',
@@ -177,7 +183,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request, reply) => {
-      const { organizationId } = requireWebhookAdmin(request)
+      const { organizationId } = principalOf(request)
       const { id, deliveryId } = request.params
       const delivery = await webhooks.retryDelivery(organizationId, id, deliveryId)
       return reply.status(202).send(dto.toDeliveryView(delivery))
@@ -187,6 +193,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
   app.post(
     '/webhooks/:id/deliveries/retry',
     {
+      config: webhookAdmins,
       schema: {
         tags,
         summary: 'Send every dead delivery created in a time range again, with a fresh retry budget',
@@ -199,7 +206,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request, reply) => {
-      const { organizationId } = requireWebhookAdmin(request)
+      const { organizationId } = principalOf(request)
       const range = dto.toReplayRange(request.body)
       return reply
         .status(202)
@@ -210,6 +217,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
   app.post(
     '/webhooks/:id/test',
     {
+      config: webhookAdmins,
       schema: {
         tags,
         summary: 'Send a signed webhook.test event now and report the outcome',
@@ -218,7 +226,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       },
     },
     async (request) => {
-      const { organizationId } = requireWebhookAdmin(request)
+      const { organizationId } = principalOf(request)
       return webhooks.test(organizationId, request.params.id)
     },
   )
@@ -234,9 +242,9 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
 }> = async (app, { webhooks, sessions }) => {
   const sessionDeliveryParams = sessionIdParam.extend({ deliveryId: z.string().min(1).max(100) })
 
-  /** The session `id` names, for an operator whose key may use it, with its own webhooks (its config's). */
+  /** The session `id` names, for the operator whose key may use it, with its own webhooks (its config's). */
   const operatorSession = async (request: FastifyRequest, id: string) => {
-    const principal = requireRole(request, 'operator')
+    const principal = principalOf(request)
     const session = await sessions.get(principal, id)
     return {
       organizationId: principal.organizationId,
@@ -247,6 +255,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
   app.get(
     '/sessions/:id/webhook-deliveries',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: "List the deliveries of a session's own webhooks, newest first",
@@ -265,6 +274,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
   app.get(
     '/sessions/:id/webhook-deliveries/:deliveryId',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: "Get a delivery of a session's own webhook with every attempt",
@@ -283,6 +293,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
   app.post(
     '/sessions/:id/webhook-deliveries/retry',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: "Send every dead delivery of a session's own webhooks created in a time range again",
@@ -312,6 +323,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
   app.post(
     '/sessions/:id/webhook-deliveries/:deliveryId/retry',
     {
+      config: allow('operator'),
       schema: {
         tags,
         summary: "Send a dead delivery of a session's own webhook again, with a fresh retry budget",
