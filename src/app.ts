@@ -52,6 +52,8 @@ export interface AppOptions {
     retentionClock?: () => number
     /** how long an HTTP connection may be quiet before it is closed (event streams are exempt) */
     connectionTimeoutMs?: number
+    /** how often open event streams' keys are looked up in the store */
+    streamKeyCheckIntervalMs?: number
   }
 }
 
@@ -276,6 +278,10 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
     bus,
     now: options.tuning?.retentionClock,
     horizon: () => eventRetention.horizon(),
+    // A key revoked by another gateway process on the same database ends this one's streams too.
+    confirmKey: (principal) => apiKeys.confirm(principal),
+    keyCheckIntervalMs: options.tuning?.streamKeyCheckIntervalMs,
+    logger,
   })
   apiKeys.onRevoked((keyId) => eventStream.revoked(keyId))
   const http = await buildHttpServer({

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { Logger } from 'pino'
 import type { Principal } from '../accounts/api-key.types.ts'
 import { AppError, invalidRequest } from '../domain/errors.ts'
 import { type DomainEvent, fromStored } from '../events/catalogue.ts'
@@ -20,6 +21,11 @@ const REVOKED_KEYS_KEPT = 10_000
 const REPLAY_LIMIT = 1000
 /** The longest delay a Node timer takes (about 24.8 days); a key expiring later is looked at again then. */
 const LONGEST_TIMER_MS = 2 ** 31 - 1
+/**
+ * How often the keys of open streams are looked up in the store: a key revoked by another
+ * gateway process (sharing the database) ends this one's streams within this long.
+ */
+const KEY_CHECK_INTERVAL_MS = 30_000
 
 /** What a stream subscriber sends to: returns false when it cannot keep up (it is then dropped). */
 export type StreamSink = (event: DomainEvent) => boolean
@@ -68,10 +74,21 @@ export class EventStreamService {
      * EventRetention.horizon); undefined while everything is kept.
      */
     horizon?: () => number | undefined
+    /**
+     * Throws (an `unauthorized` AppError) once a key no longer works — revoked, expired or
+     * deleted — as the store has it: ApiKeysService.confirm. Open streams' keys are checked
+     * every `keyCheckIntervalMs`, so a revoke made by another process ends them too.
+     */
+    confirmKey?: (principal: Principal) => Promise<void>
+    keyCheckIntervalMs?: number
+    logger?: Logger
   }
   private readonly tickets = new Map<string, Ticket>()
-  /** open streams by API key: a revoked key's are ended */
-  private readonly streams = new Map<string, Set<StreamEnd>>()
+  /** open streams by API key, with the key's principal: a revoked key's are ended */
+  private readonly streams = new Map<string, { principal: Principal; ends: Set<StreamEnd> }>()
+  /** set while streams are open and there is a store to check their keys in */
+  private keyCheck: NodeJS.Timeout | undefined
+  private checkingKeys = false
   /** keys revoked while this process ran: one still opening a stream when it was is refused */
   private readonly revokedKeys = new Set<string>()
   /** closeAll() has run: the gateway is shutting down, and no stream opens any more */
@@ -123,9 +140,9 @@ export class EventStreamService {
       this.revokedKeys.delete(this.revokedKeys.values().next().value as string)
     for (const [ticket, entry] of this.tickets)
       if (entry.principal.keyId === keyId) this.tickets.delete(ticket)
-    const ends = this.streams.get(keyId)
+    const open = this.streams.get(keyId)
     this.streams.delete(keyId)
-    for (const end of ends ?? []) end('the API key was revoked', 'credentials')
+    for (const end of open?.ends ?? []) end('the API key was revoked', 'credentials')
   }
 
   /**
@@ -136,7 +153,9 @@ export class EventStreamService {
   closeAll(): void {
     // One whose request was already past its checks opens no stream now (`subscribe`).
     this.closing = true
-    const ends = [...this.streams.values()].flatMap((set) => [...set])
+    clearInterval(this.keyCheck)
+    this.keyCheck = undefined
+    const ends = [...this.streams.values()].flatMap((open) => [...open.ends])
     this.streams.clear()
     for (const end of ends) end(SHUTTING_DOWN, 'shutdown')
   }
@@ -193,13 +212,15 @@ export class EventStreamService {
     let replaying = true
     let open = true
     let expiry: NodeJS.Timeout | undefined
-    const ends = this.streams.get(principal.keyId) ?? new Set<StreamEnd>()
+    const keyStreams = this.streams.get(principal.keyId) ?? { principal, ends: new Set<StreamEnd>() }
+    const { ends } = keyStreams
     const close = () => {
       open = false
       unsubscribe()
       clearTimeout(expiry)
       ends.delete(ended)
-      if (ends.size === 0 && this.streams.get(principal.keyId) === ends) this.streams.delete(principal.keyId)
+      if (ends.size === 0 && this.streams.get(principal.keyId) === keyStreams)
+        this.streams.delete(principal.keyId)
       if (ticket !== undefined) this.streamClosed(ticket, ended)
     }
     const ended: StreamEnd = (reason, cause) => {
@@ -212,8 +233,9 @@ export class EventStreamService {
       if (open && visibleTo(principal, filter, event) && !sink(event)) close()
     }
     const unsubscribe = this.deps.bus.subscribe((event) => (replaying ? held.push(event) : deliver(event)))
-    this.streams.set(principal.keyId, ends)
+    this.streams.set(principal.keyId, keyStreams)
     ends.add(ended)
+    this.checkKeysWhileOpen()
     const { expiresAt } = principal
     if (expiresAt !== null) {
       const endAtExpiry = () => {
@@ -300,6 +322,32 @@ export class EventStreamService {
       return 'older than the retention window; later events may be pruned'
     }
     return undefined
+  }
+
+  /** Starts the periodic look at open streams' keys, if there is a store to look in and it is not running. */
+  private checkKeysWhileOpen(): void {
+    const { confirmKey } = this.deps
+    if (!confirmKey || this.keyCheck) return
+    this.keyCheck = setInterval(() => {
+      if (this.streams.size === 0) {
+        clearInterval(this.keyCheck)
+        this.keyCheck = undefined
+        return
+      }
+      // A slow store holds up the next round rather than piling lookups on it.
+      if (this.checkingKeys) return
+      this.checkingKeys = true
+      const checks = [...this.streams.values()].map(({ principal }) =>
+        confirmKey(principal).catch((error: unknown) => {
+          if (error instanceof AppError && error.code === 'unauthorized') this.revoked(principal.keyId)
+          // The store unreachable says nothing about the key: its streams stay open.
+          else this.deps.logger?.warn({ err: error }, 'checking an event stream key failed')
+        }),
+      )
+      void Promise.all(checks).finally(() => {
+        this.checkingKeys = false
+      })
+    }, this.deps.keyCheckIntervalMs ?? KEY_CHECK_INTERVAL_MS).unref()
   }
 
   private now(): number {

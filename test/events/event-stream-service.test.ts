@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { Principal } from '../../src/accounts/api-key.types.ts'
+import { AppError } from '../../src/domain/errors.ts'
 import { EventBus } from '../../src/events/event-bus.ts'
 import { EventStreamService } from '../../src/realtime/event-stream.service.ts'
 import type { EventsRepository } from '../../src/store/events.repository.ts'
@@ -196,6 +197,48 @@ describe('the event stream service', () => {
       /shutting down/,
     )
     await assert.rejects(stream.checkCursor(principal, 'evt_a'), /shutting down/)
+  })
+
+  it('looks up open streams’ keys in the store: ends those it says no longer work, keeps them open while it cannot answer, stops looking once none is open', async () => {
+    const answers = new Map<string, Error | undefined>()
+    const asked: string[] = []
+    const warnings: unknown[] = []
+    const stream = new EventStreamService({
+      events: failingReplay,
+      bus: new EventBus(),
+      confirmKey: async ({ keyId }) => {
+        asked.push(keyId)
+        const error = answers.get(keyId)
+        if (error) throw error
+      },
+      keyCheckIntervalMs: 20,
+      logger: { warn: (...args: unknown[]) => warnings.push(args) } as never,
+    })
+    const other = { ...principal, keyId: 'key_2' }
+    const ends: string[] = []
+    await stream.subscribe(principal, everything, () => true, {
+      end: (why, cause) => ends.push(`1 ${cause}: ${why}`),
+    })
+    const close = await stream.subscribe(other, everything, () => true, {
+      end: (why) => ends.push(`2 ${why}`),
+    })
+    answers.set('key_2', new Error('the store went away'))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.ok(asked.filter((key) => key === 'key_1').length >= 2, `asked ${asked.join(', ')}`)
+    assert.deepEqual(ends, [], 'both keys stand, or cannot be checked')
+    assert.ok(warnings.length >= 1, 'a failed check is logged')
+    answers.set('key_1', new AppError('unauthorized', 'revoked'))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.deepEqual(ends, ['1 credentials: the API key was revoked'])
+    await assert.rejects(
+      stream.subscribe(principal, everything, () => true),
+      /revoked/,
+    )
+    close()
+    await new Promise((resolve) => setTimeout(resolve, 60))
+    const count = asked.length
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.equal(asked.length, count, 'no lookups once no stream is open')
   })
 
   it('ends an open stream when its key expires', async () => {

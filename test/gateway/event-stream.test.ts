@@ -22,7 +22,7 @@ describe('the live event stream', () => {
   let base: string
 
   before(async () => {
-    gateway = await startTestGateway()
+    gateway = await startTestGateway({ tuning: { streamKeyCheckIntervalMs: 200 } })
     base = (await gateway.app.listen()).replace('http', 'ws')
   })
   after(async () => {
@@ -368,6 +368,36 @@ describe('the live event stream', () => {
     file.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(Date.now(), created.id)
     file.close()
     await assert.rejects(open(`?ticket=${ticket}`, {}).opened, /401/)
+  })
+
+  it('ends the open streams of a key revoked where this process did not hear of it', async () => {
+    const created = (
+      await gateway.request('POST', '/api/v1/api-keys', {
+        body: { name: 'revoked elsewhere', role: 'viewer' },
+      })
+    ).json()
+    const headers = { 'x-api-key': created.key as string }
+    const revokedOne = open('', headers)
+    const bystander = open('')
+    await Promise.all([revokedOne.opened, bystander.opened])
+    const closed = new Promise<[number, string]>((resolve) =>
+      revokedOne.socket.once('close', (code, reason) => resolve([code, String(reason)])),
+    )
+    const events = await sse('', headers)
+    await events.until(/: connected/)
+    // Still open after a few rounds of the key check while the key stands.
+    await new Promise((resolve) => setTimeout(resolve, 600))
+    assert.equal(revokedOne.socket.readyState, WebSocket.OPEN)
+    // As another gateway process revoking it would: in the store, without telling this one.
+    const file = new DatabaseSync(databaseFile(gateway.dataDir))
+    file.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(Date.now(), created.id)
+    file.close()
+    const late = new Promise<string>((resolve) => setTimeout(() => resolve('still open after 5 s'), 5_000))
+    assert.deepEqual(await Promise.race([closed, late]), [4001, 'the API key was revoked'])
+    const { text } = await events.until(/revoked/)
+    assert.match(text, /event: error\ndata: .*the API key was revoked/)
+    assert.equal(bystander.socket.readyState, WebSocket.OPEN, "another key's stream stays open")
+    bystander.socket.close()
   })
 
   it('ends the streams of a key when it expires', async () => {
