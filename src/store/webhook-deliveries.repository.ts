@@ -68,16 +68,24 @@ export type DeliveryOwner = string | { sessionId: string }
 const replayed = (
   eb: ExpressionBuilder<Tables, 'webhook_deliveries'>,
   now: number,
-  target: WebhookTarget | undefined,
+  { target, dueAt = now }: ReplayOptions,
 ) => ({
   status: 'pending',
-  next_attempt_at: now,
+  next_attempt_at: dueAt,
   replay_offset: eb.ref('attempts'),
   locked_until: null,
   lease_token: null,
   updated_at: now,
   ...(target ? { target: JSON.stringify(target) } : {}),
 })
+
+/** How a dead delivery goes again. */
+export interface ReplayOptions {
+  /** a session webhook's endpoint as its config has it now */
+  target?: WebhookTarget
+  /** when it is tried (default: now) — later while its endpoint's circuit is open */
+  dueAt?: number
+}
 
 /** A place in a delivery log's (seq, id) order: seq alone is not unique across processes. */
 export interface LogPosition {
@@ -500,13 +508,12 @@ export class WebhookDeliveriesRepository {
     owner: DeliveryOwner,
     id: string,
     now: number,
-    options: { target?: WebhookTarget } = {},
+    options: ReplayOptions = {},
     trx: Executor = this.db,
   ): Promise<DeliveryRecord | undefined> {
-    const { target } = options
     const row = await trx
       .updateTable('webhook_deliveries')
-      .set((eb) => replayed(eb, now, target))
+      .set((eb) => replayed(eb, now, options))
       .where('organization_id', '=', organizationId)
       .where((eb) => ownedBy(eb, owner))
       .where('id', '=', id)
@@ -554,13 +561,13 @@ export class WebhookDeliveriesRepository {
   async replayMany(
     ids: readonly string[],
     now: number,
-    target?: WebhookTarget,
+    options: ReplayOptions = {},
     trx: Executor = this.db,
   ): Promise<number> {
     if (ids.length === 0) return 0
     const result = await trx
       .updateTable('webhook_deliveries')
-      .set((eb) => replayed(eb, now, target))
+      .set((eb) => replayed(eb, now, options))
       .where('id', 'in', ids)
       .where('status', '=', 'dead')
       .executeTakeFirst()

@@ -105,6 +105,7 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
     newId: options.newId,
     now: options.now,
     onReplay: (endpointKeys) => worker.replayed(endpointKeys),
+    dueAt: (endpointKey, now) => worker.heldBackUntil(endpointKey, now) ?? now,
     onChanged: (webhookId) => worker.webhookChanged(webhookId),
   })
   return {

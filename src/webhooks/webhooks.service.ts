@@ -7,6 +7,7 @@ import type {
   DeliveryOwner,
   DeliveryPage,
   LogPosition,
+  ReplayOptions,
   WebhookDeliveriesRepository,
 } from '../store/webhook-deliveries.repository.ts'
 import type { WebhookPatch, WebhooksRepository } from '../store/webhooks.repository.ts'
@@ -83,6 +84,7 @@ export class WebhooksService {
   private readonly newId: IdGenerator
   private readonly now: () => number
   private readonly onReplay: (endpointKeys: readonly string[]) => void
+  private readonly dueAt: (endpointKey: string, now: number) => number
   private readonly onChanged: (webhookId: string) => void
 
   constructor(deps: {
@@ -93,8 +95,13 @@ export class WebhooksService {
     secretBox: SecretBox
     newId: IdGenerator
     now?: () => number
-    /** deliveries to these endpoints were replayed and are due now: wake the worker */
+    /** deliveries to these endpoints were replayed and are due: wake the worker */
     onReplay?: (endpointKeys: readonly string[]) => void
+    /**
+     * When a delivery to this endpoint replayed now will be tried: now, or — its circuit
+     * open — when the circuit lets a probe through (the worker's `heldBackUntil`).
+     */
+    dueAt?: (endpointKey: string, now: number) => number
     /** a webhook was edited or deleted: deliveries on their way to it are taken back */
     onChanged?: (webhookId: string) => void
   }) {
@@ -106,6 +113,7 @@ export class WebhooksService {
     this.newId = deps.newId
     this.now = deps.now ?? Date.now
     this.onReplay = deps.onReplay ?? (() => {})
+    this.dueAt = deps.dueAt ?? ((_endpointKey, now) => now)
     this.onChanged = deps.onChanged ?? (() => {})
   }
 
@@ -326,7 +334,9 @@ export class WebhooksService {
     let after: LogPosition | undefined
     for (;;) {
       const rows = await this.deliveries.logStretch(organizationId, owner, { ...stretch, after })
-      const byTarget = new Map<WebhookTarget | undefined, string[]>()
+      const now = this.now()
+      // Replayed together: the same target (a session webhook's, as its config has it now) and the same due time.
+      const batches = new Map<string, { options: ReplayOptions; ids: string[] }>()
       const endpoints = new Set<string>()
       for (const row of rows) {
         if (row.status !== 'dead' || row.createdAt < since || (until !== undefined && row.createdAt >= until))
@@ -336,14 +346,16 @@ export class WebhooksService {
           total.skipped++
           continue
         }
-        const ids = byTarget.get(target) ?? []
-        ids.push(row.id)
-        byTarget.set(target, ids)
+        const dueAt = this.dueAt(row.endpointKey, now)
+        const key = `${row.endpointKey}|${dueAt}`
+        const batch = batches.get(key) ?? { options: { ...(target ? { target } : {}), dueAt }, ids: [] }
+        batch.ids.push(row.id)
+        batches.set(key, batch)
         endpoints.add(row.endpointKey)
       }
-      const now = this.now()
       let replayed = 0
-      for (const [target, ids] of byTarget) replayed += await this.deliveries.replayMany(ids, now, target)
+      for (const { options, ids } of batches.values())
+        replayed += await this.deliveries.replayMany(ids, now, options)
       total.replayed += replayed
       if (replayed > 0) this.onReplay([...endpoints])
       after = rows.at(-1)
@@ -358,8 +370,10 @@ export class WebhooksService {
     existing: DeliveryRecord,
     target?: WebhookTarget,
   ) {
-    const replayed = await this.deliveries.replay(organizationId, owner, existing.id, this.now(), {
+    const now = this.now()
+    const replayed = await this.deliveries.replay(organizationId, owner, existing.id, now, {
       ...(target ? { target } : {}),
+      dueAt: this.dueAt(existing.endpointKey, now),
     })
     if (!replayed) throw invalidState('the delivery changed meanwhile; look at it again')
     this.onReplay([replayed.endpointKey])

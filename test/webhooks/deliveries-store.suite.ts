@@ -472,7 +472,7 @@ export function deliveriesStoreSuite(context: WebhookStoreContext): void {
       await mark('dead', dead.id)
       await mark('delivered', delivered.id)
       const at = tick()
-      assert.equal(await context.deliveries.replayMany([dead.id, delivered.id], at, target(9)), 1)
+      assert.equal(await context.deliveries.replayMany([dead.id, delivered.id], at, { target: target(9) }), 1)
       const owner = { sessionId: 'ses_own' }
       const replayed = await context.deliveries.getById(organizationId, owner, dead.id)
       assert.equal(replayed?.status, 'pending')

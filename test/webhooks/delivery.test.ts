@@ -279,6 +279,14 @@ describe('webhook delivery', () => {
     assert.deepEqual(await service.retryDeadDeliveries(harness.organizationId, webhook.id, { since }), {
       retried: 3,
     })
+    // They say when they will be tried: when the open circuit lets its probe through, not now.
+    const replayed = (await harness.rows()).filter((row) => row.status === 'pending')
+    const probeAt = worker.heldBackUntil(replayed[0]!.endpoint_key, harness.clock.now())
+    assert.ok(probeAt !== undefined && probeAt > harness.clock.now(), 'the circuit is open')
+    assert.deepEqual(
+      replayed.map((row) => Number(row.next_attempt_at)),
+      [probeAt, probeAt, probeAt],
+    )
     assert.equal(await drain(), 3)
     assert.deepEqual(
       (await harness.rows()).map((row) => row.status),
