@@ -19,6 +19,7 @@ interface JsonSchema {
 
 interface Operation {
   summary?: string
+  description?: string
   tags?: string[]
   parameters?: { in: string; name: string; description?: string }[]
   responses?: Record<string, { description?: string; content?: Record<string, { schema?: JsonSchema }> }>
@@ -166,6 +167,19 @@ describe('the OpenAPI document', () => {
     )
     // sessions, API keys, messages, chats, contacts, groups, events and webhooks
     assert.ok(jsonBodies.length >= 40, `only ${jsonBodies.length} operations with a JSON body`)
+  })
+
+  it('should document a success response for every operation under /api/v1, the event stream’s as Server-Sent Events', () => {
+    const missing = operationsOf(document)
+      .filter(({ path }) => path.startsWith(API_PREFIX))
+      .filter(
+        ({ operation }) => !Object.keys(operation.responses ?? {}).some((status) => status.startsWith('2')),
+      )
+      .map(({ label }) => label)
+    assert.deepEqual(missing, [])
+    const stream = document.paths['/api/v1/events/stream']?.get
+    assert.ok(stream?.responses?.['200']?.content?.['text/event-stream'], 'the SSE body is documented')
+    assert.match(stream?.description ?? '', /WebSocket \(101\).*4001.*4002.*4008/s)
   })
 
   it('should give every documented operation a summary and a tag', () => {

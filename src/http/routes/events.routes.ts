@@ -198,7 +198,22 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       tags,
       summary: 'Live events: a WebSocket, or Server-Sent Events for plain HTTP clients',
       querystring: streamQuery,
-      response: { ...errors, 404: s.errorEnvelope },
+      description:
+        'With `Upgrade: websocket`, a WebSocket (101): each text message is one `Event` (JSON). It is closed with ' +
+        '4001 when the key is revoked or expires, 4002 when a newer stream opened with the same ticket replaced it, ' +
+        '4008 when the client reads too slowly, 1008 when the stream cannot open (a bad cursor, a foreign session), ' +
+        '1001 at shutdown. Otherwise Server-Sent Events (200).',
+      response: {
+        200: {
+          description:
+            'Server-Sent Events: `id:` the event id, `event:` its type, `data:` the `Event` (JSON); a comment ' +
+            'every 20 s. Ends with `event: error` (why) or `event: replaced` (a newer stream opened with the ticket: ' +
+            'close the EventSource). A reconnecting EventSource resumes after its `Last-Event-ID`.',
+          content: { 'text/event-stream': { schema: z.string() } },
+        },
+        ...errors,
+        404: s.errorEnvelope,
+      },
     },
     // Server-Sent Events for plain HTTP clients.
     handler: async (request, reply) => {
