@@ -39,8 +39,8 @@ export type StreamEndCause = 'credentials' | 'replaced' | 'shutdown'
 export type StreamEnd = (reason: string, cause: StreamEndCause) => void
 
 export interface SubscribeOptions {
-  /** an event id: what was stored after it is replayed first */
-  after?: string
+  /** an event id, or the event `checkCursor` found for it: what was stored after it is replayed first */
+  after?: string | EventRecord
   /** called (the subscription already closed) should the stream have to end from our side */
   end?: StreamEnd
   /** the ticket the stream was opened with: it may open the stream again (see `redeemTicket`) */
@@ -286,12 +286,12 @@ export class EventStreamService {
    */
   private async replay(
     principal: Principal,
-    after: string,
+    after: string | EventRecord,
     deliver: (event: DomainEvent) => void,
     held: DomainEvent[],
     open: () => boolean,
   ): Promise<void> {
-    const cursor = await this.checkCursor(principal, after)
+    const cursor = typeof after === 'string' ? await this.checkCursor(principal, after) : after
     const seen = new Set<string>()
     let position = { createdAt: cursor.createdAt, id: cursor.id }
     for (;;) {

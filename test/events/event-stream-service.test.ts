@@ -241,6 +241,33 @@ describe('the event stream service', () => {
     assert.equal(asked.length, count, 'no lookups once no stream is open')
   })
 
+  it('replays after a cursor an SSE request already checked without looking it up again', async () => {
+    const looked: string[] = []
+    const cursor = {
+      id: 'evt_a',
+      organizationId: 'org_1',
+      sessionId: null,
+      type: 'x',
+      payload: {},
+      createdAt: 1,
+    }
+    const store = {
+      getById: async (_organizationId: string, id: string) => {
+        looked.push(`get ${id}`)
+        return cursor
+      },
+      listAfter: async () => {
+        looked.push('list')
+        return []
+      },
+    } as unknown as EventsRepository
+    const stream = new EventStreamService({ events: store, bus: new EventBus() })
+    const checked = await stream.checkCursor(principal, 'evt_a')
+    const close = await stream.subscribe(principal, everything, () => true, { after: checked })
+    assert.deepEqual(looked, ['get evt_a', 'list'])
+    close()
+  })
+
   it('ends an open stream when its key expires', async () => {
     const stream = new EventStreamService({ events: failingReplay, bus: new EventBus() })
     const expiring = { ...principal, expiresAt: Date.now() + 100 }

@@ -228,7 +228,9 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       // an EventSource reconnects after a stream that ends, but not after a 400.
       const filter = filterOf(query)
       if (request.streamTicket) stream.checkTicket(request.streamTicket, filter)
-      if (after) await stream.checkCursor(principal, after, reconnectedAfter ? LAST_EVENT_ID : undefined)
+      const cursor = after
+        ? await stream.checkCursor(principal, after, reconnectedAfter ? LAST_EVENT_ID : undefined)
+        : undefined
       reply.hijack()
       const raw = reply.raw
       // The server's connectionTimeout would cut a quiet stream; the heartbeat keeps proxies' idle timers going.
@@ -270,7 +272,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         return true
       }
       close = await stream
-        .subscribe(principal, filter, sink, { after, end: endWith, ticket: request.streamTicket })
+        .subscribe(principal, filter, sink, { after: cursor, end: endWith, ticket: request.streamTicket })
         .catch((error: Error) => {
           endWith(error.message)
           return undefined
