@@ -64,6 +64,12 @@ export class CircuitBreaker {
     return circuit.openedAt + this.cooldown(circuit)
   }
 
+  /** When deliveries to `key` may be tried, if not at `now`: its circuit is open until then. */
+  heldBackUntil(key: string, now: number): number | undefined {
+    const until = this.reopensAt(key)
+    return until !== undefined && until > now ? until : undefined
+  }
+
   /**
    * Whether one more delivery to `key` may go now. Admitting into a half-open circuit takes
    * its single probe slot; give it back with `cancel` if the delivery is not sent after all.

@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type {
   ClaimedDelivery,
   DeliveryCompletion,
-  DueCursor,
   WebhookDeliveriesRepository,
 } from '../store/webhook-deliveries.repository.ts'
 import type { WebhooksRepository } from '../store/webhooks.repository.ts'
@@ -17,10 +15,10 @@ import {
   SESSION_GONE_MS,
   SESSION_GONE_REASON,
 } from './delivery-outcome.ts'
+import { OpenCircuitWalks } from './open-circuit-walks.ts'
 import type { DeliveryHandoff } from './outbox.ts'
-import { retryScheduleMs } from './retry-policy.ts'
 import type { WebhookSender } from './sender.ts'
-import type { AttemptRecord, RetrySettings } from './webhook.types.ts'
+import type { AttemptRecord } from './webhook.types.ts'
 
 export interface DeliveryWorkerOptions {
   webhooks: WebhooksRepository
@@ -80,13 +78,6 @@ const SENDS_AHEAD = 4
  */
 const LEASE_MARGIN_MS = 5_000
 
-/**
- * Due rows an opening circuit's walk reads per transaction (any endpoint's), a turn of the
- * event loop between: 100,000 of its own moved in 0.7 s in all; 5 beside another endpoint's
- * 1,000,000 due rows, 2 s in all, never more than 8 ms a transaction (2026-12-05).
- */
-const DEFER_CHUNK = 500
-
 /** A leased delivery, waiting for a slot or being sent. */
 interface Lease {
   delivery: ClaimedDelivery
@@ -108,12 +99,6 @@ interface EndpointLoad {
   sending: number
   /** waiting while the endpoint has its share with the sender already, in due order (see `park`) */
   parked: Lease[]
-}
-
-/** An open circuit's walk over its endpoint's due rows: to be due `until`, given up past `scheduleMs` of its retry schedule. */
-interface DeferJob {
-  until: number
-  scheduleMs: number
 }
 
 /** A delivery tried (or handed back, or given up) whose outcome is not stored yet. */
@@ -215,17 +200,10 @@ export class DeliveryWorker implements DeliveryHandoff {
   private wakes = 0
   /** times any endpoint's rows may have fallen due (`mayBeDue`): one during a claim keeps `othersIdleSince` clear */
   private otherWakes = 0
-  /**
-   * Endpoints whose due rows are being moved to when their open circuit lets a probe
-   * through (`until`), and how long their retry schedule lasts (`scheduleMs`).
-   */
-  private readonly deferring = new Map<string, DeferJob>()
   /** session webhooks that answered 410, and until when nothing is sent to them (see SESSION_GONE_MS) */
   private readonly gone = new Map<string, number>()
-  /** the walk under way per endpoint (`defer`) */
-  private readonly deferRuns = new Map<string, Promise<void>>()
-  /** walks and bring-forwards under way: stop() waits for them */
-  private readonly deferrals = new Set<Promise<void>>()
+  /** what an open circuit does to the rows: moved out of the claims' way, brought forward when it closes early */
+  private readonly walks: OpenCircuitWalks
 
   constructor(options: DeliveryWorkerOptions) {
     this.webhooks = options.webhooks
@@ -248,12 +226,20 @@ export class DeliveryWorker implements DeliveryHandoff {
     this.claimShare = this.concurrency
     this.handoffShare = Math.max(this.window, this.handoffCapacity - this.window)
     this.breaker = new CircuitBreaker(options.circuit)
+    this.walks = new OpenCircuitWalks({
+      deliveries: this.deliveries,
+      breaker: this.breaker,
+      now: this.now,
+      logger: this.logger,
+      onDue: () => this.mayBeDue({ othersToo: false }),
+    })
   }
 
   start(): void {
     if (this.running) return
     this.running = true
     this.stopping = false
+    this.walks.start()
     this.schedule(0)
   }
 
@@ -264,6 +250,7 @@ export class DeliveryWorker implements DeliveryHandoff {
   async stop(): Promise<void> {
     this.running = false
     this.stopping = true
+    this.walks.stop()
     this.cancelSchedule()
     await this.ticking
     const at = this.now()
@@ -277,8 +264,9 @@ export class DeliveryWorker implements DeliveryHandoff {
     this.sender.withdraw()
     await Promise.all(this.inFlight)
     await this.flush()
-    await Promise.all(this.deferrals)
+    await this.walks.settled()
     this.stopping = false
+    this.walks.start()
   }
 
   /**
@@ -335,8 +323,7 @@ export class DeliveryWorker implements DeliveryHandoff {
   }
 
   heldBackUntil(endpointKey: string, now: number): number | undefined {
-    const until = this.breaker.reopensAt(endpointKey)
-    return until !== undefined && until > now ? until : undefined
+    return this.breaker.heldBackUntil(endpointKey, now)
   }
 
   /** A stopped worker leaves them leased: they fall due again when the lease ends. */
@@ -411,7 +398,7 @@ export class DeliveryWorker implements DeliveryHandoff {
     const leases = await this.step(this.concurrency - this.inFlight.size)
     await Promise.all(leases.map((lease) => this.send(lease)))
     await this.flush()
-    await Promise.all(this.deferrals)
+    await this.walks.settled()
     return leases.length
   }
 
@@ -676,7 +663,7 @@ export class DeliveryWorker implements DeliveryHandoff {
         if (deferredTo !== undefined) this.bringForward(delivery.endpointKey, deferredTo, at)
       } else {
         this.breaker.onFailure(delivery.endpointKey, at)
-        this.deferWhileOpen(delivery.endpointKey, target.retries, at)
+        this.walks.opened(delivery.endpointKey, target.retries, at)
       }
       if (hold !== undefined) this.afterFailedAttempt(delivery.endpointKey, hold, attempt, at)
       hold = undefined
@@ -755,79 +742,6 @@ export class DeliveryWorker implements DeliveryHandoff {
   }
 
   /**
-   * The endpoint's circuit is open: its due rows no one holds are made due when it lets a
-   * probe through (`holdBack`), a few hundred per statement in one walk, so no claim walks
-   * past them meanwhile. The cooldown doubles while probes fail, so a backlog behind a
-   * receiver that stays down is moved every few minutes at most. Once the circuit has been
-   * open longer than the endpoint's retry schedule lasts (`retries`; never less than the
-   * longest cooldown), rows it has kept from their tries all that while are given up
-   * instead, as their tries would have been spent by now: a receiver that stays down does
-   * not pile up deliveries, and the events they owe, for good.
-   */
-  private deferWhileOpen(endpointKey: string, retries: RetrySettings, at: number): void {
-    const until = this.heldBackUntil(endpointKey, at)
-    if (until === undefined) return
-    if (this.deferring.get(endpointKey)?.until === until) return
-    this.deferring.set(endpointKey, { until, scheduleMs: retryScheduleMs(retries) })
-    // A walk under way starts over with this opening's time at its next statement.
-    if (this.deferRuns.has(endpointKey)) return
-    const run = this.defer(endpointKey).finally(() => {
-      this.deferrals.delete(run)
-      this.deferRuns.delete(endpointKey)
-    })
-    this.deferrals.add(run)
-    this.deferRuns.set(endpointKey, run)
-  }
-
-  private async defer(endpointKey: string): Promise<void> {
-    let givenUp = 0
-    let until = 0
-    let after: DueCursor | undefined
-    try {
-      for (;;) {
-        const job = this.deferring.get(endpointKey) as DeferJob
-        const now = this.now()
-        // Closed again meanwhile (a late success): nothing to move any more. Stopping: what
-        // is not moved yet stays due, which is safe.
-        if (this.stopping || this.heldBackUntil(endpointKey, now) === undefined) return
-        if (job.until !== until) {
-          // Opened again: what was moved to the earlier time is before the new one, so from the start.
-          until = job.until
-          after = undefined
-        }
-        const keptFor = Math.max(job.scheduleMs, this.breaker.longestCooldownMs)
-        const openSince = this.breaker.openSince(endpointKey) ?? now
-        const step = await this.deliveries.holdBack(endpointKey, {
-          until,
-          now,
-          ...(now - openSince >= keptFor ? { giveUpUnchangedSince: now - keptFor } : {}),
-          giveUpReason: unreachableFor(keptFor),
-          after,
-          limit: DEFER_CHUNK,
-        })
-        givenUp += step.givenUp
-        after = step.next
-        if (after === undefined && this.deferring.get(endpointKey) === job) return
-        await yieldToEventLoop()
-      }
-    } catch (error) {
-      // They stay due: claims walk past them while the circuit is open, as they would anyway.
-      this.logger?.warn(
-        { err: error, endpoint: endpointKey },
-        'deferring deliveries behind an open circuit failed',
-      )
-    } finally {
-      this.deferring.delete(endpointKey)
-      if (givenUp > 0) {
-        this.logger?.warn(
-          { endpoint: endpointKey, count: givenUp },
-          'webhook deliveries given up: the receiver stayed unreachable longer than their retry schedule',
-        )
-      }
-    }
-  }
-
-  /**
    * A circuit closed before the time its rows were moved to: they are due now — those
    * stored, once the walk under way has stopped (it stops at its next statement), and the
    * outcomes still to be stored.
@@ -838,15 +752,7 @@ export class DeliveryWorker implements DeliveryHandoff {
       if (one.delivery.endpointKey !== endpointKey || outcome.status !== 'pending') continue
       if (outcome.nextAttemptAt === deferredTo) one.outcome = { ...outcome, nextAttemptAt: at }
     }
-    const walk = this.deferRuns.get(endpointKey) ?? Promise.resolve()
-    const run = walk
-      .then(() => this.deliveries.bringForward(endpointKey, deferredTo, at))
-      .then(() => this.mayBeDue({ othersToo: false }))
-      .catch((error: unknown) =>
-        this.logger?.warn({ err: error, endpoint: endpointKey }, 'bringing deliveries forward failed'),
-      )
-      .finally(() => this.deferrals.delete(run))
-    this.deferrals.add(run)
+    this.walks.closedEarly(endpointKey, deferredTo, at)
   }
 
   /** Stores the outcomes of what finished, in one transaction. */
@@ -924,18 +830,6 @@ export class DeliveryWorker implements DeliveryHandoff {
 }
 
 const SILENT: Pick<Logger, 'warn' | 'error'> = { warn: () => {}, error: () => {} }
-
-/** Why deliveries kept from their tries by an open circuit for their whole retry schedule are dead. */
-function unreachableFor(scheduleMs: number): string {
-  const minutes = Math.round(scheduleMs / 60_000)
-  const span =
-    minutes >= 120
-      ? `${Math.round(minutes / 6) / 10} h`
-      : minutes >= 2
-        ? `${minutes} min`
-        : `${Math.round(scheduleMs / 1000)} s`
-  return `the receiver stayed unreachable (its circuit open) longer than the retry schedule lasts (${span}); given up without another try`
-}
 
 /**
  * Into an endpoint's parked queue, in due order: one handed over at enqueue is the freshest
