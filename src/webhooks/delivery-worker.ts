@@ -1,23 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
-import type {
-  ClaimedDelivery,
-  DeliveryCompletion,
-  WebhookDeliveriesRepository,
-} from '../store/webhook-deliveries.repository.ts'
+import type { ClaimedDelivery, WebhookDeliveriesRepository } from '../store/webhook-deliveries.repository.ts'
 import type { WebhooksRepository } from '../store/webhooks.repository.ts'
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts'
-import {
-  GONE_REASON,
-  givenUp,
-  handedBack,
-  judge,
-  SESSION_GONE_MS,
-  SESSION_GONE_REASON,
-} from './delivery-outcome.ts'
+import { givenUp, handedBack, judge, SESSION_GONE_MS, SESSION_GONE_REASON } from './delivery-outcome.ts'
 import { OpenCircuitWalks } from './open-circuit-walks.ts'
 import type { DeliveryHandoff } from './outbox.ts'
 import type { WebhookSender } from './sender.ts'
+import { type FinishedDelivery, StoredOutcomes } from './stored-outcomes.ts'
 import type { AttemptRecord } from './webhook.types.ts'
 
 export interface DeliveryWorkerOptions {
@@ -101,11 +91,6 @@ interface EndpointLoad {
   parked: Lease[]
 }
 
-/** A delivery tried (or handed back, or given up) whose outcome is not stored yet. */
-interface Finished extends DeliveryCompletion {
-  delivery: ClaimedDelivery
-}
-
 /**
  * The read side of the outbox: claims due deliveries with a lease, sends each, records
  * every attempt and schedules the next per the endpoint's retry policy. The rows are the
@@ -178,7 +163,7 @@ export class DeliveryWorker implements DeliveryHandoff {
   /** when the last claim ran (performance.now): the poll's deadline, which nudges do not move */
   private lastClaimAt = 0
   private readonly inFlight = new Set<Promise<void>>()
-  private finished: Finished[] = []
+  private finished: FinishedDelivery[] = []
   /** when the oldest of `finished` finished (performance.now) */
   private finishedSince = 0
   private running = false
@@ -204,6 +189,7 @@ export class DeliveryWorker implements DeliveryHandoff {
   private readonly gone = new Map<string, number>()
   /** what an open circuit does to the rows: moved out of the claims' way, brought forward when it closes early */
   private readonly walks: OpenCircuitWalks
+  private readonly outcomes: StoredOutcomes
 
   constructor(options: DeliveryWorkerOptions) {
     this.webhooks = options.webhooks
@@ -232,6 +218,11 @@ export class DeliveryWorker implements DeliveryHandoff {
       now: this.now,
       logger: this.logger,
       onDue: () => this.mayBeDue({ othersToo: false }),
+    })
+    this.outcomes = new StoredOutcomes({
+      deliveries: this.deliveries,
+      webhooks: this.webhooks,
+      logger: this.logger,
     })
   }
 
@@ -551,7 +542,7 @@ export class DeliveryWorker implements DeliveryHandoff {
       }))
     } catch (error) {
       for (const key of probes) this.breaker.cancel(key)
-      await this.afterSettled(settling, await this.settleOneByOne(settling, error))
+      await this.outcomes.afterStored(settling, await this.outcomes.storeOneByOne(settling, error))
       throw error
     }
     if (limit > 0 && found < limit) {
@@ -563,7 +554,7 @@ export class DeliveryWorker implements DeliveryHandoff {
       else if (wakes === this.wakes) this.claimable = false
     }
     // Every admitted candidate was leased (the claim chose it under its lock): no probe slot to give back.
-    await this.afterSettled(settling, kept)
+    await this.outcomes.afterStored(settling, kept)
     return claimed.map((delivery) => {
       const lease = { delivery, token, probe: probes.has(delivery.endpointKey), claimed: true }
       this.enter(lease)
@@ -681,7 +672,7 @@ export class DeliveryWorker implements DeliveryHandoff {
       // its slot back, or the circuit would stay blocked.
       if (lease.probe) this.breaker.cancel(delivery.endpointKey)
       if (hold !== undefined) this.sender.resume(delivery.endpointKey, hold)
-      this.logOf(delivery).error({ err: error }, 'webhook delivery failed unexpectedly')
+      this.outcomes.logOf(delivery).error({ err: error }, 'webhook delivery failed unexpectedly')
     }
   }
 
@@ -709,7 +700,7 @@ export class DeliveryWorker implements DeliveryHandoff {
     this.sender.withdraw(webhookId)
   }
 
-  private finish(lease: Lease, attempt: AttemptRecord | null, outcome: Finished['outcome']): void {
+  private finish(lease: Lease, attempt: AttemptRecord | null, outcome: FinishedDelivery['outcome']): void {
     const { delivery, token } = lease
     // Where claims are at work (a backlog, retries, ordered queues: the next of which falls
     // due as this one settles), the step that stores this claims again. What may fall due
@@ -759,77 +750,9 @@ export class DeliveryWorker implements DeliveryHandoff {
   private async flush(): Promise<void> {
     const batch = this.finished
     this.finished = []
-    if (batch.length === 0) return
-    let kept: Set<string>
-    try {
-      kept = await this.deliveries.completeMany(batch)
-    } catch (error) {
-      kept = await this.settleOneByOne(batch, error)
-    }
-    await this.afterSettled(batch, kept)
-  }
-
-  /**
-   * When storing a batch failed: each outcome on its own, so one bad row (its delivery
-   * deleted meanwhile) costs only itself. One that still fails stays leased, and its
-   * delivery is sent again when the lease expires.
-   */
-  private async settleOneByOne(batch: Finished[], error: unknown): Promise<Set<string>> {
-    const kept = new Set<string>()
-    if (batch.length === 0) return kept
-    this.logger?.warn({ err: error, count: batch.length }, 'storing webhook outcomes together failed')
-    for (const one of batch) {
-      try {
-        if (await this.deliveries.complete(one.id, one.token, one.attempt, one.outcome)) kept.add(one.id)
-      } catch (error) {
-        this.logOf(one.delivery).error({ err: error }, 'storing a webhook outcome failed')
-      }
-    }
-    return kept
-  }
-
-  /** What follows stored outcomes: a word on a lost lease or a dead delivery; a 410 retires its endpoint. */
-  private async afterSettled(batch: Finished[], kept: Set<string>): Promise<void> {
-    // An endpoint that answered 410 to several deliveries of the batch is retired once.
-    const retired = new Set<string>()
-    for (const { delivery, attempt, outcome } of batch) {
-      if (!attempt) continue
-      if (!kept.has(delivery.id)) {
-        this.logOf(delivery).warn('a delivery outlived its lease; another worker owns it now')
-      }
-      if (attempt.statusCode === 410 && !retired.has(delivery.endpointKey)) {
-        retired.add(delivery.endpointKey)
-        try {
-          await this.retire(delivery, outcome.at)
-        } catch (error) {
-          this.logOf(delivery).error({ err: error }, 'retiring a gone webhook endpoint failed')
-        }
-      }
-      if (outcome.status === 'dead') {
-        this.logOf(delivery).warn({ attempts: attempt.number }, 'webhook delivery is dead')
-      }
-    }
-  }
-
-  /**
-   * 410 Gone: an organization webhook is disabled (re-enable it to resume); for a session
-   * webhook, whose config we do not own, what is queued for it is given up, and what comes
-   * for it in the next SESSION_GONE_MS is given up without a request (`gone`).
-   */
-  private async retire(delivery: ClaimedDelivery, at: number): Promise<void> {
-    if (delivery.webhookId !== null) await this.webhooks.disable(delivery.webhookId, GONE_REASON, at)
-    const reason = delivery.webhookId === null ? SESSION_GONE_REASON : GONE_REASON
-    await this.deliveries.killPending(delivery.endpointKey, reason, at)
-    this.logger?.warn({ endpoint: delivery.endpointKey }, 'webhook receiver is gone (410); endpoint retired')
-  }
-
-  /** The delivery's child logger, made only when there is something to log. */
-  private logOf(delivery: ClaimedDelivery): Pick<Logger, 'warn' | 'error'> {
-    return this.logger?.child({ deliveryId: delivery.id, endpoint: delivery.endpointKey }) ?? SILENT
+    await this.outcomes.store(batch)
   }
 }
-
-const SILENT: Pick<Logger, 'warn' | 'error'> = { warn: () => {}, error: () => {} }
 
 /**
  * Into an endpoint's parked queue, in due order: one handed over at enqueue is the freshest
