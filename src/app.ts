@@ -297,6 +297,7 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
     messageActions,
     eventStream,
     webhooks: webhooks.service,
+    webhookDeliveries: webhooks.deliveryLog,
     events: repositories.events,
     metrics,
     sandbox,

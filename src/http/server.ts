@@ -24,6 +24,7 @@ import { sandboxControlRoutes } from '../sandbox/control-api.ts'
 import type { SandboxServer } from '../sandbox/server.ts'
 import type { SessionsService } from '../sessions/sessions.service.ts'
 import type { EventsRepository } from '../store/events.repository.ts'
+import type { WebhookDeliveriesService } from '../webhooks/webhook-deliveries.service.ts'
 import type { WebhooksService } from '../webhooks/webhooks.service.ts'
 import { allow, registerApiKeyAuth } from './auth.ts'
 import { envelope, handleError } from './errors.ts'
@@ -50,6 +51,7 @@ export interface HttpDependencies {
   messageActions: MessageActionsService
   eventStream: EventStreamService
   webhooks: WebhooksService
+  webhookDeliveries: WebhookDeliveriesService
   events: EventsRepository
   metrics: Metrics
   readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>
@@ -175,8 +177,11 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
         events: deps.events,
         sessions: deps.sessions,
       })
-      await api.register(webhooksRoutes, { webhooks: deps.webhooks })
-      await api.register(sessionWebhookDeliveriesRoutes, { webhooks: deps.webhooks, sessions: deps.sessions })
+      await api.register(webhooksRoutes, { webhooks: deps.webhooks, deliveries: deps.webhookDeliveries })
+      await api.register(sessionWebhookDeliveriesRoutes, {
+        deliveries: deps.webhookDeliveries,
+        sessions: deps.sessions,
+      })
       const sandbox = deps.sandbox
       if (sandbox) {
         await api.register(

@@ -11,6 +11,7 @@ import { WebhookOutbox } from './outbox.ts'
 import { WebhookSender } from './sender.ts'
 import { type HostResolver, SsrfGuard } from './ssrf-guard.ts'
 import { ThreadedWebhookClient } from './threaded-http-client.ts'
+import { WebhookDeliveriesService } from './webhook-deliveries.service.ts'
 import { WebhooksService } from './webhooks.service.ts'
 
 export interface WebhookModuleOptions {
@@ -44,6 +45,8 @@ export interface WebhookModule {
   outbox: WebhookOutbox
   worker: DeliveryWorker
   service: WebhooksService
+  /** what was delivered, and replays: organization webhooks' and sessions' own */
+  deliveryLog: WebhookDeliveriesService
   guard: SsrfGuard
   /** stops the worker and closes the HTTP client's connections */
   close(): Promise<void>
@@ -98,15 +101,19 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
   })
   const service = new WebhooksService({
     webhooks,
-    deliveries,
     guard,
     sender,
     secretBox: options.secretBox,
     newId: options.newId,
     now: options.now,
+    onChanged: (webhookId) => worker.webhookChanged(webhookId),
+  })
+  const deliveryLog = new WebhookDeliveriesService({
+    webhooks,
+    deliveries,
+    now: options.now,
     onReplay: (endpointKeys) => worker.replayed(endpointKeys),
     dueAt: (endpointKey, now) => worker.heldBackUntil(endpointKey, now) ?? now,
-    onChanged: (webhookId) => worker.webhookChanged(webhookId),
   })
   return {
     webhooks,
@@ -114,6 +121,7 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
     outbox,
     worker,
     service,
+    deliveryLog,
     guard,
     close: async () => {
       await worker.stop()

@@ -51,7 +51,11 @@ export async function startApiServer(): Promise<ApiServer> {
     reply.header('x-request-id', request.id)
   })
   registerApiKeyAuth(http, apiKeys, '/api/v1')
-  await http.register(webhooksRoutes, { prefix: '/api/v1', webhooks: harness.module.service })
+  await http.register(webhooksRoutes, {
+    prefix: '/api/v1',
+    webhooks: harness.module.service,
+    deliveries: harness.module.deliveryLog,
+  })
   await http.ready()
 
   return {

@@ -203,14 +203,17 @@ describe('webhook delivery', () => {
     )
     receiver.respond = () => 200
     const config = { id: session.id, webhooks: [hook!] }
-    const { service, worker } = harness.module
+    const { deliveryLog, worker } = harness.module
     const [first] = await harness.rows()
-    await service.retrySessionDelivery(harness.organizationId, config, first!.id)
+    await deliveryLog.retrySessionDelivery(harness.organizationId, config, first!.id)
     assert.equal(await worker.runOnce(), 1)
-    assert.deepEqual(await service.retrySessionDeadDeliveries(harness.organizationId, config, { since: 0 }), {
-      retried: 1,
-      skipped: 0,
-    })
+    assert.deepEqual(
+      await deliveryLog.retrySessionDeadDeliveries(harness.organizationId, config, { since: 0 }),
+      {
+        retried: 1,
+        skipped: 0,
+      },
+    )
     assert.equal(await worker.runOnce(), 1)
     assert.deepEqual(
       (await harness.rows()).map((row) => row.status),
@@ -233,10 +236,14 @@ describe('webhook delivery', () => {
     assert.equal(dead?.status, 'dead')
 
     receiver.respond = () => 200
-    const replayed = await harness.module.service.retryDelivery(harness.organizationId, webhook.id, dead.id)
+    const replayed = await harness.module.deliveryLog.retryDelivery(
+      harness.organizationId,
+      webhook.id,
+      dead.id,
+    )
     assert.equal(replayed.status, 'pending')
     assert.equal(await harness.module.worker.runOnce(), 1)
-    const { delivery, attempts } = await harness.module.service.getDelivery(
+    const { delivery, attempts } = await harness.module.deliveryLog.getDelivery(
       harness.organizationId,
       webhook.id,
       dead.id,
@@ -268,7 +275,7 @@ describe('webhook delivery', () => {
     assert.ok((await harness.rows()).every((row) => row.status === 'dead'))
 
     receiver.respond = () => 200
-    const { service, worker } = harness.module
+    const { service, deliveryLog, worker } = harness.module
     // The failures opened the circuit: its probe goes first once it cools down, then the rest.
     const drain = async () => {
       harness.clock.advance(10_000)
@@ -276,7 +283,7 @@ describe('webhook delivery', () => {
       for (let round = 0; round < 4; round++) sent += await worker.runOnce()
       return sent
     }
-    assert.deepEqual(await service.retryDeadDeliveries(harness.organizationId, webhook.id, { since }), {
+    assert.deepEqual(await deliveryLog.retryDeadDeliveries(harness.organizationId, webhook.id, { since }), {
       retried: 3,
     })
     // They say when they will be tried: when the open circuit lets its probe through, not now.
@@ -302,9 +309,12 @@ describe('webhook delivery', () => {
     // Those created before `since`, once asked for; a disabled webhook first has to be enabled.
     const before = { since: 0, until: since }
     await service.update(harness.organizationId, webhook.id, { enabled: false })
-    await assert.rejects(service.retryDeadDeliveries(harness.organizationId, webhook.id, before), /disabled/)
+    await assert.rejects(
+      deliveryLog.retryDeadDeliveries(harness.organizationId, webhook.id, before),
+      /disabled/,
+    )
     await service.update(harness.organizationId, webhook.id, { enabled: true })
-    assert.deepEqual(await service.retryDeadDeliveries(harness.organizationId, webhook.id, before), {
+    assert.deepEqual(await deliveryLog.retryDeadDeliveries(harness.organizationId, webhook.id, before), {
       retried: 2,
     })
     assert.equal(await drain(), 2)

@@ -3,7 +3,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
 import * as dto from '../../webhooks/webhook.dto.ts'
-import type { DeliveryDetail, WebhooksService } from '../../webhooks/webhooks.service.ts'
+import type { DeliveryDetail, WebhookDeliveriesService } from '../../webhooks/webhook-deliveries.service.ts'
+import type { WebhooksService } from '../../webhooks/webhooks.service.ts'
 import { allow, principalOf } from '../auth.ts'
 import { errorEnvelope, sessionIdParam } from '../schemas.ts'
 
@@ -42,10 +43,10 @@ function toDeliveryDetailView({
 /** Organization webhooks see every session's events. */
 const webhookAdmins = allow('admin', 'organization webhooks')
 
-export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }> = async (
-  app,
-  { webhooks },
-) => {
+export const webhooksRoutes: FastifyPluginAsyncZod<{
+  webhooks: WebhooksService
+  deliveries: WebhookDeliveriesService
+}> = async (app, { webhooks, deliveries }) => {
   app.post(
     '/webhooks',
     {
@@ -148,7 +149,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
     },
     async (request) => {
       const { organizationId } = principalOf(request)
-      const page = await webhooks.listDeliveries(organizationId, request.params.id, request.query)
+      const page = await deliveries.listDeliveries(organizationId, request.params.id, request.query)
       return { items: page.items.map(dto.toDeliveryView), nextCursor: page.nextCursor }
     },
   )
@@ -167,7 +168,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
     async (request) => {
       const { organizationId } = principalOf(request)
       const { id, deliveryId } = request.params
-      return toDeliveryDetailView(await webhooks.getDelivery(organizationId, id, deliveryId))
+      return toDeliveryDetailView(await deliveries.getDelivery(organizationId, id, deliveryId))
     },
   )
 
@@ -185,7 +186,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
     async (request, reply) => {
       const { organizationId } = principalOf(request)
       const { id, deliveryId } = request.params
-      const delivery = await webhooks.retryDelivery(organizationId, id, deliveryId)
+      const delivery = await deliveries.retryDelivery(organizationId, id, deliveryId)
       return reply.status(202).send(dto.toDeliveryView(delivery))
     },
   )
@@ -210,7 +211,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
       const range = dto.toReplayRange(request.body)
       return reply
         .status(202)
-        .send(await webhooks.retryDeadDeliveries(organizationId, request.params.id, range))
+        .send(await deliveries.retryDeadDeliveries(organizationId, request.params.id, range))
     },
   )
 
@@ -237,9 +238,9 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{ webhooks: WebhooksService }
  * the session's. Operators manage sessions' configs, so they see and replay these.
  */
 export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
-  webhooks: WebhooksService
+  deliveries: WebhookDeliveriesService
   sessions: SessionsService
-}> = async (app, { webhooks, sessions }) => {
+}> = async (app, { deliveries, sessions }) => {
   const sessionDeliveryParams = sessionIdParam.extend({ deliveryId: z.string().min(1).max(100) })
 
   /** The session `id` names, for the operator whose key may use it, with its own webhooks (its config's). */
@@ -266,7 +267,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
     },
     async (request) => {
       const { organizationId, session } = await operatorSession(request, request.params.id)
-      const page = await webhooks.listSessionDeliveries(organizationId, session.id, request.query)
+      const page = await deliveries.listSessionDeliveries(organizationId, session.id, request.query)
       return { items: page.items.map(dto.toDeliveryView), nextCursor: page.nextCursor }
     },
   )
@@ -285,7 +286,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
     async (request) => {
       const { organizationId, session } = await operatorSession(request, request.params.id)
       return toDeliveryDetailView(
-        await webhooks.getSessionDelivery(organizationId, session.id, request.params.deliveryId),
+        await deliveries.getSessionDelivery(organizationId, session.id, request.params.deliveryId),
       )
     },
   )
@@ -316,7 +317,9 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
     async (request, reply) => {
       const { organizationId, session } = await operatorSession(request, request.params.id)
       const range = dto.toReplayRange(request.body)
-      return reply.status(202).send(await webhooks.retrySessionDeadDeliveries(organizationId, session, range))
+      return reply
+        .status(202)
+        .send(await deliveries.retrySessionDeadDeliveries(organizationId, session, range))
     },
   )
 
@@ -333,7 +336,11 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
     },
     async (request, reply) => {
       const { organizationId, session } = await operatorSession(request, request.params.id)
-      const delivery = await webhooks.retrySessionDelivery(organizationId, session, request.params.deliveryId)
+      const delivery = await deliveries.retrySessionDelivery(
+        organizationId,
+        session,
+        request.params.deliveryId,
+      )
       return reply.status(202).send(dto.toDeliveryView(delivery))
     },
   )
