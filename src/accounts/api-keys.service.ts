@@ -119,7 +119,7 @@ export class ApiKeysService {
   async revoke(organizationId: string, id: string): Promise<void> {
     const revoked = await this.store.revoke(organizationId, id, this.now())
     if (!revoked) throw notFound('API key')
-    for (const [hash, entry] of this.cache) if (entry.record.id === id) this.cache.delete(hash)
+    this.forget(id)
     for (const listener of this.revokedListeners) listener(id)
   }
 
@@ -154,15 +154,22 @@ export class ApiKeysService {
 
   /**
    * Throws unless `principal`'s key still works, asked of the store rather than of this
-   * process's cache: a stream ticket reopening a stream outlives the request that made it,
-   * and another gateway process may have revoked the key since.
+   * process's cache: a stream ticket reopening a stream, or a stream itself, outlives the
+   * request that made it, and another gateway process may have revoked the key since — in
+   * which case this process stops trusting it at once, not when its cache entry ends.
    */
   async confirm(principal: Principal): Promise<void> {
     const record = await this.store.getById(principal.organizationId, principal.keyId)
     const now = this.now()
     if (!record || record.revokedAt !== null || (record.expiresAt !== null && record.expiresAt <= now)) {
-      throw new AppError('unauthorized', 'the API key behind this ticket was revoked or has expired')
+      this.forget(principal.keyId)
+      throw new AppError('unauthorized', 'the API key was revoked or has expired')
     }
+  }
+
+  /** The key is no longer trusted from the cache: its next use is looked up. */
+  private forget(keyId: string): void {
+    for (const [hash, entry] of this.cache) if (entry.record.id === keyId) this.cache.delete(hash)
   }
 
   count(): Promise<number> {

@@ -25,8 +25,9 @@ export interface RouteAccess {
 }
 
 /**
- * A route's `config`: who may call it. Checked before the body and query are validated, so
- * a caller without the role is told so (403), not what a valid body would look like (400).
+ * A route's `config`: who may call it. Checked as soon as the caller is known, before the
+ * body is read, so a caller without the role is told so (403), not what a valid body would
+ * look like (400).
  * Organization-wide routes reach across every session of the organization (its webhooks,
  * its API keys — a key limited to sessions must not mint or revoke one that is not).
  */
@@ -66,23 +67,27 @@ export function registerApiKeyAuth(
       throw new Error(`routes without access (config: allow(…)): ${names}`)
     }
   })
-  app.addHook('preValidation', async (request) => {
+  app.addHook('onRequest', async (request) => {
+    if (!request.url.startsWith(prefix)) return
+    request.principal = await authenticate(request)
+    // Before the body is read: a caller without the role is not told what a valid body would
+    // be (400), nor has one of up to the route's body limit buffered and parsed on its behalf.
     const access = request.routeOptions.config.access
     if (access) checkAccess(request, access)
   })
-  app.addHook('onRequest', async (request) => {
-    if (!request.url.startsWith(prefix)) return
+
+  async function authenticate(request: FastifyRequest): Promise<Principal> {
     const key = apiKeyFrom(request)
     if (!key && ticketRoute && request.url.split('?')[0] === ticketRoute.path) {
       const ticket = new URL(request.url, 'http://local').searchParams.get('ticket')
       if (ticket) {
-        request.principal = await ticketRoute.redeem(ticket)
+        const principal = await ticketRoute.redeem(ticket)
         request.streamTicket = ticket
-        return
+        return principal
       }
     }
-    request.principal = await apiKeys.authenticate(key)
-  })
+    return apiKeys.authenticate(key)
+  }
 }
 
 /** The caller, who must have what `access` asks for. */

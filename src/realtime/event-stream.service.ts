@@ -80,7 +80,9 @@ export class EventStreamService {
      * every `keyCheckIntervalMs`, so a revoke made by another process ends them too.
      */
     confirmKey?: (principal: Principal) => Promise<void>
+    /** how often open streams' keys are looked up (KEY_CHECK_INTERVAL_MS) */
     keyCheckIntervalMs?: number
+    /** where a key check that failed is told */
     logger?: Logger
   }
   private readonly tickets = new Map<string, Ticket>()
@@ -328,26 +330,49 @@ export class EventStreamService {
   private checkKeysWhileOpen(): void {
     const { confirmKey } = this.deps
     if (!confirmKey || this.keyCheck) return
+    const every = this.deps.keyCheckIntervalMs ?? KEY_CHECK_INTERVAL_MS
     this.keyCheck = setInterval(() => {
       if (this.streams.size === 0) {
         clearInterval(this.keyCheck)
         this.keyCheck = undefined
         return
       }
-      // A slow store holds up the next round rather than piling lookups on it.
+      // A slow store holds up the next round rather than have lookups pile up on it.
       if (this.checkingKeys) return
       this.checkingKeys = true
-      const checks = [...this.streams.values()].map(({ principal }) =>
-        confirmKey(principal).catch((error: unknown) => {
-          if (error instanceof AppError && error.code === 'unauthorized') this.revoked(principal.keyId)
-          // The store unreachable says nothing about the key: its streams stay open.
-          else this.deps.logger?.warn({ err: error }, 'checking an event stream key failed')
-        }),
-      )
-      void Promise.all(checks).finally(() => {
+      void this.checkKeys(confirmKey, every).finally(() => {
         this.checkingKeys = false
       })
-    }, this.deps.keyCheckIntervalMs ?? KEY_CHECK_INTERVAL_MS).unref()
+    }, every).unref()
+  }
+
+  /**
+   * One round: each open stream's key looked up once. A key the store refuses ends its
+   * streams; a store that cannot answer leaves them open (that says nothing about the key),
+   * and is logged once for the round. A round that outlasts `deadlineMs` lets the next one go.
+   */
+  private async checkKeys(confirmKey: (principal: Principal) => Promise<void>, deadlineMs: number) {
+    let failed = 0
+    let failure: unknown
+    const checks = [...this.streams.values()].map(({ principal }) =>
+      confirmKey(principal).catch((error: unknown) => {
+        if (error instanceof AppError && error.code === 'unauthorized') this.revoked(principal.keyId)
+        else [failed, failure] = [failed + 1, error]
+      }),
+    )
+    let deadline: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => {
+      deadline = setTimeout(() => resolve('late'), deadlineMs).unref()
+    })
+    const outcome = await Promise.race([Promise.all(checks), late])
+    clearTimeout(deadline)
+    if (outcome === 'late')
+      this.deps.logger?.warn({ keys: checks.length }, 'checking event stream keys is slow')
+    else if (failed > 0)
+      this.deps.logger?.warn(
+        { err: failure, keys: failed },
+        'checking event stream keys failed; their streams stay open',
+      )
   }
 
   private now(): number {

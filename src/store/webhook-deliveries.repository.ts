@@ -62,8 +62,9 @@ export interface DueCursor {
 export type DeliveryOwner = string | { sessionId: string }
 
 /**
- * What a replay sets: due now, its retry budget counted from here, no lease; a session
- * webhook's target as the webhook is now, when given.
+ * What a replay sets: due at `dueAt` (now, unless its endpoint's circuit is open), its retry
+ * budget counted from here, no lease; a session webhook's target as the webhook is now, when
+ * given.
  */
 const replayed = (
   eb: ExpressionBuilder<Tables, 'webhook_deliveries'>,
@@ -500,8 +501,9 @@ export class WebhookDeliveriesRepository {
   }
 
   /**
-   * Makes a dead delivery due now with a fresh retry budget; undefined unless it was dead.
-   * `target`: a session webhook's as it is now, instead of the copy taken at enqueue.
+   * Makes a dead delivery due again (`options.dueAt`, default now) with a fresh retry budget;
+   * undefined unless it was dead. `options.target`: a session webhook's as it is now, instead
+   * of the copy taken at enqueue.
    */
   async replay(
     organizationId: string,
@@ -555,8 +557,9 @@ export class WebhookDeliveriesRepository {
   }
 
   /**
-   * Makes those of `ids` that are dead due now with a fresh retry budget — a session
-   * webhook's sent as `target`, its webhook as it is now; how many were.
+   * Makes those of `ids` that are dead due again (`options.dueAt`, default now) with a fresh
+   * retry budget — a session webhook's sent as `options.target`, its webhook as it is now;
+   * how many were.
    */
   async replayMany(
     ids: readonly string[],

@@ -286,8 +286,9 @@ export class DeliveryWorker implements DeliveryHandoff {
   }
 
   /**
-   * Deliveries to these endpoints were replayed by hand: they are due now, and a session
-   * webhook's 410 is taken as answered — whoever replays them says the receiver is back.
+   * Deliveries to these endpoints were replayed by hand: they are due (now, or when an open
+   * circuit lets a probe through), and a session webhook's 410 is taken as answered —
+   * whoever replays them says the receiver is back.
    */
   replayed(endpointKeys: readonly string[]): void {
     for (const key of endpointKeys) this.gone.delete(key)

@@ -398,6 +398,8 @@ describe('the live event stream', () => {
     assert.match(text, /event: error\ndata: .*the API key was revoked/)
     assert.equal(bystander.socket.readyState, WebSocket.OPEN, "another key's stream stays open")
     bystander.socket.close()
+    // Nor does this process go on trusting the key from its cache for the rest of a minute.
+    assertError(await gateway.request('GET', '/api/v1/sessions', { key: created.key }), 401, 'unauthorized')
   })
 
   it('ends the streams of a key when it expires', async () => {

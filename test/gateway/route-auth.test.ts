@@ -28,6 +28,9 @@ const VALID_BODIES: Record<string, unknown> = {
   'POST /api/v1/sessions/:id/webhook-deliveries/retry': { since: '2026-01-01T00:00:00Z' },
 }
 
+/** Routes that change something and that a viewer key may call. */
+const VIEWER_WRITES = new Set(['POST /api/v1/events/ticket'])
+
 /** Values for path parameters other than the session's `:id` that their routes accept. */
 const PARAM_VALUES: Record<string, string> = {
   chatId: '15550400998@s.whatsapp.net',
@@ -193,7 +196,7 @@ describe('authentication and isolation on every /api/v1 route', () => {
     assert.ok(gateway.sandbox.network.findUser('15550400001'), 'the sandbox was not reset')
   })
 
-  it('tells a caller without the role so before looking at the body, on every route that changes something', async () => {
+  it('tells a caller without the role so before reading the body, on every route that changes something', async () => {
     const viewer = (
       await gateway.request('POST', '/api/v1/api-keys', { body: { name: 'viewer', role: 'viewer' } })
     ).json().key
@@ -217,6 +220,13 @@ describe('authentication and isolation on every /api/v1 route', () => {
       }
       const error = assertError(asViewer, 403, 'forbidden')
       assert.match(error.message, /needs the (operator|admin) role; the key has viewer/, label)
+      // Nor is a body that is not even JSON parsed for it.
+      const unparsable = await gateway.app.http.inject({
+        ...junk,
+        payload: '{',
+        headers: { 'x-api-key': viewer, 'content-type': 'application/json' },
+      })
+      assertError(unparsable, 403, 'forbidden')
       refused++
       if (route.url.startsWith(`${API_PREFIX}/webhooks`) || route.url.startsWith(`${API_PREFIX}/api-keys`)) {
         const asLimited = await gateway.app.http.inject({ ...junk, headers: { 'x-api-key': limitedAdmin } })
@@ -226,6 +236,3 @@ describe('authentication and isolation on every /api/v1 route', () => {
     assert.ok(refused > 20, `refused ${refused}`)
   })
 })
-
-/** Routes that change something and that a viewer key may call. */
-const VIEWER_WRITES = new Set(['POST /api/v1/events/ticket'])

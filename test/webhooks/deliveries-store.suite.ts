@@ -472,11 +472,18 @@ export function deliveriesStoreSuite(context: WebhookStoreContext): void {
       await mark('dead', dead.id)
       await mark('delivered', delivered.id)
       const at = tick()
-      assert.equal(await context.deliveries.replayMany([dead.id, delivered.id], at, { target: target(9) }), 1)
+      const probeAt = at + 5_000
+      assert.equal(
+        await context.deliveries.replayMany([dead.id, delivered.id], at, {
+          target: target(9),
+          dueAt: probeAt,
+        }),
+        1,
+      )
       const owner = { sessionId: 'ses_own' }
       const replayed = await context.deliveries.getById(organizationId, owner, dead.id)
       assert.equal(replayed?.status, 'pending')
-      assert.equal(replayed?.nextAttemptAt, at)
+      assert.equal(replayed?.nextAttemptAt, probeAt, 'due when its open circuit lets a probe through')
       assert.equal(replayed?.replayOffset, 3, 'a fresh retry budget')
       assert.deepEqual(replayed?.target, target(9))
       assert.equal(
