@@ -16,6 +16,13 @@ const TICKET_LIFETIME_MS = 24 * 60 * 60_000
  * reconnects to the same URL, ticket included, a few seconds after a stream breaks.
  */
 const RECONNECT_GRACE_MS = 60_000
+/**
+ * Streams a ticket's newer stream may replace within a minute. A client reconnecting after a
+ * break replaces its old stream (still held here if the break did not reach us) once per
+ * break; two clients sharing a ticket replace each other every few seconds, for good — past
+ * this many, the ticket is voided and both are told to get one each.
+ */
+const REPLACEMENTS_PER_MINUTE = 6
 /** Revoked keys remembered: far more than are revoked while streams open. */
 const REVOKED_KEYS_KEPT = 10_000
 const REPLAY_LIMIT = 1000
@@ -57,6 +64,8 @@ interface Ticket {
   stream?: StreamEnd
   /** the filters of the first stream it opened (`filterKey`): a reopen must ask for the same */
   filters?: string
+  /** when its streams were replaced lately (the last minute's) */
+  replacements: number[]
 }
 
 /**
@@ -114,7 +123,12 @@ export class EventStreamService {
     }
     const ticket = `tkt_${randomBytes(24).toString('base64url')}`
     const expiresAt = Math.min(now + TICKET_TTL_MS, principal.expiresAt ?? Number.POSITIVE_INFINITY)
-    this.tickets.set(ticket, { principal, expiresAt, lifetimeEnds: now + TICKET_LIFETIME_MS })
+    this.tickets.set(ticket, {
+      principal,
+      expiresAt,
+      lifetimeEnds: now + TICKET_LIFETIME_MS,
+      replacements: [],
+    })
     return { ticket, expiresAt }
   }
 
@@ -260,14 +274,28 @@ export class EventStreamService {
     return close
   }
 
-  /** A stream opened with `ticket`: one it opened before, still open, is replaced. */
+  /**
+   * A stream opened with `ticket`: one it opened before, still open, is replaced — unless
+   * streams of the ticket keep replacing each other (`REPLACEMENTS_PER_MINUTE`), which is two
+   * clients sharing it: then the ticket is void and both streams end.
+   */
   private streamOpened(ticket: string, stream: StreamEnd, filters: string): void {
     const entry = this.tickets.get(ticket)
     if (!entry) return
     const replaced = entry.stream
     entry.stream = stream
     entry.filters = filters
-    replaced?.('replaced by a newer stream opened with the same ticket', 'replaced')
+    if (!replaced) return
+    const now = this.now()
+    entry.replacements = [...entry.replacements.filter((at) => at > now - 60_000), now]
+    if (entry.replacements.length <= REPLACEMENTS_PER_MINUTE) {
+      replaced('replaced by a newer stream opened with the same ticket', 'replaced')
+      return
+    }
+    this.tickets.delete(ticket)
+    const why = 'this ticket keeps being opened by two clients at once: get a ticket for each client'
+    replaced(why, 'credentials')
+    stream(why, 'credentials')
   }
 
   /** The stream `ticket` opened has ended: the ticket may open it again for a while. */

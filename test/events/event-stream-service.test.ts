@@ -120,6 +120,37 @@ describe('the event stream service', () => {
       assert.deepEqual(ends, ['first: replaced, replaced by a newer stream opened with the same ticket'])
     })
 
+    it('is voided when its streams keep replacing each other (two clients sharing it), ending both', async () => {
+      const { clock, stream } = onClock()
+      const { ticket } = stream.issueTicket(principal)
+      const ends: string[] = []
+      // As the routes do: the ticket is redeemed first (a 401 once it is void).
+      const open = (client: string) =>
+        stream.subscribe(stream.redeemTicket(ticket), everything, () => true, {
+          ticket,
+          end: (why, cause) => ends.push(`${client}: ${cause}, ${why}`),
+        })
+      // A reconnect now and then is a reconnect, however many there are over time.
+      for (let i = 0; i < 10; i++) {
+        await open(`reconnect ${i}`)
+        clock.now += 15_000
+      }
+      assert.ok(ends.every((end) => end.includes('replaced, replaced by a newer stream')))
+      ends.length = 0
+      clock.now += 60_000
+      // Two clients taking turns every few seconds: within a minute, the seventh replacement voids it.
+      for (let i = 0; i < 7; i++) {
+        await open(i % 2 ? 'b' : 'a')
+        clock.now += 3_000
+      }
+      assert.equal(ends.length, 8, 'six replaced, then both ended')
+      assert.deepEqual(ends.slice(-2), [
+        'b: credentials, this ticket keeps being opened by two clients at once: get a ticket for each client',
+        'a: credentials, this ticket keeps being opened by two clients at once: get a ticket for each client',
+      ])
+      assert.throws(() => stream.redeemTicket(ticket), /unknown or expired stream ticket/)
+    })
+
     it('reopens only a stream with the filters it first opened, and works 24 h at most', async () => {
       const { clock, stream } = onClock()
       const { ticket } = stream.issueTicket(principal)

@@ -178,7 +178,8 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
           'Pass it as `?ticket=` to `GET /events/stream`. It opens a stream within 60 s (never after the key expires), ' +
           'one at a time: the stream it opened (the same types and sessions) may be opened again with it — a reconnect, ' +
           'as EventSource does — while that is open and for 60 s after it ended, for 24 h at most; the newer stream ' +
-          'replaces the older (WebSocket close 4002, SSE `event: replaced`).',
+          'replaces the older (WebSocket close 4002, SSE `event: replaced`). One ticket per client: streams that ' +
+          'replace each other more than six times a minute void it (4001, SSE `event: error`).',
         response: { 200: z.object({ ticket: z.string(), expiresAt: z.string() }), ...errors },
       },
     },
