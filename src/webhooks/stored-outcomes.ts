@@ -77,7 +77,10 @@ export class StoredOutcomes {
         }
       }
       if (outcome.status === 'dead') {
-        this.logOf(delivery).warn({ attempts: attempt.number }, 'webhook delivery is dead')
+        this.logOf(delivery).warn(
+          { attempts: attempt.number, status: attempt.statusCode, error: outcome.lastError },
+          'webhook delivery is dead',
+        )
       }
     }
   }

@@ -223,7 +223,23 @@ describe('the live event stream', () => {
       headerError.error.details.map((detail) => detail.path),
       ['headers.last-event-id'],
     )
-    assert.match(headerError.error.message, /^Last-Event-ID: cursor garbage expired/)
+    assert.match(headerError.error.message, /^Last-Event-ID: not an event id/)
+    const expiredHeader = await fetch(`${base.replace('ws', 'http')}/api/v1/events/stream`, {
+      headers: { 'x-api-key': gateway.adminKey, 'last-event-id': 'evt_gone' },
+    })
+    assert.equal(expiredHeader.status, 400)
+    assert.match(
+      ((await expiredHeader.json()) as { error: { message: string } }).error.message,
+      /^Last-Event-ID: cursor evt_gone expired/,
+    )
+    const malformed = await fetch(`${base.replace('ws', 'http')}/api/v1/events/stream?after=hello`, {
+      headers: { 'x-api-key': gateway.adminKey },
+    })
+    assert.equal(malformed.status, 400)
+    assert.match(
+      ((await malformed.json()) as { error: { message: string } }).error.message,
+      /querystring\.after: an event id \(evt_…\)/,
+    )
     const first = (await create('last-id-1', true)).json()
     const cursor = await latestStatusEvent(first.id)
     const later = (await create('last-id-2', true)).json()

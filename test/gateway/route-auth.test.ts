@@ -180,20 +180,45 @@ describe('authentication and isolation on every /api/v1 route', () => {
     assert.equal(byName.statusCode, 201, 'names are unique per organization, not across them')
   })
 
-  it('keeps the sandbox control API for admins only', async () => {
-    const operator = (
-      await gateway.request('POST', '/api/v1/api-keys', { body: { name: 'operator', role: 'operator' } })
-    ).json().key
+  it('keeps the sandbox control API for admins of the whole organization only', async () => {
+    const key = async (body: object) =>
+      (await gateway.request('POST', '/api/v1/api-keys', { body })).json().key as string
+    const operator = await key({ name: 'operator', role: 'operator' })
+    const session = await createSession(gateway, { name: 'sandboxed', start: false })
+    const limitedAdmin = await key({ name: 'limited admin', role: 'admin', sessionIds: [session.id] })
     gateway.sandbox.network.createUser({ kind: 'account', phoneNumber: '15550400001' })
     const sandboxRoutes = routes.filter(
       (r) => r.url.startsWith(`${API_PREFIX}/sandbox`) && r.method !== 'HEAD',
     )
     assert.ok(sandboxRoutes.length > 10)
     for (const route of sandboxRoutes) {
-      const response = await inject(route, fill(route.url), { 'x-api-key': operator })
-      assertError(response, 403, 'forbidden')
+      assertError(await inject(route, fill(route.url), { 'x-api-key': operator }), 403, 'forbidden')
+      // Its links, phones and messages reach every session: one session's admin may not reset them.
+      const limited = assertError(
+        await inject(route, fill(route.url), { 'x-api-key': limitedAdmin }),
+        403,
+        'forbidden',
+      )
+      assert.match(limited.message, /sandbox controls need a key that is not limited to sessions/)
     }
     assert.ok(gateway.sandbox.network.findUser('15550400001'), 'the sandbox was not reset')
+  })
+
+  it('refuses a session-limited key a new session before looking at its body', async () => {
+    const session = await createSession(gateway, { name: 'limited-to', start: false })
+    const limited = (
+      await gateway.request('POST', '/api/v1/api-keys', {
+        body: { name: 'limited operator', role: 'operator', sessionIds: [session.id] },
+      })
+    ).json().key
+    for (const body of [{ name: 'x' }, { name: 'fine-name', start: false }]) {
+      const error = assertError(
+        await gateway.request('POST', '/api/v1/sessions', { body, key: limited }),
+        403,
+        'forbidden',
+      )
+      assert.match(error.message, /new sessions need a key that is not limited to sessions/)
+    }
   })
 
   it('tells a caller without the role so before reading the body, on every route that changes something', async () => {

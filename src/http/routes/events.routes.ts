@@ -54,10 +54,18 @@ const typePatterns = list
   })
   .describe('comma-separated event types; `message.*` and `*` are wildcards')
 
+/** What an event id looks like: a resume cursor that is not one is a bad request, not an expired cursor. */
+const EVENT_ID = /^evt_\w+$/
+
 const streamQuery = z.object({
   types: typePatterns,
   sessions: list.describe('comma-separated sessions, by id or name'),
-  after: z.string().max(100).optional().describe('an event id: replay what came after it first'),
+  after: z
+    .string()
+    .max(100)
+    .regex(EVENT_ID, 'an event id (evt_…)')
+    .optional()
+    .describe('an event id: replay what came after it first'),
   ticket: z.string().max(100).optional().describe('from POST /events/ticket, for browsers'),
 })
 
@@ -336,9 +344,9 @@ function closeReason(message: string): string {
 function lastEventId(header: string | string[] | undefined): string | undefined {
   const value = Array.isArray(header) ? header[0] : header
   if (!value) return undefined
-  if (value.length > 100) {
-    throw invalidRequest('Last-Event-ID: not an event id', [
-      { path: 'headers.last-event-id', message: 'at most 100 characters' },
+  if (value.length > 100 || !EVENT_ID.test(value)) {
+    throw invalidRequest('Last-Event-ID: not an event id (evt_…, at most 100 characters)', [
+      { path: 'headers.last-event-id', message: 'an event id (evt_…)' },
     ])
   }
   return value

@@ -23,7 +23,7 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
   app.post(
     '/sessions',
     {
-      config: allow('operator'),
+      config: allow('operator', 'new sessions'),
       schema: {
         tags,
         summary: 'Create a session (and start it, unless start is false)',

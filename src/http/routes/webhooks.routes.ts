@@ -200,7 +200,8 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
         summary: 'Send every dead delivery created in a time range again, with a fresh retry budget',
         description:
           'The way back from an outage that outlasted the retry schedule: the dead deliveries created in [since, until) ' +
-          'are due at once, oldest first, each with the full retry policy again.',
+          'are due at once (or, while its circuit is open, when it lets a probe through), oldest first, each with the ' +
+          'full retry policy again.',
         params: dto.webhookParams,
         body: dto.retryDeadBody,
         response: { 202: dto.retriedView, ...errors },
@@ -300,7 +301,8 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
         summary: "Send every dead delivery of a session's own webhooks created in a time range again",
         description:
           "Each is sent as the session's webhook at its URL is now, with a fresh retry budget; those whose URL " +
-          'is no longer in the config are skipped (counted in skipped).',
+          'is no longer in the config are skipped (counted in skipped). Due at once, or, while its circuit is open, ' +
+          'when it lets a probe through.',
         params: sessionIdParam,
         body: dto.retryDeadBody,
         response: {
