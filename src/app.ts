@@ -26,12 +26,15 @@ import { UpdatesIngest } from './messages/updates-ingest.ts'
 import { Metrics } from './observability/metrics.ts'
 import { EventStreamService } from './realtime/event-stream.service.ts'
 import { SandboxServer } from './sandbox/server.ts'
+import { checkEncryptionKey } from './security/encryption-key-check.ts'
 import { loadOrCreateEncryptionKey, SecretBox } from './security/secret-box.ts'
 import { SessionManager } from './sessions/session-manager.ts'
 import { RepositorySessionStore } from './sessions/session-store.ts'
 import { SessionsService } from './sessions/sessions.service.ts'
 import { DataDirLock } from './store/data-dir-lock.ts'
+import { DatabaseLock } from './store/database-lock.ts'
 import { type Database, migrateToLatest, openDatabase } from './store/db.ts'
+import { isPostgresUrl } from './store/dialect-sql.ts'
 import { createRepositories } from './store/index.ts'
 import { SsrfGuard } from './webhooks/ssrf-guard.ts'
 import { createWebhookModule } from './webhooks/webhooks.module.ts'
@@ -84,8 +87,11 @@ export async function createApp(options: AppOptions): Promise<App> {
   // Owner only: the data directory holds the database, the encryption key and the admin key.
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
   const lock = DataDirLock.acquire(config.dataDir)
+  let databaseLock: DatabaseLock | undefined
   let database: Database | undefined
   try {
+    if (isPostgresUrl(config.databaseUrl))
+      databaseLock = await DatabaseLock.acquire(config.databaseUrl, logger)
     database = await openDatabase({
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
@@ -94,11 +100,16 @@ export async function createApp(options: AppOptions): Promise<App> {
     })
     const app = await assemble(options, logger, database)
     const close = app.close
-    // Released last, once nothing of this gateway writes to the directory any more.
-    return { ...app, close: () => close().finally(() => lock.release()) }
+    // Released last, once nothing of this gateway writes to the directory or the database any more.
+    const release = async () => {
+      await databaseLock?.release()
+      lock.release()
+    }
+    return { ...app, close: () => close().finally(release) }
   } catch (error) {
     // Not left open (with its checkpointer thread), or locked, by a start that failed halfway.
     await database?.close().catch(() => {})
+    await databaseLock?.release()
     lock.release()
     throw error
   }
@@ -110,6 +121,7 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
   await migrateToLatest(database)
   const repositories = createRepositories(database)
   const secretBox = new SecretBox(await loadOrCreateEncryptionKey(config.dataDir, config.encryptionKey))
+  await checkEncryptionKey(repositories.instanceSettings, secretBox, Date.now())
   const bus = new EventBus((err) => logger.error({ err }, 'event listener failed'))
 
   const ownSandbox = !options.sandbox && config.sandbox

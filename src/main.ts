@@ -1,6 +1,7 @@
 import { createApp } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
-import { DataDirInUseError } from './store/data-dir-lock.ts'
+import { EncryptionKeyMismatchError } from './security/encryption-key-check.ts'
+import { GatewayInUseError } from './store/data-dir-lock.ts'
 
 /** Boot: parse the config (listing every problem), build the app, listen, restore sessions. */
 async function main(): Promise<void> {
@@ -18,7 +19,7 @@ async function main(): Promise<void> {
   try {
     app = await createApp({ config })
   } catch (error) {
-    if (error instanceof DataDirInUseError) {
+    if (error instanceof GatewayInUseError || error instanceof EncryptionKeyMismatchError) {
       console.error(error.message)
       process.exit(1)
     }

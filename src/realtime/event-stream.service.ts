@@ -29,8 +29,9 @@ const REPLAY_LIMIT = 1000
 /** The longest delay a Node timer takes (about 24.8 days); a key expiring later is looked at again then. */
 const LONGEST_TIMER_MS = 2 ** 31 - 1
 /**
- * How often the keys of open streams are looked up in the store: a key revoked by another
- * gateway process (sharing the database) ends this one's streams within this long.
+ * How often the keys of open streams are looked up in the store: a key revoked there behind
+ * this process's back (a restore, an operator's SQL; other nodes, in cluster mode) ends its
+ * streams within this long.
  */
 const KEY_CHECK_INTERVAL_MS = 30_000
 

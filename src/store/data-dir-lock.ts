@@ -4,9 +4,9 @@ import { DatabaseSync } from 'node:sqlite'
 /** The file whose lock says a gateway is using the data directory. */
 export const LOCK_FILE = 'wagate.lock'
 
-/** A start refused because another gateway holds the data directory: said in one line, not a stack. */
-export class DataDirInUseError extends Error {
-  override readonly name = 'DataDirInUseError'
+/** A start refused because another gateway holds the data directory or the database: said in one line, not a stack. */
+export class GatewayInUseError extends Error {
+  override readonly name = 'GatewayInUseError'
 }
 
 /**
@@ -33,7 +33,7 @@ export class DataDirLock {
       file.exec('BEGIN EXCLUSIVE')
     } catch (error) {
       file.close()
-      throw new DataDirInUseError(
+      throw new GatewayInUseError(
         `another wagate is using the data directory ${dataDir} (it holds ${LOCK_FILE}); stop it, or give this one a DATA_DIR of its own`,
         { cause: error },
       )

@@ -9,6 +9,7 @@ import * as webhooks from './migrations/0004-webhooks.ts'
 import * as webhookWorkerIndexes from './migrations/0005-webhook-worker-indexes.ts'
 import * as dropEndpointPendingIndex from './migrations/0006-drop-endpoint-pending-index.ts'
 import * as sessionWebhookDeliveriesIndex from './migrations/0007-session-webhook-deliveries-index.ts'
+import * as instanceSettings from './migrations/0008-instance-settings.ts'
 import { NodeSqliteDialect, openSqliteFile } from './node-sqlite-dialect.ts'
 import type { Tables } from './schema.ts'
 import { WalCheckpointer } from './wal-checkpointer.ts'
@@ -46,6 +47,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005-webhook-worker-indexes': webhookWorkerIndexes,
   '0006-drop-endpoint-pending-index': dropEndpointPendingIndex,
   '0007-session-webhook-deliveries-index': sessionWebhookDeliveriesIndex,
+  '0008-instance-settings': instanceSettings,
 }
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {

@@ -6,6 +6,7 @@ import type { Database } from './db.ts'
 import { EventsRepository } from './events.repository.ts'
 import { GroupsRepository } from './groups.repository.ts'
 import { IdempotencyRepository } from './idempotency.repository.ts'
+import { InstanceSettingsRepository } from './instance-settings.repository.ts'
 import { MediaFilesRepository } from './media-files.repository.ts'
 import { MessagesRepository } from './messages.repository.ts'
 import { OrganizationsRepository } from './organizations.repository.ts'
@@ -75,6 +76,7 @@ export interface Repositories {
   groups: GroupsRepository
   idempotency: IdempotencyRepository
   mediaFiles: MediaFilesRepository
+  instanceSettings: InstanceSettingsRepository
 }
 
 /** The composition root builds this once per open database. */
@@ -91,6 +93,7 @@ export function createRepositories(database: Database): Repositories {
     groups: new GroupsRepository(database.db),
     idempotency: new IdempotencyRepository(database.db),
     mediaFiles: new MediaFilesRepository(database.db),
+    instanceSettings: new InstanceSettingsRepository(database.db),
   }
 }
 export {

@@ -94,6 +94,14 @@ export interface Tables extends MessagingTables {
   webhooks: WebhooksTable
   webhook_deliveries: WebhookDeliveriesTable
   webhook_attempts: WebhookAttemptsTable
+  instance_settings: InstanceSettingsTable
+}
+
+/** Settings of the installation as a whole (migration 0008). */
+export interface InstanceSettingsTable {
+  name: string
+  value: string
+  created_at: number
 }
 
 /** Organization webhooks (migration 0002). */

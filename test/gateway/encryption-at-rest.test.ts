@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { readFile, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type AuthenticationCreds, BufferJSON } from '@whiskeysockets/baileys'
+import { createApp } from '../../src/app.ts'
+import { loadConfig } from '../../src/config.ts'
+import { EncryptionKeyMismatchError } from '../../src/security/encryption-key-check.ts'
 import { parseEncryptionKey, SecretBox } from '../../src/security/secret-box.ts'
 import { startTestGateway, type TestGateway } from '../support/gateway.ts'
 import { createLinkedSession, createSession, type SessionBody } from '../support/sessions.ts'
@@ -173,6 +177,37 @@ describe('credentials and secrets at rest', () => {
       assert.throws(() => box.decrypt(sealed), 'another key cannot open it')
     } finally {
       await configured.close()
+    }
+  })
+
+  it('refuses to start with another encryption key than its database was written with, in one line', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'wagate-keycheck-'))
+    const start = (key: Buffer) =>
+      createApp({
+        config: loadConfig({
+          DATA_DIR: dataDir,
+          PORT: '0',
+          LOG_LEVEL: 'silent',
+          ENCRYPTION_KEY: key.toString('hex'),
+        }),
+        sandbox: gateway.sandbox,
+      })
+    const key = randomBytes(32)
+    try {
+      await (await start(key)).close()
+      const refusal = await start(randomBytes(32)).then(
+        () => assert.fail('started with another key'),
+        (error: unknown) => error,
+      )
+      assert.ok(refusal instanceof EncryptionKeyMismatchError)
+      assert.match(
+        refusal.message,
+        /not the one this database was written with: start with the same ENCRYPTION_KEY/,
+      )
+      // Refused before taking anything: the directory is free, and the right key starts.
+      await (await start(key)).close()
+    } finally {
+      await rm(dataDir, { recursive: true, force: true })
     }
   })
 })
