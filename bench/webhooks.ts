@@ -43,11 +43,13 @@ interface Receipt {
   id: string
   at: number
 }
+/** A request a receiver kept whole, for the bare client to send again. */
 interface Arrival extends Receipt {
   headers: Record<string, string>
   body: string
 }
-type Ask = { op: 'count' } | { op: 'take' } | { op: 'close' }
+/** `keep`: whether the receivers keep each request's headers and body from now on (`Arrival`) or only a `Receipt`. */
+type Ask = { op: 'count' } | { op: 'take' } | { op: 'close' } | { op: 'keep'; requests: boolean }
 interface Count {
   count: number
   /** stream clients the server closed on */
@@ -71,24 +73,34 @@ const replayable = (headers: IncomingHttpHeaders) =>
     ),
   )
 
-/** `count` loopback receivers answering 204, each on its own port (an endpoint per origin). */
+/**
+ * `count` loopback receivers answering 204, each on its own port (an endpoint per origin).
+ * They keep whole requests only while asked to (the phases whose requests the bare client
+ * sends again): copying each one's headers and body, and holding thousands of them, nearly
+ * doubled a receiver's CPU time per request (27–31 µs → 45–55), which the gateway, busy on
+ * both cores, paid for more than the bare client did.
+ */
 async function runReceivers(count: number): Promise<void> {
-  let arrivals: Arrival[] = []
+  let arrivals: Array<Receipt | Arrival> = []
+  let keepRequests = false
   const servers: Server[] = []
   for (let endpoint = 0; endpoint < count; endpoint++) {
     const server = createServer((req, res) => {
+      const id = String(req.headers['webhook-id'])
+      if (!keepRequests) {
+        req.resume()
+        req.on('end', () => {
+          arrivals.push({ endpoint, id, at: clock() })
+          res.writeHead(204).end()
+        })
+        return
+      }
       const chunks: Buffer[] = []
       req.on('data', (chunk: Buffer) => chunks.push(chunk))
       req.on('end', () => {
         const at = clock()
         const body = Buffer.concat(chunks).toString('utf8')
-        arrivals.push({
-          endpoint,
-          id: String(req.headers['webhook-id']),
-          at,
-          headers: replayable(req.headers),
-          body,
-        })
+        arrivals.push({ endpoint, id, at, headers: replayable(req.headers), body })
         res.writeHead(204).end()
       })
     })
@@ -106,6 +118,9 @@ async function runReceivers(count: number): Promise<void> {
     () => {
       for (const server of servers) server.closeAllConnections()
       for (const server of servers) server.close()
+    },
+    (requests) => {
+      keepRequests = requests
     },
   )
 }
@@ -149,12 +164,21 @@ async function runStreamClients(url: string, key: string, count: number): Promis
 }
 
 /** A worker's side of the conversation: it says hello once, then answers one question at a time. */
-function serve(hello: object, count: () => Count, take: () => Receipt[], close: () => void): void {
+function serve(
+  hello: object,
+  count: () => Count,
+  take: () => Receipt[],
+  close: () => void,
+  keep?: (requests: boolean) => void,
+): void {
   const port = parentPort!
   port.on('message', (ask: Ask) => {
     if (ask.op === 'count') port.postMessage(count())
     else if (ask.op === 'take') port.postMessage(take())
-    else {
+    else if (ask.op === 'keep') {
+      keep?.(ask.requests)
+      port.postMessage({})
+    } else {
       close()
       port.postMessage({})
     }
@@ -394,23 +418,31 @@ async function main(): Promise<void> {
       }
     }
 
+    /** Whether the receivers keep whole requests (`Arrival`s, for the bare client) or only receipts. */
+    const keeping = async (requests = false) => {
+      await receivers.ask({ op: 'keep', requests })
+    }
+    /** The whole requests of a phase the receivers kept them in; none otherwise. */
+    const kept = (receipts: Receipt[], keep = false): Arrival[] => (keep ? (receipts as Arrival[]) : [])
+
     /** Events through the gateway: recorded, stored with their deliveries, claimed, signed, POSTed. */
     const pipeline = async (
       label: string,
       count: number,
       endpoints: number,
-      options: { rate?: number; producers?: number } = {},
+      options: { rate?: number; producers?: number; keep?: boolean } = {},
     ) => {
+      await keeping(options.keep)
       await quiesce()
       const from = clock()
       const cpuFrom = cpuTimes()
       const begun = await record(count, options.rate, options.producers)
       const recorded = count / ((clock() - from) / 1000)
-      const collected = await collect<Arrival>(receivers, count * endpoints)
+      const collected = await collect(receivers, count * endpoints)
       verify(label, collected.receipts, begun.keys(), endpoints)
       const startOf = (receipt: Receipt) => begun.get(receipt.id) ?? from
       const result = measure(collected, startOf, from, cpuFrom)
-      return { arrivals: collected.receipts, begun, recorded, result }
+      return { arrivals: kept(collected.receipts, options.keep), begun, recorded, result }
     }
 
     /**
@@ -418,7 +450,8 @@ async function main(): Promise<void> {
      * sees none of them before the commit), so every delivery is due at once, as every
      * request is for the bare client. Counts from the commit.
      */
-    const backlog = async (label: string, count: number, endpoints: number) => {
+    const backlog = async (label: string, count: number, endpoints: number, keep = false) => {
+      await keeping(keep)
       const items = Array.from({ length: count }, (_, i) => ({
         type: 'message.received' as const,
         data: message(i),
@@ -429,10 +462,13 @@ async function main(): Promise<void> {
       const from = clock()
       const cpuFrom = cpuTimes()
       recorder.publish(stored)
-      const collected = await collect<Arrival>(receivers, count * endpoints)
+      const collected = await collect(receivers, count * endpoints)
       const ids = stored.map((event) => event.id)
       verify(label, collected.receipts, ids, endpoints)
-      return { arrivals: collected.receipts, result: measure(collected, () => from, from, cpuFrom) }
+      return {
+        arrivals: kept(collected.receipts, keep),
+        result: measure(collected, () => from, from, cpuFrom),
+      }
     }
 
     /**
@@ -442,6 +478,7 @@ async function main(): Promise<void> {
      * once without it; latency counts from the release.
      */
     const bare = async (label: string, arrivals: Arrival[], begun?: Map<string, number>) => {
+      await keeping(false)
       const first = begun ? Math.min(...begun.values()) : 0
       const offsets = arrivals.map((arrival) => (begun ? (begun.get(arrival.id) ?? first) - first : 0))
       const order = arrivals.map((_, i) => i).sort((a, b) => offsets[a]! - offsets[b]!)
@@ -466,7 +503,7 @@ async function main(): Promise<void> {
           }
         }),
       )
-      const received = await collect<Arrival>(receivers, arrivals.length)
+      const received = await collect(receivers, arrivals.length)
       const endpoints = new Set(arrivals.map((arrival) => arrival.endpoint)).size
       verify(label, received.receipts, new Set(arrivals.map((arrival) => arrival.id)), endpoints)
       const released = (receipt: Receipt) => start + (begun ? (begun.get(receipt.id) ?? first) - first : 0)
@@ -487,14 +524,14 @@ async function main(): Promise<void> {
       const ids: string[] = []
       for (let e = 0; e < endpoints; e++) ids.push(await webhook(e))
       progress(label('warming up'))
-      const warm = await pipeline(label('warm-up'), Math.ceil(WARM_UP / endpoints), endpoints)
+      const warm = await pipeline(label('warm-up'), Math.ceil(WARM_UP / endpoints), endpoints, { keep: true })
       // The bare client's code has to be as warm as the gateway's, whose HTTP client runs on
       // a thread of its own: on this thread undici's first several thousand requests ran up
       // to twice as slow as later ones (1 endpoint, 3 rounds: 7,100 req/s; 10 rounds: 13,400).
       for (let round = 0; round < BARE_WARM_UP_ROUNDS; round++)
         await bare(label('bare warm-up'), warm.arrivals)
       // The bare client's requests: what a backlog of this size made the gateway send.
-      const { arrivals: requests } = await backlog(label('bare client’s requests'), events, endpoints)
+      const { arrivals: requests } = await backlog(label('bare client’s requests'), events, endpoints, true)
       // Alternating rounds, each gateway phase between two bare runs: the machine's speed
       // drifts by tens of percent within minutes, so each phase is compared with the bare runs
       // just before and after it, and the table gives medians.
@@ -534,7 +571,7 @@ async function main(): Promise<void> {
       const rate = oneByOne.result.perSecond / endpoints / 2
       const steadyCount = Math.max(20, Math.min(events, Math.round(rate * 3)))
       progress(label(`${steadyCount} events at ${rate.toFixed(0)}/s`))
-      const steady = await pipeline(label('steady'), steadyCount, endpoints, { rate })
+      const steady = await pipeline(label('steady'), steadyCount, endpoints, { rate, keep: true })
       const steadyBare = await bare(label('bare steady'), steady.arrivals, steady.begun)
       for (const id of ids) await disable(id)
       const deliveries = (warm.begun.size + events + 3 * events * ROUNDS + steadyCount) * endpoints
@@ -701,7 +738,8 @@ async function main(): Promise<void> {
         `CPU time over the run (process.threadCpuUsage) per request, the recording included one by one; the`,
         `gateway's HTTP thread is not in it; all threads: the whole process's CPU time per request (receivers,`,
         `the HTTP thread, SQLite's checkpointer and the garbage collector's threads too). Receivers (one port`,
-        `each, answering 204) and stream clients run in worker threads of this process.`,
+        `each, answering 204; they keep whole requests only in the warm-up, the backlog the bare client replays and the`,
+        `steady phase) and stream clients run in worker threads of this process.`,
       ].join('\n'),
     )
     if (problems.length > 0) {
