@@ -68,17 +68,26 @@ export function registerApiKeyAuth(
     }
   })
   app.addHook('onRequest', async (request) => {
-    if (!request.url.startsWith(prefix)) return
+    // By the route the router matched, which it found in the decoded path (`/%61pi/v1/…` is an
+    // /api/v1 route too); by the raw path only for what matches no route, so that a key is
+    // asked for before a route is said not to exist.
+    const access = request.routeOptions.config.access
+    if (!access && !request.url.startsWith(prefix)) return
     request.principal = await authenticate(request)
     // Before the body is read: a caller without the role is not told what a valid body would
     // be (400), nor has one of up to the route's body limit buffered and parsed on its behalf.
-    const access = request.routeOptions.config.access
     if (access) checkAccess(request, access)
+  })
+  // However a request got past the hook above, no handler of a guarded route runs unchecked.
+  app.addHook('preHandler', async (request) => {
+    if (request.routeOptions.config.access) principalOf(request)
   })
 
   async function authenticate(request: FastifyRequest): Promise<Principal> {
     const key = apiKeyFrom(request)
-    if (!key && ticketRoute && request.url.split('?')[0] === ticketRoute.path) {
+    // The stream's route as matched; its raw path for a request that matches none (a HEAD).
+    const path = request.routeOptions.url ?? request.url.split('?')[0]
+    if (!key && ticketRoute && path === ticketRoute.path) {
       const ticket = new URL(request.url, 'http://local').searchParams.get('ticket')
       if (ticket) {
         const principal = await ticketRoute.redeem(ticket)

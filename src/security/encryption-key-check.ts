@@ -16,25 +16,36 @@ export class EncryptionKeyMismatchError extends Error {
  * (a lost `encryption.key`, a new DATA_DIR beside an existing DATABASE_URL, an
  * ENCRYPTION_KEY not carried over) every session failed to log in and every webhook
  * delivery died with "unable to authenticate data" — after the start had seemed to work
- * (black-box review, 2026-12-05). The first start seals a known value with its key; every
- * start after opens it, and refuses to go on, in one line, when it cannot.
+ * (black-box review, 2026-12-05). The first start seals a known value with its key (in a
+ * database from before this check, once a stored secret has opened with it); every start
+ * after opens it, and refuses to go on, in one line, when it cannot.
  */
 export async function checkEncryptionKey(
   settings: InstanceSettingsRepository,
   secretBox: SecretBox,
   now: number,
 ): Promise<void> {
-  const sealed = await settings.setOnce(SETTING, secretBox.encrypt(PLAINTEXT), now)
-  let opened: string | undefined
-  try {
-    opened = secretBox.decrypt(sealed)
-  } catch {
-    opened = undefined
+  let sealed = await settings.get(SETTING)
+  if (sealed === undefined) {
+    // A database from before the check (or a new one): what it sealed must open with this key
+    // before this key is written down as the one.
+    const sample = await settings.sealedSample()
+    if (sample !== undefined && opened(secretBox, sample) === undefined) throw mismatch()
+    sealed = await settings.setOnce(SETTING, secretBox.encrypt(PLAINTEXT), now)
   }
-  if (opened !== PLAINTEXT) {
-    throw new EncryptionKeyMismatchError(
-      'the encryption key is not the one this database was written with: start with the same ENCRYPTION_KEY ' +
-        '(or the same DATA_DIR/encryption.key) as before — with another, no stored credential or webhook secret can be read',
-    )
+  if (opened(secretBox, sealed) !== PLAINTEXT) throw mismatch()
+}
+
+function opened(secretBox: SecretBox, sealed: string): string | undefined {
+  try {
+    return secretBox.decrypt(sealed)
+  } catch {
+    return undefined
   }
 }
+
+const mismatch = () =>
+  new EncryptionKeyMismatchError(
+    'the encryption key is not the one this database was written with: start with the same ENCRYPTION_KEY ' +
+      '(or the same DATA_DIR/encryption.key) as before — with another, no stored credential or webhook secret can be read',
+  )

@@ -2,10 +2,12 @@ import pg from 'pg'
 import type { Logger } from 'pino'
 import { GatewayInUseError } from './data-dir-lock.ts'
 
-/** The advisory lock's key: the same for every wagate ("wagate" in ASCII). */
-const LOCK_KEY = '131277007123045'
+/** The advisory lock's key: the same for every wagate ("wagate" in ASCII, as an integer). */
+const LOCK_KEY = '131260229973093'
 /** How often a lock whose connection was lost is asked for again. */
 const RETAKE_EVERY_MS = 5_000
+/** How long connecting may take before a start (or a retake) gives up. */
+const CONNECT_TIMEOUT_MS = 10_000
 
 /**
  * One gateway per Postgres database, as per data directory (DataDirLock), until cluster
@@ -15,9 +17,11 @@ const RETAKE_EVERY_MS = 5_000
  * review, 2026-12-05).
  *
  * A session-level advisory lock, held on a connection of its own (not the pool's, whose
- * connections come and go): the server drops it when that connection ends, however the
- * process ended, so a crash leaves no stale lock. Should the connection be lost while the
- * gateway runs (a server restart), the lock is asked for again until it is back.
+ * connections come and go; and not through a transaction-mode pooler, which would hand the
+ * session to others): the server drops it when that connection ends, however the process
+ * ended, so a crash leaves no stale lock. TCP keep-alive notices a connection that died
+ * silently. Should the connection be lost while the gateway runs (a server restart), the
+ * lock is asked for again until it is back.
  */
 export class DatabaseLock {
   private client: pg.Client
@@ -25,86 +29,98 @@ export class DatabaseLock {
   private readonly logger?: Logger
   private released = false
   private retaking: NodeJS.Timeout | undefined
+  /** a retake under way: `release` waits for it, so it cannot leave a lock behind */
+  private retake: Promise<void> | undefined
 
   private constructor(client: pg.Client, url: string, logger?: Logger) {
     this.client = client
     this.url = url
     this.logger = logger
-    this.watch(client)
   }
 
   /** Takes the database's lock, or throws (GatewayInUseError) if another gateway holds it. */
   static async acquire(url: string, logger?: Logger): Promise<DatabaseLock> {
-    const client = new pg.Client({ connectionString: url })
-    await client.connect()
-    let held: boolean
+    let lock: DatabaseLock | undefined
+    const client = connection(url, (error) => lock?.lost(client, error))
     try {
-      held = await tryLock(client)
+      await client.connect()
+      if (!(await tryLock(client))) {
+        throw new GatewayInUseError(
+          `another wagate is using the database ${redacted(url)}; stop it, or give this one a database of its own (one gateway per database)`,
+        )
+      }
     } catch (error) {
       await client.end().catch(() => {})
       throw error
     }
-    if (!held) {
-      await client.end().catch(() => {})
-      throw new GatewayInUseError(
-        `another wagate is using the database ${redacted(url)}; stop it, or give this one a database of its own (one gateway per database)`,
-      )
-    }
-    return new DatabaseLock(client, url, logger)
+    lock = new DatabaseLock(client, url, logger)
+    return lock
   }
 
   async release(): Promise<void> {
     this.released = true
     clearTimeout(this.retaking)
+    await this.retake
     // Ending the connection ends the lock.
     await this.client.end().catch(() => {})
   }
 
-  private watch(client: pg.Client): void {
-    // Without a listener an ended connection would be an uncaught exception.
-    client.on('error', (error) => {
-      if (this.released) return
-      this.logger?.error(
-        { err: error },
-        'the connection holding the database lock was lost; taking the lock again',
-      )
-      this.retakeSoon()
-    })
+  /** The connection holding the lock ended with an error (a later error of an older one is old news). */
+  private lost(client: pg.Client, error: Error): void {
+    if (this.released || client !== this.client) return
+    this.logger?.error(
+      { err: error },
+      'the connection holding the database lock was lost; taking the lock again',
+    )
+    this.retakeSoon()
   }
 
   private retakeSoon(): void {
-    if (this.released || this.retaking) return
+    if (this.released || this.retaking || this.retake) return
     this.retaking = setTimeout(() => {
       this.retaking = undefined
-      void this.retake()
+      this.retake = this.takeAgain().then((settled) => {
+        this.retake = undefined
+        if (!settled) this.retakeSoon()
+      })
     }, RETAKE_EVERY_MS)
     this.retaking.unref()
   }
 
-  private async retake(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url })
+  /** One try; true once there is nothing more to do (the lock is held again, or released). */
+  private async takeAgain(): Promise<boolean> {
+    const client = connection(this.url, (error) => this.lost(client, error))
     try {
       await client.connect()
-      if (this.released) {
-        await client.end()
-        return
-      }
-      if (await tryLock(client)) {
+      const held = !this.released && (await tryLock(client))
+      if (held && !this.released) {
         this.client = client
-        this.watch(client)
         this.logger?.info('the database lock is held again')
-        return
+        return true
       }
+      await client.end().catch(() => {})
+      if (held || this.released) return true
       this.logger?.error(
         'another gateway took this database while its lock was lost: two gateways now run its sessions; stop one',
       )
-      await client.end().catch(() => {})
     } catch (error) {
       await client.end().catch(() => {})
+      if (this.released) return true
       this.logger?.warn({ err: error }, 'taking the database lock again failed; trying again')
     }
-    this.retakeSoon()
+    return false
   }
+}
+
+/** A connection for the lock, listened to from the start: an error with no listener would end the process. */
+function connection(url: string, onError: (error: Error) => void): pg.Client {
+  const client = new pg.Client({
+    connectionString: url,
+    keepAlive: true,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  })
+  client.on('error', onError)
+  return client
 }
 
 async function tryLock(client: pg.Client): Promise<boolean> {
@@ -114,11 +130,12 @@ async function tryLock(client: pg.Client): Promise<boolean> {
   return rows[0]?.held === true
 }
 
-/** The URL without its password, to say which database is meant. */
+/** The URL without its password (in the authority or as a parameter), to say which database is meant. */
 function redacted(url: string): string {
   try {
     const parsed = new URL(url)
     if (parsed.password) parsed.password = '***'
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***')
     return parsed.toString()
   } catch {
     return 'given in DATABASE_URL'

@@ -18,6 +18,17 @@ export class InstanceSettingsRepository {
     return row?.value
   }
 
+  /**
+   * A value sealed with the encryption key — a session's credentials or a webhook's secret —
+   * whichever is found first; none in a database that has stored neither.
+   */
+  async sealedSample(): Promise<string | undefined> {
+    const creds = await this.db.selectFrom('auth_creds').select('creds').limit(1).executeTakeFirst()
+    if (creds) return creds.creds
+    const webhook = await this.db.selectFrom('webhooks').select('secret').limit(1).executeTakeFirst()
+    return webhook?.secret
+  }
+
   /** Stores `value` unless the setting exists; the value stored either way. */
   async setOnce(name: string, value: string, now: number): Promise<string> {
     await this.db

@@ -78,7 +78,7 @@ export class StoredOutcomes {
       }
       if (outcome.status === 'dead') {
         this.logOf(delivery).warn(
-          { attempts: attempt.number, status: attempt.statusCode, error: outcome.lastError },
+          { attempts: attempt.number, lastError: outcome.lastError },
           'webhook delivery is dead',
         )
       }

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import pg from 'pg'
 import { createApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
+import { EncryptionKeyMismatchError } from '../../src/security/encryption-key-check.ts'
 import { GatewayInUseError } from '../../src/store/data-dir-lock.ts'
 import { freshPostgresDatabase, type TestPostgresDatabase } from '../support/postgres.ts'
 import { eventually } from '../support/wait.ts'
@@ -39,8 +40,11 @@ describe('one gateway per Postgres database', { skip: !postgres }, () => {
     const admin = new pg.Client({ connectionString: database.url })
     await admin.connect()
     try {
+      // Only wagate's lock, in this test's database: other test files run beside this one.
       const { rows } = await admin.query(
-        "select pg_terminate_backend(pid) as ended from pg_locks where locktype = 'advisory' and granted",
+        `select pg_terminate_backend(pid) as ended from pg_locks
+         where locktype = 'advisory' and granted and classid = 30561 and objid = 1734440037 and objsubid = 1
+           and database = (select oid from pg_database where datname = current_database())`,
       )
       return rows.length
     } finally {
@@ -58,9 +62,26 @@ describe('one gateway per Postgres database', { skip: !postgres }, () => {
       assert.ok(refusal instanceof GatewayInUseError)
       assert.match(refusal.message, /another wagate is using the database .*one gateway per database/)
       assert.doesNotMatch(refusal.message, /wagate:wagate@/, 'the password is not repeated')
+      // Nor does a gateway with another encryption key start once the database is free (below).
     } finally {
       await first.close()
     }
+    const second = await createApp({ config: config(1) })
+    await second.close()
+    const otherKey = loadConfig({
+      DATA_DIR: dataDirs[1] as string,
+      DATABASE_URL: database.url,
+      ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+    })
+    await assert.rejects(createApp({ config: otherKey }), EncryptionKeyMismatchError)
+  })
+
+  it('leaves no lock behind when it closes while the lock is being taken again', async () => {
+    const first = await createApp({ config: config(0) })
+    assert.equal(await cutLockConnections(), 1)
+    await first.close()
     const second = await createApp({ config: config(1) })
     await second.close()
   })
@@ -76,7 +97,10 @@ describe('one gateway per Postgres database', { skip: !postgres }, () => {
               await started.close()
               return 'started'
             },
-            () => 'refused',
+            (error: unknown) => {
+              assert.ok(error instanceof GatewayInUseError, String(error))
+              return 'refused'
+            },
           )
           // Until it is retaken (within 5 s) a second gateway could start; after, it cannot.
           return attempt === 'refused'

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { after, before, describe, it } from 'node:test'
 import { type AuthenticationCreds, BufferJSON } from '@whiskeysockets/baileys'
 import { createApp } from '../../src/app.ts'
@@ -11,7 +12,7 @@ import { EncryptionKeyMismatchError } from '../../src/security/encryption-key-ch
 import { parseEncryptionKey, SecretBox } from '../../src/security/secret-box.ts'
 import { startTestGateway, type TestGateway } from '../support/gateway.ts'
 import { createLinkedSession, createSession, type SessionBody } from '../support/sessions.ts'
-import { databaseBytes, queryFile } from '../support/sqlite-file.ts'
+import { databaseBytes, databaseFile, queryFile } from '../support/sqlite-file.ts'
 
 const CIPHERTEXT = /^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
@@ -180,18 +181,22 @@ describe('credentials and secrets at rest', () => {
     }
   })
 
+  /** A gateway on `dataDir` with `key` as its ENCRYPTION_KEY. */
+  const startWithKey = (dataDir: string) => (key: Buffer) =>
+    createApp({
+      config: loadConfig({
+        DATA_DIR: dataDir,
+        PORT: '0',
+        LOG_LEVEL: 'silent',
+        ENCRYPTION_KEY: key.toString('hex'),
+        WEBHOOK_ALLOW_PRIVATE: '1',
+      }),
+      sandbox: gateway.sandbox,
+    })
+
   it('refuses to start with another encryption key than its database was written with, in one line', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'wagate-keycheck-'))
-    const start = (key: Buffer) =>
-      createApp({
-        config: loadConfig({
-          DATA_DIR: dataDir,
-          PORT: '0',
-          LOG_LEVEL: 'silent',
-          ENCRYPTION_KEY: key.toString('hex'),
-        }),
-        sandbox: gateway.sandbox,
-      })
+    const start = startWithKey(dataDir)
     const key = randomBytes(32)
     try {
       await (await start(key)).close()
@@ -204,8 +209,38 @@ describe('credentials and secrets at rest', () => {
         refusal.message,
         /not the one this database was written with: start with the same ENCRYPTION_KEY/,
       )
-      // Refused before taking anything: the directory is free, and the right key starts.
+      // Refused without taking the directory: the right key starts.
       await (await start(key)).close()
+    } finally {
+      await rm(dataDir, { recursive: true, force: true })
+    }
+  })
+
+  it('checks a database from before the key check by a secret it stored, before recording the key', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'wagate-keycheck-'))
+    const start = startWithKey(dataDir)
+    const key = randomBytes(32)
+    try {
+      const first = await start(key)
+      const created = await first.http.inject({
+        method: 'POST',
+        url: '/api/v1/webhooks',
+        headers: { 'x-api-key': first.bootstrap.adminKey ?? '' },
+        payload: { url: 'http://127.0.0.1:9/hook' },
+      })
+      assert.equal(created.statusCode, 201, created.body)
+      await first.close()
+      // As a database from before the check: a sealed webhook secret, no check value.
+      const file = new DatabaseSync(databaseFile(dataDir))
+      file.exec('DELETE FROM instance_settings')
+      file.close()
+      await assert.rejects(start(randomBytes(32)), EncryptionKeyMismatchError)
+      await (await start(key)).close()
+      assert.equal(
+        queryFile(dataDir, 'SELECT name FROM instance_settings').length,
+        1,
+        'recorded by the right key',
+      )
     } finally {
       await rm(dataDir, { recursive: true, force: true })
     }

@@ -121,6 +121,21 @@ describe('authentication and isolation on every /api/v1 route', () => {
     }
   })
 
+  it('guards every route however its path is spelt: percent-encoded, it is still the same route', async () => {
+    const encoded = (url: string) => url.replace(/^\/api\//, '/%61pi/')
+    gateway.sandbox.network.createUser({ kind: 'account', phoneNumber: '15550400077' })
+    let reached = 0
+    for (const route of routes.filter((r) => r.method !== 'HEAD')) {
+      const response = await inject(route, encoded(fill(route.url)), {})
+      if (response.statusCode === 404 && /no route/.test(response.body)) continue
+      reached++
+      assertRefused(route, response, 'percent-encoded path, no key')
+    }
+    // The router decodes paths: every route is reached this way, the sandbox's included.
+    assert.ok(reached > 40, `reached ${reached} routes`)
+    assert.ok(gateway.sandbox.network.findUser('15550400077'), 'the sandbox was not reset')
+  })
+
   it('asks for a key before saying a route does not exist, and answers 404 in the envelope after', async () => {
     assertError(await gateway.request('GET', '/api/v1/no-such-route', { key: null }), 401, 'unauthorized')
     const error = assertError(await gateway.request('GET', '/api/v1/no-such-route'), 404, 'not_found')

@@ -209,9 +209,10 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       querystring: streamQuery,
       description:
         'With `Upgrade: websocket`, a WebSocket (101): each text message is one `Event` (JSON). It is closed with ' +
-        '4001 when the key is revoked or expires, 4002 when a newer stream opened with the same ticket replaced it, ' +
-        '4008 when the client reads too slowly, 1008 when the stream cannot open (a bad cursor, a foreign session), ' +
-        '1001 at shutdown. Otherwise Server-Sent Events (200).',
+        '4001 when the key is revoked or expires, or the ticket is voided (shared by two clients), 4002 when a newer ' +
+        'stream opened with the same ticket replaced it, 4008 when the client reads too slowly, 1008 when the stream ' +
+        'cannot open (an expired cursor, a foreign session), 1001 at shutdown. A malformed query is a 400 before the ' +
+        'upgrade. Otherwise Server-Sent Events (200).',
       response: {
         200: {
           description:
