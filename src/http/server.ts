@@ -152,7 +152,18 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
         },
       },
     },
-    transform: jsonSchemaTransform,
+    // Each operation says who may call it: the route's access, as the auth hook checks it.
+    transform: (input) => {
+      const transformed = jsonSchemaTransform(input)
+      const access = input.route.config?.access
+      if (!access || !transformed.schema) return transformed
+      const { description } = transformed.schema as { description?: string }
+      const needs = `Needs a key with the ${access.role} role${access.organizationWide ? ', not limited to sessions' : ''}.`
+      return {
+        ...transformed,
+        schema: { ...transformed.schema, description: description ? `${description}\n\n${needs}` : needs },
+      }
+    },
     transformObject: jsonSchemaTransformObject,
   })
   await app.register(swaggerUi, { routePrefix: '/api/docs' })

@@ -182,6 +182,22 @@ describe('the OpenAPI document', () => {
     assert.match(stream?.description ?? '', /WebSocket \(101\).*4001.*4002.*4008/s)
   })
 
+  it('should say who may call each operation under /api/v1: its role, and whether a session-limited key may', () => {
+    const silent = operationsOf(document)
+      .filter(({ path }) => path.startsWith(API_PREFIX))
+      .filter(
+        ({ operation }) =>
+          !/Needs a key with the (viewer|operator|admin) role/.test(operation.description ?? ''),
+      )
+      .map(({ label }) => label)
+    assert.deepEqual(silent, [])
+    const roleOf = (method: string, path: string) => document.paths[path]?.[method]?.description ?? ''
+    assert.match(roleOf('get', '/api/v1/sessions'), /Needs a key with the viewer role\.$/)
+    assert.match(roleOf('post', '/api/v1/sessions'), /the operator role, not limited to sessions\./)
+    assert.match(roleOf('post', '/api/v1/webhooks'), /the admin role, not limited to sessions\./)
+    assert.match(roleOf('post', '/api/v1/sandbox/reset'), /the admin role, not limited to sessions\./)
+  })
+
   it('should give every documented operation a summary and a tag', () => {
     const missing = operationsOf(document)
       .filter(({ path }) => !path.startsWith(SANDBOX_PREFIX))
