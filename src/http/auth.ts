@@ -45,6 +45,16 @@ export function apiKeyFrom(request: FastifyRequest): string | undefined {
 }
 
 /**
+ * A key limited to some sessions, on a route about one session: checked with the role, before
+ * the body is read. `check` throws unless the key may use the session `idOrName` names.
+ */
+export interface SessionScope {
+  /** the routes about one session: those whose pattern starts with this, the session in `:id` */
+  pattern: string
+  check(principal: Principal, idOrName: string): Promise<void>
+}
+
+/**
  * Every route under `prefix` requires a valid key; the principal is set on the request.
  * The event stream alone also takes a ticket in the query, for browsers, whose WebSocket
  * and EventSource cannot send headers.
@@ -53,8 +63,12 @@ export function registerApiKeyAuth(
   app: FastifyInstance,
   apiKeys: ApiKeysService,
   prefix: string,
-  ticketRoute?: { path: string; redeem(ticket: string): Promise<Principal> },
+  options: {
+    ticketRoute?: { path: string; redeem(ticket: string): Promise<Principal> }
+    sessionScope?: SessionScope
+  } = {},
 ): void {
+  const { ticketRoute, sessionScope } = options
   const guarded: { method: string | string[]; url: string; config?: { access?: RouteAccess } }[] = []
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith(prefix)) guarded.push(route)
@@ -76,7 +90,17 @@ export function registerApiKeyAuth(
     request.principal = await authenticate(request)
     // Before the body is read: a caller without the role is not told what a valid body would
     // be (400), nor has one of up to the route's body limit buffered and parsed on its behalf.
-    if (access) checkAccess(request, access)
+    if (!access) return
+    const principal = checkAccess(request, access)
+    // Likewise a key limited to other sessions than the one the route is about.
+    const session = (request.params as { id?: unknown }).id
+    if (
+      sessionScope &&
+      principal.sessionIds !== null &&
+      typeof session === 'string' &&
+      request.routeOptions.url?.startsWith(sessionScope.pattern)
+    )
+      await sessionScope.check(principal, session)
   })
   // However a request got past the hook above, no handler of a guarded route runs unchecked.
   app.addHook('preHandler', async (request) => {

@@ -172,12 +172,20 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   await app.register(healthRoutes, { metrics: deps.metrics, readiness: deps.readiness })
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
   registerApiKeyAuth(app, deps.apiKeys, API_PREFIX, {
-    path: `${API_PREFIX}/events/stream`,
-    // Checked against the store too: a ticket reopening its stream may outlive its key.
-    redeem: async (ticket) => {
-      const principal = deps.eventStream.redeemTicket(ticket)
-      await deps.apiKeys.confirm(principal)
-      return principal
+    ticketRoute: {
+      path: `${API_PREFIX}/events/stream`,
+      // Checked against the store too: a ticket reopening its stream may outlive its key.
+      redeem: async (ticket) => {
+        const principal = deps.eventStream.redeemTicket(ticket)
+        await deps.apiKeys.confirm(principal)
+        return principal
+      },
+    },
+    sessionScope: {
+      pattern: `${API_PREFIX}/sessions/:id`,
+      check: async (principal, idOrName) => {
+        await deps.sessions.get(principal, idOrName)
+      },
     },
   })
   await app.register(
