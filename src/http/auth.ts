@@ -86,7 +86,7 @@ export function registerApiKeyAuth(
     // /api/v1 route too); by the raw path only for what matches no route, so that a key is
     // asked for before a route is said not to exist.
     const access = request.routeOptions.config.access
-    if (!access && !request.url.startsWith(prefix)) return
+    if (!access && !decodedPath(request.url).startsWith(prefix)) return
     request.principal = await authenticate(request)
     // Before the body is read: a caller without the role is not told what a valid body would
     // be (400), nor has one of up to the route's body limit buffered and parsed on its behalf.
@@ -120,6 +120,16 @@ export function registerApiKeyAuth(
       }
     }
     return apiKeys.authenticate(key)
+  }
+}
+
+/** A request's path as the router reads it (percent-decoded); as it came when it does not decode. */
+function decodedPath(url: string): string {
+  const path = url.split('?')[0] ?? ''
+  try {
+    return decodeURIComponent(path)
+  } catch {
+    return path
   }
 }
 

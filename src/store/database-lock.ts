@@ -6,8 +6,10 @@ import { GatewayInUseError } from './data-dir-lock.ts'
 const LOCK_KEY = '131260229973093'
 /** How often a lock whose connection was lost is asked for again. */
 const RETAKE_EVERY_MS = 5_000
-/** How long connecting may take before a start (or a retake) gives up. */
+/** How long connecting, or the lock's query, may take before a start (or a retake) gives up. */
 const CONNECT_TIMEOUT_MS = 10_000
+/** How soon a quiet connection is probed: the system's default (two hours) would miss a dead one for that long. */
+const KEEPALIVE_AFTER_MS = 10_000
 
 /**
  * One gateway per Postgres database, as per data directory (DataDirLock), until cluster
@@ -68,6 +70,8 @@ export class DatabaseLock {
   /** The connection holding the lock ended with an error (a later error of an older one is old news). */
   private lost(client: pg.Client, error: Error): void {
     if (this.released || client !== this.client) return
+    // Ended for good, should the error have left it half open: it must not keep the lock.
+    void client.end().catch(() => {})
     this.logger?.error(
       { err: error },
       'the connection holding the database lock was lost; taking the lock again',
@@ -117,7 +121,9 @@ function connection(url: string, onError: (error: Error) => void): pg.Client {
   const client = new pg.Client({
     connectionString: url,
     keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_AFTER_MS,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    query_timeout: CONNECT_TIMEOUT_MS,
   })
   client.on('error', onError)
   return client

@@ -138,6 +138,8 @@ describe('authentication and isolation on every /api/v1 route', () => {
 
   it('asks for a key before saying a route does not exist, and answers 404 in the envelope after', async () => {
     assertError(await gateway.request('GET', '/api/v1/no-such-route', { key: null }), 401, 'unauthorized')
+    // However the path is spelt: no key, no word on which routes exist.
+    assertError(await gateway.request('GET', '/%61pi/v1/no-such-route', { key: null }), 401, 'unauthorized')
     const error = assertError(await gateway.request('GET', '/api/v1/no-such-route'), 404, 'not_found')
     assert.match(error.message, /no-such-route/)
   })

@@ -212,7 +212,8 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         '4001 when the key is revoked or expires, or the ticket is voided (shared by two clients), 4002 when a newer ' +
         'stream opened with the same ticket replaced it, 4008 when the client reads too slowly, 1008 when the stream ' +
         'cannot open (an expired cursor, a foreign session), 1001 at shutdown. A malformed query is a 400 before the ' +
-        'upgrade. Otherwise Server-Sent Events (200).',
+        'upgrade. Otherwise Server-Sent Events (200). A browser, which cannot send the key header, passes ' +
+        '`?ticket=` from `POST /events/ticket` instead.',
       response: {
         200: {
           description:
