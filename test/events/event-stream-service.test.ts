@@ -14,16 +14,18 @@ const principal: Principal = {
   expiresAt: null,
 }
 const everything = { types: [], sessionIds: null }
+/** The stored event the tests resume after. */
+const cursorEvent = {
+  id: 'evt_a',
+  organizationId: 'org_1',
+  sessionId: null,
+  type: 'x',
+  payload: {},
+  createdAt: 1,
+}
 /** A store whose replay fails after the cursor was found. */
 const failingReplay = {
-  getById: async () => ({
-    id: 'evt_a',
-    organizationId: 'org_1',
-    sessionId: null,
-    type: 'x',
-    payload: {},
-    createdAt: 1,
-  }),
+  getById: async () => cursorEvent,
   listAfter: async () => {
     throw new Error('the store went away')
   },
@@ -288,18 +290,10 @@ describe('the event stream service', () => {
 
   it('replays after a cursor an SSE request already checked without looking it up again', async () => {
     const looked: string[] = []
-    const cursor = {
-      id: 'evt_a',
-      organizationId: 'org_1',
-      sessionId: null,
-      type: 'x',
-      payload: {},
-      createdAt: 1,
-    }
     const store = {
       getById: async (_organizationId: string, id: string) => {
         looked.push(`get ${id}`)
-        return cursor
+        return cursorEvent
       },
       listAfter: async () => {
         looked.push('list')

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test'
+import pino from 'pino'
 import { newId } from '../../src/domain/ids.ts'
 import { type DomainEvent, wireBody } from '../../src/events/catalogue.ts'
 import { EventBus } from '../../src/events/event-bus.ts'
@@ -220,6 +221,28 @@ describe('webhook delivery', () => {
       ['delivered', 'delivered'],
       'sent, not given up for the ten minutes a 410 otherwise keeps it quiet',
     )
+  })
+
+  it('says in its log why a delivery died', async () => {
+    const lines: string[] = []
+    await harness.close()
+    harness = await openHarness({
+      circuit: { failureThreshold: 3, cooldownMs: 10_000 },
+      logger: pino({ level: 'warn' }, { write: (line: string) => lines.push(line) }),
+    })
+    await harness.createWebhook({
+      url: receiver.url(),
+      retries: { policy: 'constant', delaySeconds: 1, attempts: 1 },
+    })
+    receiver.respond = () => 503
+    await harness.emit('message.received', { session: newSession() })
+    await harness.module.worker.runOnce()
+    const dead = lines
+      .map((line) => JSON.parse(line))
+      .find((entry) => entry.msg === 'webhook delivery is dead')
+    assert.ok(dead, lines.join(''))
+    assert.equal(dead.lastError, 'HTTP 503')
+    assert.equal(dead.attempts, 1)
   })
 
   it('parks an exhausted delivery as dead and replays it with a fresh budget', async () => {
