@@ -46,6 +46,11 @@ export interface AppOptions {
   logger?: Logger
   /** an already running sandbox to use instead of starting one (tests share one across restarts) */
   sandbox?: SandboxServer
+  /**
+   * The gateway can no longer run safely — another gateway took its Postgres database while
+   * its lock was lost — and should stop (main.ts exits). Logged either way.
+   */
+  onFatal?: (error: Error) => void
   /** timings tests shorten */
   tuning?: {
     keepAliveIntervalMs?: number
@@ -57,6 +62,8 @@ export interface AppOptions {
     connectionTimeoutMs?: number
     /** how often open event streams' keys are looked up in the store */
     streamKeyCheckIntervalMs?: number
+    /** how often a lost database lock is asked for again */
+    databaseLockRetakeMs?: number
   }
 }
 
@@ -91,7 +98,14 @@ export async function createApp(options: AppOptions): Promise<App> {
   let database: Database | undefined
   try {
     if (isPostgresUrl(config.databaseUrl))
-      databaseLock = await DatabaseLock.acquire(config.databaseUrl, logger)
+      databaseLock = await DatabaseLock.acquire(config.databaseUrl, {
+        logger,
+        retakeEveryMs: options.tuning?.databaseLockRetakeMs,
+        onTakenOver: (error) => {
+          logger.fatal(`${error.message}; stopping this one`)
+          options.onFatal?.(error)
+        },
+      })
     database = await openDatabase({
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,

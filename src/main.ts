@@ -15,9 +15,19 @@ async function main(): Promise<void> {
     }
     throw error
   }
-  let app: Awaited<ReturnType<typeof createApp>>
+  let app: Awaited<ReturnType<typeof createApp>> | undefined
+  let closing = false
+  /** Closes the gateway (sessions stop, stay linked) and exits; a second signal exits at once. */
+  const shutdown = async (reason: string, exitCode: number) => {
+    if (closing) process.exit(1)
+    closing = true
+    app?.http.log.info({ reason }, 'shutting down')
+    await app?.close()
+    process.exit(exitCode)
+  }
   try {
-    app = await createApp({ config })
+    // Another gateway took the database: stop, as a signal would, but exit 1 (the app logged why).
+    app = await createApp({ config, onFatal: () => void shutdown('database taken over', 1) })
   } catch (error) {
     if (error instanceof GatewayInUseError || error instanceof EncryptionKeyMismatchError) {
       console.error(error.message)
@@ -36,17 +46,8 @@ async function main(): Promise<void> {
   }
   const restored = await app.restoreSessions()
   if (restored) app.http.log.info({ restored }, 'sessions restored')
-
-  let closing = false
-  const shutdown = async (signal: string) => {
-    if (closing) process.exit(1)
-    closing = true
-    app.http.log.info({ signal }, 'shutting down')
-    await app.close()
-    process.exit(0)
-  }
-  process.on('SIGINT', () => void shutdown('SIGINT'))
-  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT', 0))
+  process.on('SIGTERM', () => void shutdown('SIGTERM', 0))
 }
 
 await main()

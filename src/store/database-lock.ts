@@ -11,6 +11,17 @@ const CONNECT_TIMEOUT_MS = 10_000
 /** How soon a quiet connection is probed: the system's default (two hours) would miss a dead one for that long. */
 const KEEPALIVE_AFTER_MS = 10_000
 
+export interface DatabaseLockOptions {
+  logger?: Logger
+  /**
+   * Another gateway took the database while this one's lock was lost (a window of up to
+   * `RETAKE_EVERY_MS`): both now run its sessions. The lock gives up; the owner should stop.
+   */
+  onTakenOver?: (error: GatewayInUseError) => void
+  /** for tests: how often a lost lock is asked for again */
+  retakeEveryMs?: number
+}
+
 /**
  * One gateway per Postgres database, as per data directory (DataDirLock), until cluster
  * mode shares sessions between nodes: two gateways on one database both restored every
@@ -22,26 +33,30 @@ const KEEPALIVE_AFTER_MS = 10_000
  * connections come and go; and not through a transaction-mode pooler, which would hand the
  * session to others): the server drops it when that connection ends, however the process
  * ended, so a crash leaves no stale lock. TCP keep-alive notices a connection that died
- * silently. Should the connection be lost while the gateway runs (a server restart), the
- * lock is asked for again until it is back.
+ * silently; the server's idle_session_timeout, which would end it every few minutes, is off
+ * for it. Should the connection be lost while the gateway runs (a server restart), the lock
+ * is asked for again until it is back — or until another gateway is found holding it, which
+ * `onTakenOver` hears of.
  */
 export class DatabaseLock {
   private client: pg.Client
   private readonly url: string
+  private readonly options: DatabaseLockOptions
   private readonly logger?: Logger
   private released = false
   private retaking: NodeJS.Timeout | undefined
   /** a retake under way: `release` waits for it, so it cannot leave a lock behind */
   private retake: Promise<void> | undefined
 
-  private constructor(client: pg.Client, url: string, logger?: Logger) {
+  private constructor(client: pg.Client, url: string, options: DatabaseLockOptions) {
     this.client = client
     this.url = url
-    this.logger = logger
+    this.options = options
+    this.logger = options.logger
   }
 
   /** Takes the database's lock, or throws (GatewayInUseError) if another gateway holds it. */
-  static async acquire(url: string, logger?: Logger): Promise<DatabaseLock> {
+  static async acquire(url: string, options: DatabaseLockOptions = {}): Promise<DatabaseLock> {
     let lock: DatabaseLock | undefined
     const client = connection(url, (error) => lock?.lost(client, error))
     try {
@@ -55,7 +70,7 @@ export class DatabaseLock {
       await client.end().catch(() => {})
       throw error
     }
-    lock = new DatabaseLock(client, url, logger)
+    lock = new DatabaseLock(client, url, options)
     return lock
   }
 
@@ -87,7 +102,7 @@ export class DatabaseLock {
         this.retake = undefined
         if (!settled) this.retakeSoon()
       })
-    }, RETAKE_EVERY_MS)
+    }, this.options.retakeEveryMs ?? RETAKE_EVERY_MS)
     this.retaking.unref()
   }
 
@@ -104,9 +119,15 @@ export class DatabaseLock {
       }
       await client.end().catch(() => {})
       if (held || this.released) return true
-      this.logger?.error(
-        'another gateway took this database while its lock was lost: two gateways now run its sessions; stop one',
+      const error = new GatewayInUseError(
+        `another wagate took the database ${redacted(this.url)} while this one's lock was lost; two gateways now run its sessions (one gateway per database)`,
       )
+      if (this.options.onTakenOver) {
+        // Given up: the owner stops this gateway, and asking again could only succeed once the other one stops.
+        this.options.onTakenOver(error)
+        return true
+      }
+      this.logger?.error(`${error.message}; stop one`)
     } catch (error) {
       await client.end().catch(() => {})
       if (this.released) return true
@@ -130,6 +151,12 @@ function connection(url: string, onError: (error: Error) => void): pg.Client {
 }
 
 async function tryLock(client: pg.Client): Promise<boolean> {
+  // Postgres 14+ may end idle sessions (idle_session_timeout); this one idles by design. Older
+  // servers have no such setting, hence the lookup that may answer null.
+  await client.query(
+    `select set_config('idle_session_timeout', '0', false)
+     where current_setting('idle_session_timeout', true) is not null`,
+  )
   const { rows } = await client.query<{ held: boolean }>('select pg_try_advisory_lock($1::bigint) as held', [
     LOCK_KEY,
   ])

@@ -35,22 +35,24 @@ describe('one gateway per Postgres database', { skip: !postgres }, () => {
       PORT: '0',
       LOG_LEVEL: 'silent',
     })
-  /** Ends the connections of the lock's holder as a server restart would. */
-  const cutLockConnections = async () => {
+  /** Runs `query` on a connection of its own. */
+  const asAdmin = async <R extends pg.QueryResultRow>(query: string) => {
     const admin = new pg.Client({ connectionString: database.url })
     await admin.connect()
     try {
-      // Only wagate's lock, in this test's database: other test files run beside this one.
-      const { rows } = await admin.query(
-        `select pg_terminate_backend(pid) as ended from pg_locks
-         where locktype = 'advisory' and granted and classid = 30561 and objid = 1734440037 and objsubid = 1
-           and database = (select oid from pg_database where datname = current_database())`,
-      )
-      return rows.length
+      return (await admin.query<R>(query)).rows
     } finally {
       await admin.end()
     }
   }
+  // Only wagate's lock, in this test's database: other test files run beside this one.
+  const WAGATE_LOCK = `locktype = 'advisory' and granted and classid = 30561 and objid = 1734440037 and objsubid = 1
+    and database = (select oid from pg_database where datname = current_database())`
+  /** Ends the connections of the lock's holder as a server restart would. */
+  const cutLockConnections = async () =>
+    (await asAdmin(`select pg_terminate_backend(pid) as ended from pg_locks where ${WAGATE_LOCK}`)).length
+  const lockHolder = async () =>
+    (await asAdmin<{ pid: number }>(`select pid from pg_locks where ${WAGATE_LOCK}`))[0]?.pid
 
   it('refuses to start a second gateway on a database in use, in one line, and starts it once the first is gone', async () => {
     const first = await createApp({ config: config(0) })
@@ -111,6 +113,49 @@ describe('one gateway per Postgres database', { skip: !postgres }, () => {
       )
     } finally {
       await first.close()
+    }
+  })
+
+  it('stops (onFatal) when another gateway took the database while its lock was lost', async () => {
+    const fatal: Error[] = []
+    const first = await createApp({
+      config: config(0),
+      onFatal: (error) => fatal.push(error),
+      tuning: { databaseLockRetakeMs: 300 },
+    })
+    try {
+      assert.equal(await cutLockConnections(), 1)
+      // The second one starts in the window before the first asks again.
+      const second = await createApp({ config: config(1) })
+      try {
+        await eventually(async () => fatal.length === 1, 'the first told to stop', 5_000)
+        assert.ok(fatal[0] instanceof GatewayInUseError)
+        assert.match(fatal[0].message, /another wagate took the database .* while this one's lock was lost/)
+        // It gave up: it does not ask again (and so never holds the lock beside the second one).
+        await new Promise((resolve) => setTimeout(resolve, 1_000))
+        assert.equal(fatal.length, 1)
+      } finally {
+        await second.close()
+      }
+    } finally {
+      await first.close()
+    }
+  })
+
+  it("keeps its lock's connection through the server's idle_session_timeout", async () => {
+    await asAdmin(`alter database "${database.name}" set idle_session_timeout = '300ms'`)
+    try {
+      const first = await createApp({ config: config(0) })
+      try {
+        const holder = await lockHolder()
+        assert.ok(holder)
+        await new Promise((resolve) => setTimeout(resolve, 1_500))
+        assert.equal(await lockHolder(), holder, 'the same connection holds the lock')
+      } finally {
+        await first.close()
+      }
+    } finally {
+      await asAdmin(`alter database "${database.name}" reset idle_session_timeout`)
     }
   })
 })

@@ -4,6 +4,7 @@ import pg from 'pg'
 export interface TestPostgresDatabase {
   /** connection URL of a database that exists only for this test file */
   url: string
+  name: string
   drop(): Promise<void>
 }
 
@@ -41,6 +42,7 @@ export async function freshPostgresDatabase(label: string): Promise<TestPostgres
   url.pathname = `/${name}`
   return {
     url: url.toString(),
+    name,
     // FORCE ends connections a failed test may have leaked, so the drop cannot hang.
     drop: () => admin(`drop database if exists "${name}" with (force)`),
   }
