@@ -1,3 +1,14 @@
+/** What an endpoint's circuit is like now, for people: the webhook API shows it. */
+export interface CircuitStatus {
+  state: 'closed' | 'open' | 'half-open'
+  /** failures in a row since the last success (a closed circuit opens at the threshold) */
+  consecutiveFailures: number
+  /** since when it has been open or half-open without closing */
+  openSince: number | null
+  /** when an open circuit lets its probe through */
+  nextProbeAt: number | null
+}
+
 export interface CircuitBreakerOptions {
   /** consecutive failures that open the circuit */
   failureThreshold: number
@@ -115,6 +126,17 @@ export class CircuitBreaker {
     const circuit = this.circuits.get(key)
     if (!circuit || circuit.openedAt === null) return 'closed'
     return circuit.probing || now - circuit.openedAt >= this.cooldown(circuit) ? 'half-open' : 'open'
+  }
+
+  status(key: string, now: number): CircuitStatus {
+    const state = this.state(key, now)
+    const circuit = this.circuits.get(key)
+    return {
+      state,
+      consecutiveFailures: circuit?.failures ?? 0,
+      openSince: circuit?.firstOpenedAt ?? null,
+      nextProbeAt: state === 'open' ? (this.reopensAt(key) ?? null) : null,
+    }
   }
 
   private isBlocked(circuit: Circuit, now: number): boolean {

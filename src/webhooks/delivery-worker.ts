@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { ClaimedDelivery, WebhookDeliveriesRepository } from '../store/webhook-deliveries.repository.ts'
 import type { WebhooksRepository } from '../store/webhooks.repository.ts'
-import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts'
+import { CircuitBreaker, type CircuitBreakerOptions, type CircuitStatus } from './circuit-breaker.ts'
 import { givenUp, handedBack, judge, SESSION_GONE_MS, SESSION_GONE_REASON } from './delivery-outcome.ts'
 import { OpenCircuitWalks } from './open-circuit-walks.ts'
 import type { DeliveryHandoff } from './outbox.ts'
@@ -316,6 +316,10 @@ export class DeliveryWorker implements DeliveryHandoff {
 
   heldBackUntil(endpointKey: string, now: number): number | undefined {
     return this.breaker.heldBackUntil(endpointKey, now)
+  }
+
+  circuitStatus(endpointKey: string): CircuitStatus {
+    return this.breaker.status(endpointKey, this.now())
   }
 
   /** A stopped worker leaves them leased: they fall due again when the lease ends. */

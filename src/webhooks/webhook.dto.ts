@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { customHeadersSchema, WEBHOOK_RETRY_POLICIES, webhookUrlSchema } from '../domain/session-config.ts'
 import { eventPattern } from '../events/event-filter.ts'
+import type { CircuitStatus } from './circuit-breaker.ts'
 import {
   type AttemptRecord,
   DELIVERY_STATUSES,
@@ -124,6 +125,26 @@ export const webhookView = z
     ordered: z.boolean(),
     enabled: z.boolean(),
     disabledReason: z.string().nullable(),
+    circuit: z
+      .object({
+        state: z
+          .enum(['closed', 'open', 'half-open'])
+          .describe(
+            'closed: deliveries go out; open: the endpoint failed too often in a row, nothing is sent until nextProbeAt; half-open: one delivery goes as a probe, its success closes the circuit',
+          ),
+        consecutiveFailures: z.number().describe('failed tries in a row since the last success'),
+        openSince: z
+          .string()
+          .nullable()
+          .describe('since when it has been open or half-open; null while closed'),
+        nextProbeAt: z
+          .string()
+          .nullable()
+          .describe('when an open circuit lets its probe through; null otherwise'),
+      })
+      .describe(
+        "the gateway's circuit breaker for this endpoint (in memory: a restart closes it). Deliveries held back by an open circuit stay pending and do not spend their retry budget",
+      ),
     createdAt: z.string(),
     updatedAt: z.string(),
   })
@@ -172,7 +193,7 @@ export const testResultView = z.object({
 })
 
 /** A webhook as the API shows it: the secret never leaves, only that one is set. */
-export function toWebhookView(webhook: WebhookRecord): z.infer<typeof webhookView> {
+export function toWebhookView(webhook: WebhookRecord, circuit: CircuitStatus): z.infer<typeof webhookView> {
   return {
     id: webhook.id,
     url: webhook.url,
@@ -186,6 +207,12 @@ export function toWebhookView(webhook: WebhookRecord): z.infer<typeof webhookVie
     ordered: webhook.ordered,
     enabled: webhook.enabled,
     disabledReason: webhook.disabledReason,
+    circuit: {
+      state: circuit.state,
+      consecutiveFailures: circuit.consecutiveFailures,
+      openSince: circuit.openSince === null ? null : iso(circuit.openSince),
+      nextProbeAt: circuit.nextProbeAt === null ? null : iso(circuit.nextProbeAt),
+    },
     createdAt: iso(webhook.createdAt),
     updatedAt: iso(webhook.updatedAt),
   }

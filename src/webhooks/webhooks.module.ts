@@ -107,6 +107,8 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
     newId: options.newId,
     now: options.now,
     onChanged: (webhookId) => worker.webhookChanged(webhookId),
+    // An organization webhook's endpoint key is its id.
+    circuitOf: (webhookId) => worker.circuitStatus(webhookId),
   })
   const deliveryLog = new WebhookDeliveriesService({
     webhooks,

@@ -2,6 +2,7 @@ import { type AppError, type ErrorDetail, invalidRequest, notFound } from '../do
 import type { IdGenerator } from '../domain/ids.ts'
 import type { SecretBox } from '../security/secret-box.ts'
 import type { WebhookPatch, WebhooksRepository } from '../store/webhooks.repository.ts'
+import type { CircuitStatus } from './circuit-breaker.ts'
 import { DEFAULT_RETRIES } from './retry-policy.ts'
 import type { WebhookSender } from './sender.ts'
 import { generateSecret, secretProblem } from './signing.ts'
@@ -52,6 +53,7 @@ export class WebhooksService {
   private readonly newId: IdGenerator
   private readonly now: () => number
   private readonly onChanged: (webhookId: string) => void
+  private readonly circuitOf: (webhookId: string) => CircuitStatus
 
   constructor(deps: {
     webhooks: WebhooksRepository
@@ -62,6 +64,8 @@ export class WebhooksService {
     now?: () => number
     /** a webhook was edited or deleted: deliveries on their way to it are taken back */
     onChanged?: (webhookId: string) => void
+    /** the delivery worker's circuit for the webhook's endpoint */
+    circuitOf?: (webhookId: string) => CircuitStatus
   }) {
     this.webhooks = deps.webhooks
     this.guard = deps.guard
@@ -70,6 +74,7 @@ export class WebhooksService {
     this.newId = deps.newId
     this.now = deps.now ?? Date.now
     this.onChanged = deps.onChanged ?? (() => {})
+    this.circuitOf = deps.circuitOf ?? (() => CLOSED)
   }
 
   /** The webhook, and its secret when it was generated here (shown only this once). */
@@ -148,6 +153,11 @@ export class WebhooksService {
     return updated
   }
 
+  /** Its endpoint's circuit breaker now: whether deliveries are held back, and until when. */
+  circuit(webhookId: string): CircuitStatus {
+    return this.circuitOf(webhookId)
+  }
+
   async delete(organizationId: string, id: string): Promise<void> {
     if (!(await this.webhooks.delete(organizationId, id))) throw notFound('webhook')
     this.onChanged(id)
@@ -214,5 +224,7 @@ function checkSecret(scheme: SignatureScheme, secret: string): void {
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>
 }
+
+const CLOSED: CircuitStatus = { state: 'closed', consecutiveFailures: 0, openSince: null, nextProbeAt: null }
 
 const dedupe = (values: readonly string[]): string[] => [...new Set(values)]

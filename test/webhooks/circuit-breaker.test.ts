@@ -11,8 +11,20 @@ describe('circuit breaker', () => {
     const breaker = new CircuitBreaker({ failureThreshold: 3, cooldownMs: 1_000 })
     failTimes(breaker, 2, 0)
     assert.equal(breaker.state('e', 0), 'closed')
+    assert.deepEqual(breaker.status('e', 0), {
+      state: 'closed',
+      consecutiveFailures: 2,
+      openSince: null,
+      nextProbeAt: null,
+    })
     breaker.onFailure('e', 0)
     assert.equal(breaker.state('e', 0), 'open')
+    assert.deepEqual(breaker.status('e', 10), {
+      state: 'open',
+      consecutiveFailures: 3,
+      openSince: 0,
+      nextProbeAt: 1_000,
+    })
     assert.equal(breaker.reopensAt('e'), 1_000)
     assert.equal(breaker.admit('e', 999), false)
     assert.deepEqual(breaker.blockedKeys(999), ['e'])

@@ -5,6 +5,13 @@ import { type ApiServer, startApiServer } from './api-server.ts'
 import { newSession } from './harness.ts'
 import { Receiver } from './receiver.ts'
 
+interface Circuit {
+  state: string
+  consecutiveFailures: number
+  openSince: string | null
+  nextProbeAt: string | null
+}
+
 interface WebhookBody {
   id: string
   url: string
@@ -14,6 +21,7 @@ interface WebhookBody {
   enabled: boolean
   disabledReason: string | null
   retries: { policy: string; delaySeconds: number; attempts: number }
+  circuit: Circuit
 }
 
 describe('webhooks API', () => {
@@ -151,6 +159,41 @@ describe('webhooks API', () => {
       await api.harness.module.worker.runOnce()
       const after = await api.request('GET', `/api/v1/webhooks/${webhook.id}/deliveries/${delivery!.id}`)
       assert.equal((after.json() as { status: string }).status, 'delivered')
+    })
+
+    it("shows its endpoint's circuit: closed, open after failures in a row until its probe, closed again", async () => {
+      const webhook = await create({ retries: { policy: 'constant', delaySeconds: 1, attempts: 50 } })
+      const circuit = async () => {
+        const response = await api.request('GET', `/api/v1/webhooks/${webhook.id}`)
+        const listed = (await api.request('GET', '/api/v1/webhooks')).json() as {
+          items: { id: string; circuit: Circuit }[]
+        }
+        const body = response.json() as { circuit: Circuit }
+        assert.deepEqual(listed.items.find((item) => item.id === webhook.id)?.circuit, body.circuit)
+        return body.circuit
+      }
+      const closed = { state: 'closed', consecutiveFailures: 0, openSince: null, nextProbeAt: null }
+      assert.deepEqual(webhook.circuit, closed)
+      receiver.respond = () => 500
+      for (let i = 0; i < 5; i++) await api.harness.emit('message.received', { session: newSession() })
+      await api.harness.module.worker.runOnce()
+      const openedAt = api.harness.clock.now()
+      assert.deepEqual(await circuit(), {
+        state: 'open',
+        consecutiveFailures: 5,
+        openSince: new Date(openedAt).toISOString(),
+        nextProbeAt: new Date(openedAt + 30_000).toISOString(),
+      })
+      api.harness.clock.advance(30_000)
+      assert.deepEqual(await circuit(), {
+        state: 'half-open',
+        consecutiveFailures: 5,
+        openSince: new Date(openedAt).toISOString(),
+        nextProbeAt: null,
+      })
+      receiver.respond = () => 200
+      await api.harness.module.worker.runOnce()
+      assert.deepEqual(await circuit(), closed)
     })
 
     it('sends every dead delivery of a time range again in one call', async () => {

@@ -61,7 +61,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
     async (request, reply) => {
       const { organizationId } = principalOf(request)
       const { webhook, generatedSecret } = await webhooks.create(organizationId, request.body)
-      const view = dto.toWebhookView(webhook)
+      const view = dto.toWebhookView(webhook, webhooks.circuit(webhook.id))
       return reply.status(201).send(generatedSecret ? { ...view, secret: generatedSecret } : view)
     },
   )
@@ -78,7 +78,8 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
     },
     async (request) => {
       const { organizationId } = principalOf(request)
-      return { items: (await webhooks.list(organizationId)).map(dto.toWebhookView) }
+      const items = await webhooks.list(organizationId)
+      return { items: items.map((webhook) => dto.toWebhookView(webhook, webhooks.circuit(webhook.id))) }
     },
   )
 
@@ -95,7 +96,8 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
     },
     async (request) => {
       const { organizationId } = principalOf(request)
-      return dto.toWebhookView(await webhooks.get(organizationId, request.params.id))
+      const webhook = await webhooks.get(organizationId, request.params.id)
+      return dto.toWebhookView(webhook, webhooks.circuit(webhook.id))
     },
   )
 
@@ -113,7 +115,8 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
     },
     async (request) => {
       const { organizationId } = principalOf(request)
-      return dto.toWebhookView(await webhooks.update(organizationId, request.params.id, request.body))
+      const webhook = await webhooks.update(organizationId, request.params.id, request.body)
+      return dto.toWebhookView(webhook, webhooks.circuit(webhook.id))
     },
   )
 
