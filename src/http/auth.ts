@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { type ApiKeyRole, type Principal, roleAtLeast } from '../accounts/api-key.types.ts'
 import type { ApiKeysService } from '../accounts/api-keys.service.ts'
 import { AppError } from '../domain/errors.ts'
+import { decodedPath } from './route-table.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -120,16 +121,6 @@ export function registerApiKeyAuth(
       }
     }
     return apiKeys.authenticate(key)
-  }
-}
-
-/** A request's path as the router reads it (percent-decoded); as it came when it does not decode. */
-function decodedPath(url: string): string {
-  const path = url.split('?')[0] ?? ''
-  try {
-    return decodeURIComponent(path)
-  } catch {
-    return path
   }
 }
 

@@ -28,6 +28,7 @@ import type { WebhookDeliveriesService } from '../webhooks/webhook-deliveries.se
 import type { WebhooksService } from '../webhooks/webhooks.service.ts'
 import { allow, registerApiKeyAuth } from './auth.ts'
 import { envelope, handleError } from './errors.ts'
+import { decodedPath, RouteTable } from './route-table.ts'
 import { apiKeysRoutes } from './routes/api-keys.routes.ts'
 import { eventsRoutes } from './routes/events.routes.ts'
 import { groupsRoutes } from './routes/groups.routes.ts'
@@ -87,11 +88,29 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   app.setErrorHandler(handleError)
-  app.setNotFoundHandler((request, reply) =>
-    reply
-      .status(404)
-      .send(envelope('not_found', `no route ${request.method} ${request.url.split('?')[0]}`, request.id)),
-  )
+  // Every route, to tell a wrong method (405) from a wrong path (404).
+  const routes = new RouteTable()
+  app.addHook('onRoute', (route) => routes.add(route.method, route.url))
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]
+    const allowed = routes.methodsFor(decodedPath(request.url))
+    if (allowed.length > 0) {
+      return reply
+        .status(405)
+        .header('allow', allowed.join(', '))
+        .send(
+          envelope(
+            'method_not_allowed',
+            `${request.method} is not allowed on ${path}; it takes ${allowed.join(', ')}`,
+            request.id,
+          ),
+        )
+    }
+    return reply.status(404).send(envelope('not_found', `no route ${request.method} ${path}`, request.id))
+  })
+  // A JSON API: a text/plain body is refused as any other non-JSON one (415), rather than
+  // parsed into a string the schema then calls "expected object".
+  app.removeContentTypeParser('text/plain')
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })

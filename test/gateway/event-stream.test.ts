@@ -314,7 +314,8 @@ describe('the live event stream', () => {
     assert.equal(otherSse.status, 401)
     assert.match(((await otherSse.json()) as { error: { message: string } }).error.message, /reopens only/)
     const head = await fetch(`${base.replace('ws', 'http')}/api/v1/events/stream${query}`, { method: 'HEAD' })
-    assert.equal(head.status, 404, 'no stream for a HEAD')
+    assert.equal(head.status, 405, 'no stream for a HEAD')
+    assert.equal(head.headers.get('allow'), 'GET')
     const other = open(`?ticket=${ticket}`, {})
     const refused = await new Promise<[number, string]>((resolve) =>
       other.socket.once('close', (code, reason) => resolve([code, String(reason)])),

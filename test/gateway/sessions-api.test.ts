@@ -374,6 +374,14 @@ describe('sessions API', () => {
       })
       const error = assertError(form, 415, 'unsupported_media_type')
       assert.match(error.message, /must be JSON/)
+      // text/plain too, though Fastify would read it as a string for the schema to refuse
+      const text = await gateway.app.http.inject({
+        method: 'POST',
+        url: '/api/v1/sessions',
+        headers: { 'x-api-key': gateway.adminKey, 'content-type': 'text/plain' },
+        payload: '{"name":"texted"}',
+      })
+      assertError(text, 415, 'unsupported_media_type')
       const empty = await gateway.app.http.inject({
         method: 'POST',
         url: '/api/v1/sessions',
@@ -383,6 +391,25 @@ describe('sessions API', () => {
         assertError(empty, 400, 'invalid_request').details?.map((detail) => detail.path),
         ['body'],
       )
+    })
+
+    it('answers a method a path does not take with 405 and the methods it does, after the key', async () => {
+      const cases = [
+        ['PUT', '/api/v1/sessions', 'GET, HEAD, POST'],
+        ['DELETE', '/api/v1/webhooks', 'GET, HEAD, POST'],
+        ['POST', '/api/v1/sessions/anything', 'DELETE, GET, HEAD, PATCH'],
+        ['GET', '/api/v1/sessions/anything/start', 'POST'],
+        ['PATCH', '/api/v1/%73essions', 'GET, HEAD, POST'],
+      ] as const
+      for (const [method, url, allow] of cases) {
+        const response = await gateway.request(method, url, { body: method === 'GET' ? undefined : {} })
+        const error = assertError(response, 405, 'method_not_allowed')
+        assert.equal(response.headers.allow, allow, `${method} ${url}`)
+        assert.match(error.message, new RegExp(`^${method} is not allowed on .*; it takes ${allow}$`))
+      }
+      // A path no route has stays a 404; and neither is said without a key.
+      assertError(await gateway.request('GET', '/api/v1/nothing-here'), 404, 'not_found')
+      assertError(await gateway.request('PUT', '/api/v1/sessions', { key: null }), 401, 'unauthorized')
     })
 
     it('rejects a name that is too short, naming the field', async () => {
