@@ -166,6 +166,8 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
     newId,
     logger,
     allowPrivateTargets: config.webhookAllowPrivate,
+    // Called on requests only, once the sessions service below exists.
+    sessions: { find: (organizationId, idOrName) => sessions.find(organizationId, idOrName) },
   })
   // Events are published after their transaction commits: deliver now, not at the next poll.
   bus.subscribe((event) => webhooks.outbox.published(event))

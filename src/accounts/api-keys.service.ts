@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { AppError, invalidRequest, notFound } from '../domain/errors.ts'
 import type { IdGenerator } from '../domain/ids.ts'
+import { resolveSessionIds, type SessionResolver } from '../sessions/session-resolver.ts'
 import type { ApiKeyRecord, ApiKeyRole, ApiKeyStore, Principal } from './api-key.types.ts'
 
 const KEY_PREFIX = 'wag_'
@@ -18,11 +19,6 @@ function generateSecret(): string {
   let body = ''
   for (const byte of bytes) body += BASE62[byte % 62]
   return `${KEY_PREFIX}${body}`
-}
-
-/** Finds the organization's session an id or a name stands for (SessionsService). */
-export interface SessionResolver {
-  find(organizationId: string, idOrName: string): Promise<{ id: string } | undefined>
 }
 
 export interface CreateApiKeyInput {
@@ -89,27 +85,9 @@ export class ApiKeysService {
     return { record, key }
   }
 
-  /**
-   * The ids of the sessions `idsOrNames` stand for, each once. One that is not the
-   * organization's is refused: a key scoped to it would silently see nothing.
-   */
   private async sessionIdsOf(organizationId: string, idsOrNames: readonly string[]): Promise<string[]> {
-    const sessions = this.sessions
-    if (!sessions) return [...new Set(idsOrNames)]
-    const found = await Promise.all(idsOrNames.map((idOrName) => sessions.find(organizationId, idOrName)))
-    const unknown = idsOrNames.flatMap((idOrName, index) => (found[index] ? [] : [{ idOrName, index }]))
-    if (unknown.length > 0) {
-      throw invalidRequest(
-        unknown
-          .map((one) => `body.sessionIds.${one.index}: no session ${one.idOrName} in this organization`)
-          .join('; '),
-        unknown.map(({ index }) => ({
-          path: `body.sessionIds.${index}`,
-          message: 'no session with this id or name',
-        })),
-      )
-    }
-    return [...new Set(found.flatMap((session) => (session ? [session.id] : [])))]
+    if (!this.sessions) return [...new Set(idsOrNames)]
+    return resolveSessionIds(this.sessions, organizationId, idsOrNames, 'body.sessionIds')
   }
 
   list(organizationId: string): Promise<ApiKeyRecord[]> {

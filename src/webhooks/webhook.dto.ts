@@ -36,7 +36,12 @@ const webhookFields = {
   url: webhookUrlSchema,
   description: z.string().max(200).nullable(),
   events: z.array(eventPattern).min(1).max(64),
-  sessionIds: z.array(z.string().regex(/^ses_\w+$/, 'a session id (ses_…)')).max(100),
+  sessionIds: z
+    .array(z.string().min(1).max(100))
+    .max(100)
+    .describe(
+      "the sessions whose events it gets, by id or name (stored as ids); each must be one of the organization's",
+    ),
   secret: z
     .string()
     .min(8, 'at least 8 characters')
@@ -53,7 +58,9 @@ export const createWebhookBody = z.object({
   ...webhookFields,
   description: webhookFields.description.optional(),
   events: webhookFields.events.default(['*']),
-  sessionIds: webhookFields.sessionIds.default([]).describe('empty: every session'),
+  sessionIds: webhookFields.sessionIds
+    .default([])
+    .describe('the sessions whose events it gets, by id or name (stored as ids); empty: every session'),
   secret: webhookFields.secret.optional().describe('omit to have one generated (shown once)'),
   customHeaders: webhookFields.customHeaders.default([]),
   signatureScheme: webhookFields.signatureScheme.default('standard'),

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { IdGenerator } from '../domain/ids.ts'
 import type { SecretBox } from '../security/secret-box.ts'
+import type { SessionResolver } from '../sessions/session-resolver.ts'
 import type { Database } from '../store/db.ts'
 import { WebhookDeliveriesRepository } from '../store/webhook-deliveries.repository.ts'
 import { WebhooksRepository } from '../store/webhooks.repository.ts'
@@ -36,6 +37,8 @@ export interface WebhookModuleOptions {
   httpClient?: WebhookHttpClient
   /** replaces DNS for the SSRF guard */
   resolve?: HostResolver
+  /** resolves the session ids and names of a webhook's `sessionIds` */
+  sessions?: SessionResolver
 }
 
 /** Everything webhooks are, built once by the composition root. */
@@ -109,6 +112,7 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
     onChanged: (webhookId) => worker.webhookChanged(webhookId),
     // An organization webhook's endpoint key is its id.
     circuitOf: (webhookId) => worker.circuitStatus(webhookId),
+    sessions: options.sessions,
   })
   const deliveryLog = new WebhookDeliveriesService({
     webhooks,

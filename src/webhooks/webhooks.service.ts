@@ -1,6 +1,7 @@
 import { type AppError, type ErrorDetail, invalidRequest, notFound } from '../domain/errors.ts'
 import type { IdGenerator } from '../domain/ids.ts'
 import type { SecretBox } from '../security/secret-box.ts'
+import { resolveSessionIds, type SessionResolver } from '../sessions/session-resolver.ts'
 import type { WebhookPatch, WebhooksRepository } from '../store/webhooks.repository.ts'
 import type { CircuitStatus } from './circuit-breaker.ts'
 import { DEFAULT_RETRIES } from './retry-policy.ts'
@@ -54,6 +55,7 @@ export class WebhooksService {
   private readonly now: () => number
   private readonly onChanged: (webhookId: string) => void
   private readonly circuitOf: (webhookId: string) => CircuitStatus
+  private readonly sessions?: SessionResolver
 
   constructor(deps: {
     webhooks: WebhooksRepository
@@ -66,6 +68,8 @@ export class WebhooksService {
     onChanged?: (webhookId: string) => void
     /** the delivery worker's circuit for the webhook's endpoint */
     circuitOf?: (webhookId: string) => CircuitStatus
+    /** `sessionIds` may name sessions; each must be one of the organization's */
+    sessions?: SessionResolver
   }) {
     this.webhooks = deps.webhooks
     this.guard = deps.guard
@@ -75,6 +79,7 @@ export class WebhooksService {
     this.now = deps.now ?? Date.now
     this.onChanged = deps.onChanged ?? (() => {})
     this.circuitOf = deps.circuitOf ?? (() => CLOSED)
+    this.sessions = deps.sessions
   }
 
   /** The webhook, and its secret when it was generated here (shown only this once). */
@@ -88,6 +93,7 @@ export class WebhooksService {
     const generatedSecret = input.secret === undefined ? generateSecret() : null
     const secret = input.secret ?? (generatedSecret as string)
     checkSecret(scheme, secret)
+    const sessionIds = await this.sessionIdsOf(organizationId, input.sessionIds ?? [])
     const at = this.now()
     const webhook: WebhookRecord = {
       id: this.newId('webhook'),
@@ -95,7 +101,7 @@ export class WebhooksService {
       url: input.url,
       description: input.description ?? null,
       events: dedupe(input.events ?? ['*']),
-      sessionIds: dedupe(input.sessionIds ?? []),
+      sessionIds,
       secret: this.secretBox.encrypt(secret),
       customHeaders: input.customHeaders ?? [],
       signatureScheme: scheme,
@@ -124,6 +130,8 @@ export class WebhooksService {
     const current = await this.get(organizationId, id)
     if (input.url !== undefined) await this.checkUrl(input.url)
     if (input.customHeaders !== undefined) checkHeaders(input.customHeaders)
+    const sessionIds =
+      input.sessionIds === undefined ? undefined : await this.sessionIdsOf(organizationId, input.sessionIds)
     const scheme = input.signatureScheme ?? current.signatureScheme
     if (input.secret !== undefined) checkSecret(scheme, input.secret)
     else if (input.signatureScheme !== undefined) {
@@ -135,7 +143,7 @@ export class WebhooksService {
       ...(input.url !== undefined ? { url: input.url } : {}),
       ...(input.description !== undefined ? { description: input.description } : {}),
       ...(input.events !== undefined ? { events: dedupe(input.events) } : {}),
-      ...(input.sessionIds !== undefined ? { sessionIds: dedupe(input.sessionIds) } : {}),
+      ...(sessionIds !== undefined ? { sessionIds } : {}),
       ...(input.secret !== undefined ? { secret: this.secretBox.encrypt(input.secret) } : {}),
       ...(input.customHeaders !== undefined ? { customHeaders: input.customHeaders } : {}),
       ...(input.signatureScheme !== undefined ? { signatureScheme: input.signatureScheme } : {}),
@@ -185,6 +193,11 @@ export class WebhooksService {
       'notSent' in sent ? { statusCode: null, durationMs: 0, error: sent.notSent, response: null } : sent
     const code = result.statusCode
     return { ...result, eventId: event.id, delivered: code !== null && code >= 200 && code < 300 }
+  }
+
+  private async sessionIdsOf(organizationId: string, idsOrNames: readonly string[]): Promise<string[]> {
+    if (!this.sessions) return dedupe(idsOrNames)
+    return resolveSessionIds(this.sessions, organizationId, idsOrNames, 'body.sessionIds')
   }
 
   private async checkUrl(url: string): Promise<void> {

@@ -13,6 +13,8 @@ export interface ApiServer {
   harness: Harness
   http: FastifyInstance
   keys: { admin: string; operator: string; scopedAdmin: string; otherOrganization: string }
+  /** the sessions `sessionIds` may name: one of this organization's, one of the other's */
+  sessions: { sales: { id: string; name: string }; otherOrganizations: { id: string; name: string } }
   request(
     method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
     url: string,
@@ -26,7 +28,20 @@ export interface ApiServer {
  * `http/server.ts` mounts them, over the webhook test harness.
  */
 export async function startApiServer(): Promise<ApiServer> {
-  const harness = await openHarness()
+  const sessions = {
+    sales: { id: newId('session'), name: 'sales' },
+    otherOrganizations: { id: newId('session'), name: 'support' },
+  }
+  // What SessionsService.find answers, for the two organizations' one session each.
+  const owners = new Map<string, string>()
+  const harness = await openHarness({
+    sessions: {
+      find: async (organizationId, idOrName) => {
+        const found = Object.values(sessions).find((one) => one.id === idOrName || one.name === idOrName)
+        return found && owners.get(found.id) === organizationId ? { id: found.id } : undefined
+      },
+    },
+  })
   const apiKeys = new ApiKeysService(new ApiKeysRepository(harness.database.db), newId)
   const otherOrganizationId = newId('organization')
   await new OrganizationsRepository(harness.database.db).create({
@@ -34,6 +49,8 @@ export async function startApiServer(): Promise<ApiServer> {
     name: 'Other',
     createdAt: Date.now(),
   })
+  owners.set(sessions.sales.id, harness.organizationId)
+  owners.set(sessions.otherOrganizations.id, otherOrganizationId)
   const key = async (organizationId: string, role: 'admin' | 'operator', sessionIds?: string[]) =>
     (await apiKeys.create(organizationId, { name: role, role, sessionIds })).key
   const keys = {
@@ -62,6 +79,7 @@ export async function startApiServer(): Promise<ApiServer> {
     harness,
     http,
     keys,
+    sessions,
     request: (method, url, { body, key: given } = {}) =>
       http.inject({
         method,

@@ -16,6 +16,7 @@ interface WebhookBody {
   id: string
   url: string
   events: string[]
+  sessionIds: string[]
   secret?: string
   secretSet: boolean
   enabled: boolean
@@ -85,6 +86,20 @@ describe('webhooks API', () => {
       const created = await create({ secret: 'legacy-secret-value', signatureScheme: 'sha256' })
       assert.equal(created.secret, undefined)
       assert.equal(created.secretSet, true)
+    })
+
+    it('takes sessions by id or name and keeps their ids', async () => {
+      const { sales } = api.sessions
+      const created = await create({ sessionIds: ['sales', sales.id] })
+      assert.deepEqual(created.sessionIds, [sales.id])
+      const patched = await api.request('PATCH', `/api/v1/webhooks/${created.id}`, {
+        body: { sessionIds: [] },
+      })
+      assert.deepEqual((patched.json() as WebhookBody).sessionIds, [])
+      const named = await api.request('PATCH', `/api/v1/webhooks/${created.id}`, {
+        body: { sessionIds: ['sales'] },
+      })
+      assert.deepEqual((named.json() as WebhookBody).sessionIds, [sales.id])
     })
 
     it('updates fields, merges retries and clears the reason when enabled again', async () => {
@@ -350,11 +365,13 @@ describe('webhooks API', () => {
         }),
         'body.events.1',
       )
-      assertInvalidField(
-        await api.request('POST', '/api/v1/webhooks', {
-          body: { url: receiver.url(), sessionIds: ['sales'] },
-        }),
-        'body.sessionIds.0',
+      // So would a session that is not the organization's, or a misspelt name.
+      const unknown = await api.request('POST', '/api/v1/webhooks', {
+        body: { url: receiver.url(), sessionIds: ['sales', 'sale', api.sessions.otherOrganizations.id] },
+      })
+      assert.deepEqual(
+        assertError(unknown, 400, 'invalid_request').details?.map((detail) => detail.path),
+        ['body.sessionIds.1', 'body.sessionIds.2'],
       )
       const created = await create()
       assertError(
