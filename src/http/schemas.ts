@@ -16,14 +16,33 @@ export const errorEnvelope = z
   })
   .meta({ id: 'Error' })
 
-/** The error responses of most routes, each described for the OpenAPI document. */
-export const errorResponses = {
-  400: errorEnvelope.describe('Invalid request: `error.details` names each field and why'),
-  401: errorEnvelope.describe('Missing or invalid API key'),
-  403: errorEnvelope.describe('The key’s role does not allow this'),
-  404: errorEnvelope.describe('Not found: the session, or what the path names'),
-  409: errorEnvelope.describe('Not possible now, e.g. the session is not ready'),
-}
+/** What each error status of the API means, once for every route that documents it. */
+const ERROR_MEANINGS = {
+  400: 'Invalid request: `error.details` names each field and why',
+  401: 'No key, or an unknown, expired or revoked one',
+  403: 'The key lacks the role, or may not use the session',
+  404: 'Not found: the session, or what the path names',
+  409: 'Not possible now, e.g. the session is not ready',
+  413: 'The request body is larger than the route takes',
+  415: 'The body’s Content-Type is not one the route reads: JSON, or multipart/form-data where it says so',
+} as const
+
+export type ErrorStatus = keyof typeof ERROR_MEANINGS
+
+const described = <S extends ErrorStatus>(statuses: S[]) =>
+  Object.fromEntries(
+    statuses.map((status) => [status, errorEnvelope.describe(ERROR_MEANINGS[status])]),
+  ) as Record<S, typeof errorEnvelope>
+
+/**
+ * A route's error responses for the OpenAPI document (and the serializer), each described:
+ * 401 and 403 always, since every route under /api/v1 needs a key; `statuses` besides.
+ */
+export const errorResponses = <S extends ErrorStatus>(...statuses: S[]) =>
+  described<S | 401 | 403>([401, 403, ...statuses])
+
+/** What a route that reads a body may answer besides: the body too large, or not one it reads. */
+export const bodyErrorResponses = described([413, 415])
 
 /**
  * A time as `Date#toISOString` writes it. Published as `date-time`, checked only as a

@@ -1,6 +1,8 @@
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError } from 'fastify'
 import { type FastifyPluginAsyncZod, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
+import { z } from 'zod'
 import type { ContactContent } from './contact-messages.ts'
+import { envelope, controlErrorResponses as errors, sendControlError } from './control-errors.ts'
 import * as s from './control-schemas.ts'
 import { toAccount, toActivity, toContact, toGroup, toInboxMessage, toInfo } from './control-views.ts'
 import { SandboxError } from './errors.ts'
@@ -14,7 +16,9 @@ export interface SandboxControlRoutesOptions {
 /**
  * The sandbox control API: create phones and contacts, scan a QR, type a pairing code,
  * send as a contact, read what linked clients sent, inject faults. JSON in and out; every
- * error is `{ error: { code, message, requestId, details? } }` (see `sendControlError`).
+ * error is `{ error: { code, message, requestId, details? } }` (see `sendControlError` in
+ * control-errors.ts). Each route's schema also documents it for the gateway's OpenAPI document:
+ * its operationId, what each answer means and the errors it gives.
  *
  * The plugin is self-contained: it sets the zod validator and serializer compilers, an
  * error handler and the 404 handler on its own encapsulated instance (it is deliberately
@@ -52,24 +56,52 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
   }
   const groupOf = (jid: string | undefined) => (jid ? network.getGroup(jid) : undefined)
 
-  app.get('/', { schema: { response: { 200: s.infoView } } }, async () => toInfo(sandbox))
+  app.get(
+    '/',
+    {
+      schema: {
+        operationId: 'getSandboxInfo',
+        response: { 200: s.infoView.describe('Where clients connect, and what the sandbox holds') },
+      },
+    },
+    async () => toInfo(sandbox),
+  )
 
   // ---- accounts: the numbers clients link to ----------------------------------------------
 
   app.post(
     '/accounts',
-    { schema: { body: s.createAccountBody, response: { 201: s.accountView } } },
+    {
+      schema: {
+        operationId: 'createSandboxAccount',
+        body: s.createAccountBody,
+        response: { 201: s.accountView.describe('The account, created'), ...errors(400, 409) },
+      },
+    },
     async (request, reply) => {
       const user = network.createUser({ ...request.body, kind: 'account' })
       return reply.code(201).send(toAccount(sandbox, user))
     },
   )
-  app.get('/accounts', { schema: { response: { 200: s.accountListView } } }, async () => ({
-    accounts: network.users('account').map((user) => toAccount(sandbox, user)),
-  }))
+  app.get(
+    '/accounts',
+    {
+      schema: {
+        operationId: 'listSandboxAccounts',
+        response: { 200: s.accountListView.describe('Every account') },
+      },
+    },
+    async () => ({ accounts: network.users('account').map((user) => toAccount(sandbox, user)) }),
+  )
   app.get(
     '/accounts/:phoneNumber',
-    { schema: { params: s.phoneNumberParams, response: { 200: s.accountView } } },
+    {
+      schema: {
+        operationId: 'getSandboxAccount',
+        params: s.phoneNumberParams,
+        response: { 200: s.accountView.describe('The account'), ...errors(400, 404) },
+      },
+    },
     async (request) => toAccount(sandbox, ofKind(request.params.phoneNumber, 'account')),
   )
 
@@ -77,7 +109,13 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
 
   app.post(
     '/contacts',
-    { schema: { body: s.createContactBody, response: { 201: s.contactView } } },
+    {
+      schema: {
+        operationId: 'createSandboxContact',
+        body: s.createContactBody,
+        response: { 201: s.contactView.describe('The contact, created'), ...errors(400, 409) },
+      },
+    },
     async (request, reply) => {
       const { addressing, ...identity } = request.body
       const user = network.createUser({ ...identity, kind: 'contact' })
@@ -85,17 +123,37 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
       return reply.code(201).send(toContact(user))
     },
   )
-  app.get('/contacts', { schema: { response: { 200: s.contactListView } } }, async () => ({
-    contacts: network.users('contact').map(toContact),
-  }))
+  app.get(
+    '/contacts',
+    {
+      schema: {
+        operationId: 'listSandboxContacts',
+        response: { 200: s.contactListView.describe('Every contact') },
+      },
+    },
+    async () => ({ contacts: network.users('contact').map(toContact) }),
+  )
   app.get(
     '/contacts/:phoneNumber',
-    { schema: { params: s.phoneNumberParams, response: { 200: s.contactView } } },
+    {
+      schema: {
+        operationId: 'getSandboxContact',
+        params: s.phoneNumberParams,
+        response: { 200: s.contactView.describe('The contact'), ...errors(400, 404) },
+      },
+    },
     async (request) => toContact(ofKind(request.params.phoneNumber, 'contact')),
   )
   app.patch(
     '/contacts/:phoneNumber',
-    { schema: { params: s.phoneNumberParams, body: s.updateContactBody, response: { 200: s.contactView } } },
+    {
+      schema: {
+        operationId: 'updateSandboxContact',
+        params: s.phoneNumberParams,
+        body: s.updateContactBody,
+        response: { 200: s.contactView.describe('The contact, changed'), ...errors(400, 404) },
+      },
+    },
     async (request) => {
       const user = ofKind(request.params.phoneNumber, 'contact')
       const { online, pushName, addressing } = request.body
@@ -111,20 +169,45 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
 
   app.post(
     '/groups',
-    { schema: { body: s.createGroupBody, response: { 201: s.groupView } } },
+    {
+      schema: {
+        operationId: 'createSandboxGroup',
+        body: s.createGroupBody,
+        response: { 201: s.groupView.describe('The group, created'), ...errors(400) },
+      },
+    },
     async (request, reply) => reply.code(201).send(toGroup(sandbox, sandbox.createGroup(request.body))),
   )
-  app.get('/groups', { schema: { response: { 200: s.groupListView } } }, async () => ({
-    groups: network.allGroups().map((group) => toGroup(sandbox, group)),
-  }))
+  app.get(
+    '/groups',
+    {
+      schema: {
+        operationId: 'listSandboxGroups',
+        response: { 200: s.groupListView.describe('Every group') },
+      },
+    },
+    async () => ({ groups: network.allGroups().map((group) => toGroup(sandbox, group)) }),
+  )
   app.get(
     '/groups/:jid',
-    { schema: { params: s.groupParams, response: { 200: s.groupView } } },
+    {
+      schema: {
+        operationId: 'getSandboxGroup',
+        params: s.groupParams,
+        response: { 200: s.groupView.describe('The group'), ...errors(400, 404) },
+      },
+    },
     async (request) => toGroup(sandbox, network.getGroup(request.params.jid)),
   )
   app.get(
     '/groups/:jid/inbox',
-    { schema: { params: s.groupParams, response: { 200: s.inboxView } } },
+    {
+      schema: {
+        operationId: 'getSandboxGroupInbox',
+        params: s.groupParams,
+        response: { 200: s.inboxView.describe('What linked clients sent to the group'), ...errors(400, 404) },
+      },
+    },
     async (request) => ({ messages: network.getGroup(request.params.jid).received.map(toInboxMessage) }),
   )
 
@@ -137,7 +220,14 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
   }
   app.patch(
     '/groups/:jid',
-    { schema: { params: s.groupParams, body: s.updateGroupBody, response: { 200: s.groupView } } },
+    {
+      schema: {
+        operationId: 'updateSandboxGroup',
+        params: s.groupParams,
+        body: s.updateGroupBody,
+        response: { 200: s.groupView.describe('The group, changed'), ...errors(400, 403, 404) },
+      },
+    },
     async (request) => {
       const group = network.getGroup(request.params.jid)
       const { by, subject, description, announce, restrict } = request.body
@@ -159,9 +249,13 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
     '/groups/:jid/participants',
     {
       schema: {
+        operationId: 'changeSandboxGroupParticipants',
         params: s.groupParams,
         body: s.groupParticipantsBody,
-        response: { 200: s.participantsResultView },
+        response: {
+          200: s.participantsResultView.describe('The group after the change, and a result per person'),
+          ...errors(400, 403, 404),
+        },
       },
     },
     async (request) => {
@@ -184,7 +278,17 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
 
   app.patch(
     '/accounts/:phoneNumber/chats/:chat',
-    { schema: { params: s.accountChatParams, body: s.chatStateBody, response: { 200: s.appStateView } } },
+    {
+      schema: {
+        operationId: 'changeSandboxAccountChat',
+        params: s.accountChatParams,
+        body: s.chatStateBody,
+        response: {
+          200: s.appStateView.describe('The changes synced to linked devices'),
+          ...errors(400, 404),
+        },
+      },
+    },
     async (request) => {
       const account = ofKind(request.params.phoneNumber, 'account')
       return { applied: await sandbox.appState.changeChat(account, request.params.chat, request.body) }
@@ -193,7 +297,15 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
   app.put(
     '/accounts/:phoneNumber/address-book/:contactNumber',
     {
-      schema: { params: s.addressBookParams, body: s.addressBookBody, response: { 200: s.appStateView } },
+      schema: {
+        operationId: 'saveSandboxAddressBookContact',
+        params: s.addressBookParams,
+        body: s.addressBookBody,
+        response: {
+          200: s.appStateView.describe('The change synced to linked devices'),
+          ...errors(400, 404),
+        },
+      },
     },
     async (request) => {
       const account = ofKind(request.params.phoneNumber, 'account')
@@ -204,18 +316,45 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
 
   // ---- the four fixed paths every tool relies on ------------------------------------------
 
-  app.post('/scan', { schema: { body: s.scanBody, response: { 200: s.linkedView } } }, async (request) =>
-    sandbox.scan(request.body.qr, request.body.phoneNumber),
+  app.post(
+    '/scan',
+    {
+      schema: {
+        operationId: 'scanSandboxQr',
+        body: s.scanBody,
+        response: {
+          200: s.linkedView.describe('The phone, and the device it linked'),
+          ...errors(400, 404, 409, 410),
+        },
+      },
+    },
+    async (request) => sandbox.scan(request.body.qr, request.body.phoneNumber),
   )
   app.post(
     '/pairing-code',
-    { schema: { body: s.pairingCodeBody, response: { 200: s.linkedView } } },
+    {
+      schema: {
+        operationId: 'enterSandboxPairingCode',
+        body: s.pairingCodeBody,
+        response: {
+          200: s.linkedView.describe('The phone, and the device it linked'),
+          ...errors(400, 404, 422, 504),
+        },
+      },
+    },
     async (request) => sandbox.enterPairingCode(request.body.phoneNumber, request.body.code),
   )
   app.post(
     '/messages',
     // media arrives as base64 in the body
-    { bodyLimit: 24 * 1024 * 1024, schema: { body: s.sendMessageBody, response: { 201: s.sentView } } },
+    {
+      bodyLimit: 24 * 1024 * 1024,
+      schema: {
+        operationId: 'sendSandboxMessage',
+        body: s.sendMessageBody,
+        response: { 201: s.sentView.describe('Sent: its id and time'), ...errors(400, 404, 409) },
+      },
+    },
     async (request, reply) => {
       const { from, to, replyTo, pushName } = request.body
       const sent = await sandbox.sendAs({ from, to, content: contentOf(request.body), replyTo, pushName })
@@ -224,7 +363,16 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
   )
   app.get(
     '/inbox/:phoneNumber',
-    { schema: { params: s.phoneNumberParams, response: { 200: s.inboxView } } },
+    {
+      schema: {
+        operationId: 'getSandboxInbox',
+        params: s.phoneNumberParams,
+        response: {
+          200: s.inboxView.describe('What linked clients sent to the person'),
+          ...errors(400, 404),
+        },
+      },
+    },
     async (request) => ({ messages: person(request.params.phoneNumber).received.map(toInboxMessage) }),
   )
 
@@ -232,30 +380,66 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
 
   app.get(
     '/activity/:phoneNumber',
-    { schema: { params: s.phoneNumberParams, response: { 200: s.activityListView } } },
+    {
+      schema: {
+        operationId: 'getSandboxActivity',
+        params: s.phoneNumberParams,
+        response: {
+          200: s.activityListView.describe('Receipts, chat states and presence sent to or as the person'),
+          ...errors(400, 404),
+        },
+      },
+    },
     async (request) => {
       const user = person(request.params.phoneNumber)
       return { activity: (router.activity.get(user.phoneNumber) ?? []).map(toActivity) }
     },
   )
-  app.post('/receipts', { schema: { body: s.receiptBody } }, async (request, reply) => {
-    const { from, to, messageIds, type, group } = request.body
-    router.sendReceipt(person(from), ofKind(to, 'account'), messageIds, type, { group: groupOf(group) })
-    return reply.code(204).send()
-  })
-  app.post('/presence', { schema: { body: s.presenceBody } }, async (request, reply) => {
-    const { from, to, state, group } = request.body
-    if (state === 'available' || state === 'unavailable') {
-      router.sendPresence(person(from), ofKind(to, 'account'), state)
-    } else {
-      router.sendChatState(person(from), ofKind(to, 'account'), state, groupOf(group))
-    }
-    return reply.code(204).send()
-  })
+  app.post(
+    '/receipts',
+    {
+      schema: {
+        operationId: 'sendSandboxReceipts',
+        body: s.receiptBody,
+        response: { 204: z.null().describe('Sent'), ...errors(400, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { from, to, messageIds, type, group } = request.body
+      router.sendReceipt(person(from), ofKind(to, 'account'), messageIds, type, { group: groupOf(group) })
+      return reply.code(204).send(null)
+    },
+  )
+  app.post(
+    '/presence',
+    {
+      schema: {
+        operationId: 'sendSandboxPresence',
+        body: s.presenceBody,
+        response: { 204: z.null().describe('Sent'), ...errors(400, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { from, to, state, group } = request.body
+      if (state === 'available' || state === 'unavailable') {
+        router.sendPresence(person(from), ofKind(to, 'account'), state)
+      } else {
+        router.sendChatState(person(from), ofKind(to, 'account'), state, groupOf(group))
+      }
+      return reply.code(204).send(null)
+    },
+  )
 
   app.post(
     '/contacts/:phoneNumber/call',
-    { schema: { params: s.phoneNumberParams, body: s.callBody, response: { 201: s.callView } } },
+    {
+      schema: {
+        operationId: 'startSandboxCall',
+        params: s.phoneNumberParams,
+        body: s.callBody,
+        response: { 201: s.callView.describe('Ringing: the call id'), ...errors(400, 404, 409) },
+      },
+    },
     async (request, reply) => {
       const caller = person(request.params.phoneNumber)
       const account = ofKind(request.body.to, 'account')
@@ -271,24 +455,57 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
 
   app.post(
     '/faults',
-    { schema: { body: s.faultBody, response: { 200: s.faultResultView } } },
+    {
+      schema: {
+        operationId: 'injectSandboxFault',
+        body: s.faultBody,
+        response: {
+          200: s.faultResultView.describe('How many live connections the fault hit'),
+          ...errors(400, 404, 409),
+        },
+      },
+    },
     async (request) => sandbox.injectFault(request.body),
   )
   const settings = () => ({ receipts: { ...router.receipts }, history: { ...sandbox.history } })
-  app.get('/settings', { schema: { response: { 200: s.settingsView } } }, async () => settings())
+  app.get(
+    '/settings',
+    {
+      schema: {
+        operationId: 'getSandboxSettings',
+        response: { 200: s.settingsView.describe('The receipt delays and history sync') },
+      },
+    },
+    async () => settings(),
+  )
   app.put(
     '/settings',
-    { schema: { body: s.settingsBody, response: { 200: s.settingsView } } },
+    {
+      schema: {
+        operationId: 'updateSandboxSettings',
+        body: s.settingsBody,
+        response: { 200: s.settingsView.describe('The settings, changed'), ...errors(400) },
+      },
+    },
     async (request) => {
       Object.assign(router.receipts, request.body.receipts)
       if (request.body.history) Object.assign(sandbox.history, request.body.history)
       return settings()
     },
   )
-  app.post('/reset', async (_request, reply) => {
-    sandbox.reset()
-    return reply.code(204).send()
-  })
+  app.post(
+    '/reset',
+    {
+      schema: {
+        operationId: 'resetSandbox',
+        response: { 204: z.null().describe('Reset: every person, group and connection is gone') },
+      },
+    },
+    async (_request, reply) => {
+      sandbox.reset()
+      return reply.code(204).send(null)
+    },
+  )
 }
 
 /** The one content field of a validated message body, as the facade takes it. */
@@ -297,41 +514,4 @@ function contentOf(body: Partial<Record<(typeof s.CONTENT_FIELDS)[number], unkno
   if (!field) throw new SandboxError('invalid_request', 'a message needs one content field')
   // the schema gives each field exactly the shape ContactContent has for it
   return { [field]: body[field] } as ContactContent
-}
-
-const envelope = (
-  code: string,
-  message: string,
-  requestId: string,
-  details?: { path: string; message: string }[],
-) => ({ error: { code, message, requestId, ...(details ? { details } : {}) } })
-
-/**
- * The one place the control API's errors become answers: a SandboxError keeps its code and
- * status; a failed validation is 400 naming each field (`body.from`, `params.phoneNumber`)
- * and why; other client errors (bad JSON, wrong content type) keep their 4xx; everything
- * else is a 500 that is logged and never echoed. The plugin uses it for what it owns; the
- * standalone runner installs it at the root for the rest.
- */
-export function sendControlError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  const { id } = request
-  if (error instanceof SandboxError)
-    return reply.code(error.status).send(envelope(error.code, error.message, id))
-  if (error.validation) {
-    const where = error.validationContext ?? 'body'
-    const details = error.validation.map((issue) => ({
-      path: [where, ...issue.instancePath.split('/').filter(Boolean)].join('.'),
-      message: issue.message ?? 'is invalid',
-    }))
-    const message = details.map((d) => `${d.path}: ${d.message}`).join('; ')
-    return reply.code(400).send(envelope('invalid_request', message, id, details))
-  }
-  const status = error.statusCode ?? 500
-  if (status >= 400 && status < 500) {
-    return reply
-      .code(status)
-      .send(envelope(status === 404 ? 'not_found' : 'invalid_request', error.message, id))
-  }
-  request.log.error({ err: error }, 'sandbox control request failed')
-  return reply.code(500).send(envelope('internal', 'the sandbox failed to handle this request', id))
 }

@@ -402,7 +402,4 @@ export type ParticipantsResult = z.output<typeof participantsResultView>
 export type CallStarted = z.output<typeof callView>
 export type AppStateApplied = z.output<typeof appStateView>
 
-/** The error envelope of every non-2xx answer. */
-export interface ControlErrorBody {
-  error: { code: string; message: string; requestId: string; details?: { path: string; message: string }[] }
-}
+export type { ControlErrorBody } from './control-errors.ts'

@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { z } from 'zod'
-import { sandboxControlRoutes, sendControlError } from './control-api.ts'
+import { sandboxControlRoutes } from './control-api.ts'
+import { sendControlError } from './control-errors.ts'
 import { SandboxServer, type SandboxServerOptions } from './server.ts'
 
 /** The standalone sandbox's environment; nothing else in it reads `process.env`. */

@@ -15,13 +15,16 @@ interface JsonSchema {
   allOf?: JsonSchema[]
   enum?: unknown[]
   required?: string[]
+  pattern?: string
 }
 
 interface Operation {
+  operationId?: string
   summary?: string
   description?: string
   tags?: string[]
-  parameters?: { in: string; name: string; description?: string }[]
+  parameters?: { in: string; name: string; description?: string; required?: boolean; schema?: JsonSchema }[]
+  requestBody?: unknown
   responses?: Record<string, { description?: string; content?: Record<string, { schema?: JsonSchema }> }>
 }
 
@@ -118,6 +121,13 @@ function propertiesOf(document: OpenApiDocument, name: string): Record<string, J
 const nonNull = (schema: JsonSchema | undefined): JsonSchema | undefined =>
   schema?.anyOf?.find((branch) => branch.type !== 'null') ?? schema
 
+/** Every component name a `$ref` in `value` points to. */
+const referencedComponents = (value: unknown): string[] =>
+  [...JSON.stringify(value).matchAll(/"#\/components\/schemas\/([^"]+)"/g)].map((match) => match[1] ?? '')
+
+/** The error envelope, as every documented error response must carry it. */
+const ERROR_REF = '#/components/schemas/Error'
+
 describe('the OpenAPI document', () => {
   let gateway: TestGateway
   let document: OpenApiDocument
@@ -198,6 +208,156 @@ describe('the OpenAPI document', () => {
     assert.match(roleOf('post', '/api/v1/sandbox/reset'), /the admin role, not limited to sessions\./)
   })
 
+  it('should give every operation a unique camelCase operationId, for SDK generators', () => {
+    const operations = operationsOf(document)
+    assert.deepEqual(
+      operations.filter(({ operation }) => !operation.operationId).map(({ label }) => label),
+      [],
+      'operations without an operationId',
+    )
+    assert.deepEqual(
+      operations
+        .filter(({ operation }) => !/^[a-z][a-zA-Z0-9]*$/.test(operation.operationId ?? ''))
+        .map(({ label, operation }) => `${label}: ${operation.operationId}`),
+      [],
+      'operationIds that are not camelCase',
+    )
+    const labelsById = new Map<string, string[]>()
+    for (const { label, operation } of operations) {
+      const id = operation.operationId ?? ''
+      labelsById.set(id, [...(labelsById.get(id) ?? []), label])
+    }
+    assert.deepEqual(
+      [...labelsById].filter(([, labels]) => labels.length > 1),
+      [],
+      'operationIds used more than once',
+    )
+    // Stable names: an SDK's methods are called after them.
+    const idOf = (method: string, path: string) => document.paths[path]?.[method]?.operationId
+    assert.equal(idOf('get', '/api/v1/sessions'), 'listSessions')
+    assert.equal(idOf('post', '/api/v1/sessions'), 'createSession')
+    assert.equal(idOf('get', '/api/v1/sessions/{id}'), 'getSession')
+    assert.equal(idOf('post', '/api/v1/sessions/{id}/messages'), 'sendMessage')
+    assert.equal(idOf('get', '/api/v1/webhooks/{id}/deliveries'), 'listWebhookDeliveries')
+    assert.equal(idOf('post', '/api/v1/webhooks/{id}/deliveries/{deliveryId}/retry'), 'retryWebhookDelivery')
+    assert.equal(idOf('get', '/api/v1/events/stream'), 'streamEvents')
+    assert.equal(idOf('post', '/api/v1/sandbox/reset'), 'resetSandbox')
+  })
+
+  it('should say what every response means, none left as "Default Response"', () => {
+    const undescribed = operationsOf(document).flatMap(({ label, operation }) =>
+      Object.entries(operation.responses ?? {})
+        .filter(
+          ([, response]) => !response.description?.trim() || response.description === 'Default Response',
+        )
+        .map(([status]) => `${label} ${status}`),
+    )
+    assert.deepEqual(undescribed, [])
+  })
+
+  it('should document 401 and 403, with the error envelope, on every operation under /api/v1', () => {
+    const missing = operationsOf(document)
+      .filter(({ path }) => path.startsWith(API_PREFIX))
+      .flatMap(({ label, operation }) =>
+        ['401', '403']
+          .filter(
+            (status) =>
+              operation.responses?.[status]?.content?.['application/json']?.schema?.$ref !== ERROR_REF,
+          )
+          .map((status) => `${label} ${status}`),
+      )
+    assert.deepEqual(missing, [])
+    const unauthorized = document.paths['/api/v1/sessions']?.get?.responses?.['401']?.description
+    assert.match(unauthorized ?? '', /no key, or an unknown/i)
+  })
+
+  it('should document every error response of the API with the error envelope, and 413 and 415 where a body is taken', () => {
+    const api = operationsOf(document).filter(
+      ({ path }) => path.startsWith(API_PREFIX) && !path.startsWith(SANDBOX_PREFIX),
+    )
+    const notEnveloped = api.flatMap(({ label, operation }) =>
+      Object.entries(operation.responses ?? {})
+        .filter(([status]) => /^[45]/.test(status))
+        .filter(([, response]) => response.content?.['application/json']?.schema?.$ref !== ERROR_REF)
+        .map(([status]) => `${label} ${status}`),
+    )
+    assert.deepEqual(notEnveloped, [])
+    const bodyErrorsMissing = api
+      .filter(({ operation }) => operation.requestBody)
+      .flatMap(({ label, operation }) =>
+        ['413', '415']
+          .filter((status) => !operation.responses?.[status])
+          .map((status) => `${label} ${status}`),
+      )
+    assert.deepEqual(bodyErrorsMissing, [])
+  })
+
+  it('should declare how the event stream resumes and how a browser opens it: Last-Event-ID and ?ticket=', () => {
+    const parameters = document.paths['/api/v1/events/stream']?.get?.parameters ?? []
+    const lastEventId = parameters.find(
+      (parameter) => parameter.in === 'header' && parameter.name.toLowerCase() === 'last-event-id',
+    )
+    assert.ok(lastEventId, 'the Last-Event-ID header is declared')
+    assert.equal(lastEventId.required ?? false, false)
+    assert.match(lastEventId.description ?? '', /after/)
+    const after = parameters.find((parameter) => parameter.in === 'query' && parameter.name === 'after')
+    assert.equal(
+      lastEventId.schema?.pattern ?? null,
+      after?.schema?.pattern ?? null,
+      'the same format as after',
+    )
+    const ticket = parameters.find((parameter) => parameter.in === 'query' && parameter.name === 'ticket')
+    assert.ok(ticket, 'the ticket query parameter is declared')
+    assert.match(ticket.description ?? '', /POST \/api\/v1\/events\/ticket/)
+  })
+
+  it('should document the sandbox controls with their real success codes and their 400 and 404', () => {
+    const sandbox = (method: string, path: string) => document.paths[`${SANDBOX_PREFIX}${path}`]?.[method]
+    for (const path of ['/reset', '/receipts', '/presence']) {
+      const responses = sandbox('post', path)?.responses ?? {}
+      assert.deepEqual(
+        Object.keys(responses).filter((status) => status.startsWith('2')),
+        ['204'],
+        `POST ${path} answers 204`,
+      )
+      assert.equal(responses['204']?.content, undefined, `POST ${path}: no body`)
+    }
+    assert.ok(sandbox('post', '/accounts')?.responses?.['201'], 'POST /accounts answers 201')
+    const withParameters = operationsOf(document).filter(
+      ({ path, operation }) =>
+        path.startsWith(SANDBOX_PREFIX) && operation.parameters?.some((parameter) => parameter.in === 'path'),
+    )
+    assert.ok(
+      withParameters.length >= 10,
+      `only ${withParameters.length} sandbox routes with path parameters`,
+    )
+    const missing = withParameters.flatMap(({ label, operation }) =>
+      ['400', '404'].filter((status) => !operation.responses?.[status]).map((status) => `${label} ${status}`),
+    )
+    assert.deepEqual(missing, [])
+    assert.ok(sandbox('post', '/messages')?.responses?.['400'], 'a bad message body is a 400')
+  })
+
+  it('should publish only components something refers to: no unused *Input twin of a response schema', () => {
+    const components = document.components.schemas
+    const reached = new Set<string>()
+    const pending = referencedComponents({
+      paths: document.paths,
+      webhooks: (document as { webhooks?: unknown }).webhooks,
+    })
+    for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
+      if (reached.has(name)) continue
+      assert.ok(components[name], `$ref to a missing component ${name}`)
+      reached.add(name)
+      pending.push(...referencedComponents(components[name]))
+    }
+    assert.deepEqual(
+      Object.keys(components).filter((name) => !reached.has(name)),
+      [],
+      'components nothing refers to',
+    )
+  })
+
   it('should give every documented operation a summary and a tag', () => {
     const missing = operationsOf(document)
       .filter(({ path }) => !path.startsWith(SANDBOX_PREFIX))
@@ -215,17 +375,6 @@ describe('the OpenAPI document', () => {
         (operation.parameters ?? [])
           .filter((parameter) => parameter.in === 'path' && !parameter.description?.trim())
           .map((parameter) => `${label} {${parameter.name}}`),
-      )
-    assert.deepEqual(missing, [])
-  })
-
-  it('should say what each response of the messaging routes means', () => {
-    const missing = operationsOf(document)
-      .filter(({ path }) => messaging.test(path))
-      .flatMap(({ label, operation }) =>
-        Object.entries(operation.responses ?? {})
-          .filter(([, response]) => !response.description || response.description === 'Default Response')
-          .map(([status]) => `${label} ${status}`),
       )
     assert.deepEqual(missing, [])
   })

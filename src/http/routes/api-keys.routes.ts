@@ -6,7 +6,7 @@ import * as s from '../schemas.ts'
 import { apiKeyView } from '../views.ts'
 
 const tags = ['api keys']
-const errors = { 400: s.errorEnvelope, 401: s.errorEnvelope, 403: s.errorEnvelope, 404: s.errorEnvelope }
+const errors = s.errorResponses(400, 404)
 
 export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> = async (app, { apiKeys }) => {
   app.post(
@@ -15,9 +15,14 @@ export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> =
       config: allow('admin', 'API keys'),
       schema: {
         tags,
+        operationId: 'createApiKey',
         summary: 'Create an API key; the key itself is shown only in this response',
         body: s.createApiKeyBody,
-        response: { 201: s.apiKeyView.extend({ key: z.string() }), ...errors },
+        response: {
+          201: s.apiKeyView.extend({ key: z.string() }).describe('The key, with its secret: keep it now'),
+          ...errors,
+          ...s.bodyErrorResponses,
+        },
       },
     },
     async (request, reply) => {
@@ -37,8 +42,14 @@ export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> =
       config: allow('admin', 'API keys'),
       schema: {
         tags,
+        operationId: 'listApiKeys',
         summary: 'List API keys',
-        response: { 200: z.object({ items: z.array(s.apiKeyView) }), ...errors },
+        response: {
+          200: z
+            .object({ items: z.array(s.apiKeyView) })
+            .describe('The keys not revoked, without their secrets'),
+          ...errors,
+        },
       },
     },
     async (request) => {
@@ -54,9 +65,10 @@ export const apiKeysRoutes: FastifyPluginAsyncZod<{ apiKeys: ApiKeysService }> =
       config: allow('admin', 'API keys'),
       schema: {
         tags,
+        operationId: 'revokeApiKey',
         summary: 'Revoke an API key',
         params: s.idParam,
-        response: { 204: z.null(), ...errors },
+        response: { 204: z.null().describe('Revoked'), ...errors },
       },
     },
     async (request, reply) => {

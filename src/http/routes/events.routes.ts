@@ -16,7 +16,7 @@ import { allow, principalOf } from '../auth.ts'
 import * as s from '../schemas.ts'
 
 const tags = ['events']
-const errors = { 400: s.errorEnvelope, 401: s.errorEnvelope, 403: s.errorEnvelope }
+const errors = s.errorResponses(400)
 const HEARTBEAT_MS = 20_000
 /** A client this far behind is dropped rather than allowed to grow our memory. */
 const MAX_BUFFERED_BYTES = 1024 * 1024
@@ -66,7 +66,31 @@ const streamQuery = z.object({
     .regex(EVENT_ID, 'an event id (evt_…)')
     .optional()
     .describe('an event id: replay what came after it first'),
-  ticket: z.string().max(100).optional().describe('from POST /events/ticket, for browsers'),
+  ticket: z
+    .string()
+    .max(100)
+    .optional()
+    .describe(
+      'a short-lived ticket from POST /api/v1/events/ticket, in place of the key: for browsers, whose ' +
+        'EventSource and WebSocket cannot send headers',
+    ),
+})
+
+/**
+ * Declared for the OpenAPI document, and checked here only as a string: the SSE handler checks
+ * its format itself (`lastEventId`, with its own message), and a WebSocket ignores it.
+ */
+const streamHeaders = z.looseObject({
+  'last-event-id': z
+    .string()
+    .optional()
+    .meta({
+      description:
+        'Server-Sent Events only: the last event id a reconnecting EventSource saw, in the format of `after`; ' +
+        'the stream resumes after it, and it wins over `after`',
+      pattern: EVENT_ID.source,
+      maxLength: 100,
+    }),
 })
 
 const eventTypesView = z.object({
@@ -115,6 +139,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       config: allow('viewer'),
       schema: {
         tags,
+        operationId: 'listEvents',
         summary: 'Recent events, newest first',
         querystring: z.object({
           session: z.string().max(100).optional().describe('a session, by id or name'),
@@ -126,7 +151,9 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
         }),
         description: 'Each item is an `Event`: its `type` names the payload schema, `Event.<type>`.',
         response: {
-          200: z.object({ items: z.array(eventEnvelopeSchema), nextCursor: z.string().nullable() }),
+          200: z
+            .object({ items: z.array(eventEnvelopeSchema), nextCursor: z.string().nullable() })
+            .describe('A page of events, newest first'),
           ...errors,
         },
       },
@@ -159,8 +186,9 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       config: allow('viewer'),
       schema: {
         tags,
+        operationId: 'listEventTypes',
         summary: 'Every event type, with what it means and its payload schema',
-        response: { 200: eventTypesView, ...errors },
+        response: { 200: eventTypesView.describe('Every event type of the catalogue'), ...errors },
       },
     },
     async (request) => {
@@ -181,6 +209,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
       config: allow('viewer'),
       schema: {
         tags,
+        operationId: 'createStreamTicket',
         summary: 'A ticket to open the stream from a browser',
         description:
           'Pass it as `?ticket=` to `GET /events/stream`. It opens a stream within 60 s (never after the key expires), ' +
@@ -188,7 +217,12 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
           'as EventSource does — while that is open and for 60 s after it ended, for 24 h at most; the newer stream ' +
           'replaces the older (WebSocket close 4002, SSE `event: replaced`). One ticket per client: streams that ' +
           'replace each other more than six times a minute void it (4001, SSE `event: error`).',
-        response: { 200: z.object({ ticket: z.string(), expiresAt: z.string() }), ...errors },
+        response: {
+          200: z
+            .object({ ticket: z.string(), expiresAt: z.string() })
+            .describe('The ticket, and when it stops opening streams'),
+          ...errors,
+        },
       },
     },
     async (request) => {
@@ -205,8 +239,10 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
     exposeHeadRoute: false,
     schema: {
       tags,
+      operationId: 'streamEvents',
       summary: 'Live events: a WebSocket, or Server-Sent Events for plain HTTP clients',
       querystring: streamQuery,
+      headers: streamHeaders,
       description:
         'With `Upgrade: websocket`, a WebSocket (101): each text message is one `Event` (JSON). It is closed with ' +
         '4001 when the key is revoked or expires, or the ticket is voided (shared by two clients), 4002 when a newer ' +
@@ -222,8 +258,7 @@ export const eventsRoutes: FastifyPluginAsyncZod<{
             'close the EventSource). A reconnecting EventSource resumes after its `Last-Event-ID`.',
           content: { 'text/event-stream': { schema: z.string() } },
         },
-        ...errors,
-        404: s.errorEnvelope,
+        ...s.errorResponses(400, 404),
       },
     },
     // Server-Sent Events for plain HTTP clients.

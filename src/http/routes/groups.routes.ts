@@ -8,7 +8,7 @@ import * as m from '../schemas-messaging.ts'
 import { groupView } from '../views-messaging.ts'
 
 const tags = ['groups']
-const errors = s.errorResponses
+const errors = s.errorResponses(400, 404, 409)
 const groupParam = s.sessionIdParam.extend({
   groupId: z.string().min(6).max(100).describe('group JID (…@g.us) or its id'),
 })
@@ -24,6 +24,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
       config: allow('viewer'),
       schema: {
         tags,
+        operationId: 'listGroups',
         summary: 'Groups the session is in',
         params: s.sessionIdParam,
         querystring: z.object({
@@ -49,6 +50,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
       config: allow('viewer'),
       schema: {
         tags,
+        operationId: 'getGroup',
         summary: 'A group with its participants, roles and in-group names',
         params: groupParam,
         response: { 200: m.group.describe('The group'), ...errors },
@@ -66,10 +68,11 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'createGroup',
         summary: 'Create a group',
         params: s.sessionIdParam,
         body: z.object({ subject: z.string().min(1).max(100), participants: people }),
-        response: { 201: m.group.describe('The new group'), ...errors },
+        response: { 201: m.group.describe('The new group'), ...errors, ...s.bodyErrorResponses },
       },
     },
     async (request, reply) => {
@@ -86,6 +89,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'updateGroup',
         summary: 'Change the subject and/or description',
         params: groupParam,
         body: z
@@ -97,7 +101,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
             message: 'give subject and/or description',
             path: ['subject'],
           }),
-        response: { 200: m.group.describe('The group, changed'), ...errors },
+        response: { 200: m.group.describe('The group, changed'), ...errors, ...s.bodyErrorResponses },
       },
     },
     async (request) =>
@@ -116,12 +120,14 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'changeGroupParticipants',
         summary: 'Add, remove, promote or demote participants',
         params: groupParam,
         body: z.object({ action: z.enum(['add', 'remove', 'promote', 'demote']), participants: people }),
         response: {
           200: m.participantsResult.describe('The group after the change, and a result per person'),
           ...errors,
+          ...s.bodyErrorResponses,
         },
       },
     },
@@ -142,6 +148,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'leaveGroup',
         summary: 'Leave a group',
         params: groupParam,
         response: { 204: z.null().describe('Left; the group is forgotten'), ...errors },
@@ -163,6 +170,7 @@ export const groupsRoutes: FastifyPluginAsyncZod<{
         config: allow('operator'),
         schema: {
           tags,
+          operationId: revoke ? 'revokeGroupInvite' : 'getGroupInvite',
           summary: revoke ? 'Revoke the invite link (a new one replaces it)' : 'The invite link',
           params: groupParam,
           response: {

@@ -2,6 +2,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Metrics } from '../../observability/metrics.ts'
 
+const readinessView = z.object({ ready: z.boolean(), checks: z.record(z.string(), z.boolean()) })
+
 export const healthRoutes: FastifyPluginAsyncZod<{
   metrics: Metrics
   readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>
@@ -11,8 +13,9 @@ export const healthRoutes: FastifyPluginAsyncZod<{
     {
       schema: {
         tags: ['health'],
+        operationId: 'checkLiveness',
         summary: 'Alive',
-        response: { 200: z.object({ status: z.literal('ok') }) },
+        response: { 200: z.object({ status: z.literal('ok') }).describe('The process answers') },
       },
     },
     async () => ({ status: 'ok' as const }),
@@ -22,10 +25,11 @@ export const healthRoutes: FastifyPluginAsyncZod<{
     {
       schema: {
         tags: ['health'],
+        operationId: 'checkReadiness',
         summary: 'Ready: the store answers and sessions are loaded',
         response: {
-          200: z.object({ ready: z.boolean(), checks: z.record(z.string(), z.boolean()) }),
-          503: z.object({ ready: z.boolean(), checks: z.record(z.string(), z.boolean()) }),
+          200: readinessView.describe('Ready: every check passed'),
+          503: readinessView.describe('Not ready: `checks` says which failed'),
         },
       },
     },

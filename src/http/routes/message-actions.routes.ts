@@ -8,7 +8,7 @@ import * as m from '../schemas-messaging.ts'
 import { messageView } from '../views-messaging.ts'
 
 const tags = ['messages']
-const errors = s.errorResponses
+const errors = s.errorResponses(400, 404, 409)
 const params = s.sessionIdParam.extend({ messageId: m.messageIdParam })
 
 export const messageActionsRoutes: FastifyPluginAsyncZod<{
@@ -21,10 +21,11 @@ export const messageActionsRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'editMessage',
         summary: 'Edit a sent message (its text or caption)',
         params,
         body: z.object({ text: z.string().min(1, 'empty text').max(65_536) }),
-        response: { 200: m.message.describe('The message, edited'), ...errors },
+        response: { 200: m.message.describe('The message, edited'), ...errors, ...s.bodyErrorResponses },
       },
     },
     async (request) => {
@@ -39,6 +40,7 @@ export const messageActionsRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'deleteMessage',
         summary: 'Delete a message for everyone',
         params,
         response: { 200: m.message.describe('The message, deleted for everyone'), ...errors },
@@ -56,12 +58,17 @@ export const messageActionsRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'forwardMessage',
         summary: 'Forward a stored message to another chat (queued and paced like any send)',
         params,
         body: z.object({
           to: z.string().min(3).max(100).describe('phone number, user JID, LID or group JID to forward to'),
         }),
-        response: { 202: m.acceptedMessage.describe('Accepted: the copy is queued and paced'), ...errors },
+        response: {
+          202: m.acceptedMessage.describe('Accepted: the copy is queued and paced'),
+          ...errors,
+          ...s.bodyErrorResponses,
+        },
       },
     },
     async (request, reply) => {

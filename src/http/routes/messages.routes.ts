@@ -11,7 +11,7 @@ import * as m from '../schemas-messaging.ts'
 import { chatView, contactView, messageView } from '../views-messaging.ts'
 
 const tags = ['messages']
-const errors = s.errorResponses
+const errors = s.errorResponses(400, 404, 409)
 const chatIdParam = s.sessionIdParam.extend({ chatId: m.chatIdParam })
 const listQuery = z.object({
   q: z.string().max(100).optional().describe('part of a name, number or JID'),
@@ -31,6 +31,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       bodyLimit: 150 * 1024 * 1024,
       schema: {
         tags,
+        operationId: 'sendMessage',
         summary: 'Send a message (any type); accepted for the paced outbound queue',
         description:
           'JSON body, or multipart/form-data with a `message` field (this JSON) and a `file` field for the media. ' +
@@ -40,6 +41,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
         response: {
           202: m.acceptedMessage.describe('Accepted: queued, paced, then reported by events'),
           ...errors,
+          ...s.bodyErrorResponses,
         },
       },
       // multipart bodies become the same JSON before validation
@@ -95,6 +97,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       config: allow('viewer'),
       schema: {
         tags,
+        operationId: 'getMessage',
         summary: 'A message and its status',
         params: s.sessionIdParam.extend({ messageId: m.messageIdParam }),
         response: { 200: m.message.describe('The message'), ...errors },
@@ -112,6 +115,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       config: allow('viewer'),
       schema: {
         tags: ['chats'],
+        operationId: 'listChats',
         summary: 'Chats by last activity; search by name or number',
         params: s.sessionIdParam,
         querystring: listQuery,
@@ -131,6 +135,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       config: allow('viewer'),
       schema: {
         tags: ['chats'],
+        operationId: 'listChatMessages',
         summary: "A chat's messages, newest first; page back with `before`, forward with `after`",
         params: chatIdParam,
         querystring: z.object({
@@ -154,6 +159,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags: ['chats'],
+        operationId: 'markChatRead',
         summary: 'Mark a chat read (sends read receipts)',
         params: chatIdParam,
         response: { 204: z.null().describe('Marked read'), ...errors },
@@ -172,6 +178,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags: ['chats'],
+        operationId: 'setPresence',
         summary: 'Set own presence, or show typing / recording / paused in a chat',
         params: s.sessionIdParam,
         body: z.object({
@@ -180,7 +187,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
             .optional()
             .describe('the chat to show composing, recording or paused in (required for those)'),
         }),
-        response: { 204: z.null().describe('Shown'), ...errors },
+        response: { 204: z.null().describe('Shown'), ...errors, ...s.bodyErrorResponses },
       },
     },
     async (request, reply) => {
@@ -196,6 +203,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags: ['contacts'],
+        operationId: 'checkNumbers',
         summary: 'Which phone numbers are on WhatsApp',
         params: s.sessionIdParam,
         body: z.object({
@@ -205,7 +213,11 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
             .max(50)
             .describe('phone numbers with country code'),
         }),
-        response: { 200: m.numbersCheck.describe('A result per number, in the order given'), ...errors },
+        response: {
+          200: m.numbersCheck.describe('A result per number, in the order given'),
+          ...errors,
+          ...s.bodyErrorResponses,
+        },
       },
     },
     async (request) => {
@@ -220,6 +232,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       config: allow('viewer'),
       schema: {
         tags: ['contacts'],
+        operationId: 'listContacts',
         summary: 'People the session has seen; search name, push name, phone or LID',
         params: s.sessionIdParam,
         querystring: listQuery,
@@ -239,6 +252,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       config: allow('viewer'),
       schema: {
         tags: ['contacts'],
+        operationId: 'getContact',
         summary:
           'A contact, their direct chat and the groups they share with the session (with their name in each)',
         params: s.sessionIdParam.extend({ contactId: m.contactIdParam }),
@@ -258,6 +272,7 @@ export const messagesRoutes: FastifyPluginAsyncZod<{
       config: allow('viewer'),
       schema: {
         tags: ['messages'],
+        operationId: 'getMedia',
         summary: 'Downloaded media of a received message',
         params: s.sessionIdParam.extend({
           mediaId: z

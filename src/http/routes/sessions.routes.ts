@@ -8,13 +8,7 @@ import * as s from '../schemas.ts'
 import { iso, sessionView } from '../views.ts'
 
 const tags = ['sessions']
-const errors = {
-  400: s.errorEnvelope,
-  401: s.errorEnvelope,
-  403: s.errorEnvelope,
-  404: s.errorEnvelope,
-  409: s.errorEnvelope,
-}
+const errors = s.errorResponses(400, 404, 409)
 
 export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }> = async (
   app,
@@ -26,9 +20,14 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       config: allow('operator', 'new sessions'),
       schema: {
         tags,
+        operationId: 'createSession',
         summary: 'Create a session (and start it, unless start is false)',
         body: s.createSessionBody,
-        response: { 201: s.sessionView, ...errors },
+        response: {
+          201: s.sessionView.describe('The session, created'),
+          ...errors,
+          ...s.bodyErrorResponses,
+        },
       },
     },
     async (request, reply) => {
@@ -43,14 +42,17 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       config: allow('viewer'),
       schema: {
         tags,
+        operationId: 'listSessions',
         summary: 'List sessions',
         querystring: s.listSessionsQuery,
         response: {
-          200: z.object({
-            items: z.array(s.sessionView),
-            nextCursor: z.string().nullable(),
-            total: z.number(),
-          }),
+          200: z
+            .object({
+              items: z.array(s.sessionView),
+              nextCursor: z.string().nullable(),
+              total: z.number(),
+            })
+            .describe('A page of sessions'),
           ...errors,
         },
       },
@@ -69,9 +71,10 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       config: allow('viewer'),
       schema: {
         tags,
+        operationId: 'getSession',
         summary: 'Get a session',
         params: s.sessionIdParam,
-        response: { 200: s.sessionView, ...errors },
+        response: { 200: s.sessionView.describe('The session'), ...errors },
       },
     },
     async (request) => {
@@ -87,12 +90,16 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'updateSession',
         summary: 'Rename or reconfigure a session',
         params: s.sessionIdParam,
         body: s.updateSessionBody,
         response: {
-          200: z.object({ session: s.sessionView, restartRequired: z.array(z.string()) }),
+          200: z
+            .object({ session: s.sessionView, restartRequired: z.array(z.string()) })
+            .describe('The session, changed, and the settings that apply once it restarts'),
           ...errors,
+          ...s.bodyErrorResponses,
         },
       },
     },
@@ -108,9 +115,10 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'deleteSession',
         summary: 'Delete a session: stop it, log it out when linked, remove its credentials and data',
         params: s.sessionIdParam,
-        response: { 204: z.null(), ...errors },
+        response: { 204: z.null().describe('Deleted'), ...errors },
       },
     },
     async (request, reply) => {
@@ -126,9 +134,10 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
         config: allow('operator'),
         schema: {
           tags,
+          operationId: `${action}Session`,
           summary: `${action[0]?.toUpperCase()}${action.slice(1)} a session`,
           params: s.sessionIdParam,
-          response: { 200: s.sessionView, ...errors },
+          response: { 200: s.sessionView.describe(`The session, after the ${action}`), ...errors },
         },
       },
       async (request) => sessionView(await sessions[action](principalOf(request), request.params.id)),
@@ -141,10 +150,17 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'getSessionQr',
         summary: 'The QR to scan: JSON with a PNG data URL, or ?format=png / ?format=raw',
         params: s.sessionIdParam,
         querystring: s.qrQuery,
-        response: { 200: s.qrView.or(z.string()).or(z.instanceof(Buffer)), ...errors },
+        response: {
+          200: s.qrView
+            .or(z.string())
+            .or(z.instanceof(Buffer))
+            .describe('The QR: JSON by default, the PNG with ?format=png, its text with ?format=raw'),
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
@@ -168,10 +184,15 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'requestPairingCode',
         summary: 'Link by phone number: an 8-character code to type on the phone',
         params: s.sessionIdParam,
         body: s.pairingCodeBody,
-        response: { 200: s.pairingCodeView, ...errors },
+        response: {
+          200: s.pairingCodeView.describe('The code to type on the phone, and when it expires'),
+          ...errors,
+          ...s.bodyErrorResponses,
+        },
       },
     },
     async (request) => {
@@ -190,9 +211,10 @@ export const sessionsRoutes: FastifyPluginAsyncZod<{ sessions: SessionsService }
       config: allow('viewer'),
       schema: {
         tags,
+        operationId: 'getSessionMe',
         summary: 'The linked account and device',
         params: s.sessionIdParam,
-        response: { 200: s.meView, ...errors },
+        response: { 200: s.meView.describe('The linked account and device'), ...errors },
       },
     },
     async (request) => sessions.me(principalOf(request), request.params.id),

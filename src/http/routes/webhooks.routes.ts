@@ -6,16 +6,10 @@ import * as dto from '../../webhooks/webhook.dto.ts'
 import type { DeliveryDetail, WebhookDeliveriesService } from '../../webhooks/webhook-deliveries.service.ts'
 import type { WebhooksService } from '../../webhooks/webhooks.service.ts'
 import { allow, principalOf } from '../auth.ts'
-import { errorEnvelope, sessionIdParam } from '../schemas.ts'
+import { bodyErrorResponses, errorResponses, sessionIdParam } from '../schemas.ts'
 
 const tags = ['webhooks']
-const errors = {
-  400: errorEnvelope,
-  401: errorEnvelope,
-  403: errorEnvelope,
-  404: errorEnvelope,
-  409: errorEnvelope,
-}
+const errors = errorResponses(400, 404, 409)
 
 const deliveryPageView = z.object({ items: z.array(dto.deliveryView), nextCursor: z.string().nullable() })
 
@@ -53,9 +47,16 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
       config: webhookAdmins,
       schema: {
         tags,
+        operationId: 'createWebhook',
         summary: 'Create an organization webhook; a generated secret is shown only in this response',
         body: dto.createWebhookBody,
-        response: { 201: dto.webhookView.extend({ secret: z.string().optional() }), ...errors },
+        response: {
+          201: dto.webhookView
+            .extend({ secret: z.string().optional() })
+            .describe('The webhook, with its secret when the gateway generated one: keep it now'),
+          ...errors,
+          ...bodyErrorResponses,
+        },
       },
     },
     async (request, reply) => {
@@ -72,8 +73,12 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
       config: webhookAdmins,
       schema: {
         tags,
+        operationId: 'listWebhooks',
         summary: 'List organization webhooks',
-        response: { 200: z.object({ items: z.array(dto.webhookView) }), ...errors },
+        response: {
+          200: z.object({ items: z.array(dto.webhookView) }).describe('The organization’s webhooks'),
+          ...errors,
+        },
       },
     },
     async (request) => {
@@ -89,9 +94,10 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
       config: webhookAdmins,
       schema: {
         tags,
+        operationId: 'getWebhook',
         summary: 'Get a webhook',
         params: dto.webhookParams,
-        response: { 200: dto.webhookView, ...errors },
+        response: { 200: dto.webhookView.describe('The webhook'), ...errors },
       },
     },
     async (request) => {
@@ -107,10 +113,11 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
       config: webhookAdmins,
       schema: {
         tags,
+        operationId: 'updateWebhook',
         summary: 'Change a webhook; enabling it again clears why the gateway disabled it',
         params: dto.webhookParams,
         body: dto.updateWebhookBody,
-        response: { 200: dto.webhookView, ...errors },
+        response: { 200: dto.webhookView.describe('The webhook, changed'), ...errors, ...bodyErrorResponses },
       },
     },
     async (request) => {
@@ -126,9 +133,10 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
       config: webhookAdmins,
       schema: {
         tags,
+        operationId: 'deleteWebhook',
         summary: 'Delete a webhook with its deliveries',
         params: dto.webhookParams,
-        response: { 204: z.null(), ...errors },
+        response: { 204: z.null().describe('Deleted'), ...errors },
       },
     },
     async (request, reply) => {
@@ -144,10 +152,11 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
       config: webhookAdmins,
       schema: {
         tags,
+        operationId: 'listWebhookDeliveries',
         summary: "List a webhook's deliveries, newest first",
         params: dto.webhookParams,
         querystring: dto.listDeliveriesQuery,
-        response: { 200: deliveryPageView, ...errors },
+        response: { 200: deliveryPageView.describe('A page of deliveries, newest first'), ...errors },
       },
     },
     async (request) => {
@@ -163,9 +172,13 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
       config: webhookAdmins,
       schema: {
         tags,
+        operationId: 'getWebhookDelivery',
         summary: 'Get a delivery with every attempt',
         params: dto.deliveryParams,
-        response: { 200: deliveryDetailView, ...errors },
+        response: {
+          200: deliveryDetailView.describe('The delivery, its payload and every attempt'),
+          ...errors,
+        },
       },
     },
     async (request) => {
@@ -181,9 +194,10 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
       config: webhookAdmins,
       schema: {
         tags,
+        operationId: 'retryWebhookDelivery',
         summary: 'Send a dead delivery again, with a fresh retry budget',
         params: dto.deliveryParams,
-        response: { 202: dto.deliveryView, ...errors },
+        response: { 202: dto.deliveryView.describe('Accepted: the delivery, due again'), ...errors },
       },
     },
     async (request, reply) => {
@@ -200,6 +214,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
       config: webhookAdmins,
       schema: {
         tags,
+        operationId: 'retryDeadWebhookDeliveries',
         summary: 'Send every dead delivery created in a time range again, with a fresh retry budget',
         description:
           'The way back from an outage that outlasted the retry schedule: the dead deliveries created in [since, until) ' +
@@ -207,7 +222,11 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
           'full retry policy again.',
         params: dto.webhookParams,
         body: dto.retryDeadBody,
-        response: { 202: dto.retriedView, ...errors },
+        response: {
+          202: dto.retriedView.describe('Accepted: how many dead deliveries are due again'),
+          ...errors,
+          ...bodyErrorResponses,
+        },
       },
     },
     async (request, reply) => {
@@ -225,9 +244,13 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
       config: webhookAdmins,
       schema: {
         tags,
+        operationId: 'testWebhook',
         summary: 'Send a signed webhook.test event now and report the outcome',
         params: dto.webhookParams,
-        response: { 200: dto.testResultView, ...errors },
+        response: {
+          200: dto.testResultView.describe('The outcome: delivered or not, and how the receiver answered'),
+          ...errors,
+        },
       },
     },
     async (request) => {
@@ -263,10 +286,11 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'listSessionWebhookDeliveries',
         summary: "List the deliveries of a session's own webhooks, newest first",
         params: sessionIdParam,
         querystring: dto.listDeliveriesQuery,
-        response: { 200: deliveryPageView, ...errors },
+        response: { 200: deliveryPageView.describe('A page of deliveries, newest first'), ...errors },
       },
     },
     async (request) => {
@@ -282,9 +306,13 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'getSessionWebhookDelivery',
         summary: "Get a delivery of a session's own webhook with every attempt",
         params: sessionDeliveryParams,
-        response: { 200: deliveryDetailView, ...errors },
+        response: {
+          200: deliveryDetailView.describe('The delivery, its payload and every attempt'),
+          ...errors,
+        },
       },
     },
     async (request) => {
@@ -301,6 +329,7 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'retryDeadSessionWebhookDeliveries',
         summary: "Send every dead delivery of a session's own webhooks created in a time range again",
         description:
           "Each is sent as the session's webhook at its URL is now, with a fresh retry budget; those whose URL " +
@@ -309,13 +338,16 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
         params: sessionIdParam,
         body: dto.retryDeadBody,
         response: {
-          202: dto.retriedView.extend({
-            skipped: z
-              .number()
-              .int()
-              .describe("dead deliveries in the range whose webhook is no longer in the session's config"),
-          }),
+          202: dto.retriedView
+            .extend({
+              skipped: z
+                .number()
+                .int()
+                .describe("dead deliveries in the range whose webhook is no longer in the session's config"),
+            })
+            .describe('Accepted: how many dead deliveries are due again, and how many were skipped'),
           ...errors,
+          ...bodyErrorResponses,
         },
       },
     },
@@ -334,9 +366,10 @@ export const sessionWebhookDeliveriesRoutes: FastifyPluginAsyncZod<{
       config: allow('operator'),
       schema: {
         tags,
+        operationId: 'retrySessionWebhookDelivery',
         summary: "Send a dead delivery of a session's own webhook again, with a fresh retry budget",
         params: sessionDeliveryParams,
-        response: { 202: dto.deliveryView, ...errors },
+        response: { 202: dto.deliveryView.describe('Accepted: the delivery, due again'), ...errors },
       },
     },
     async (request, reply) => {
