@@ -41,7 +41,7 @@ export class WebhookDeliveriesService {
   private readonly deliveries: WebhookDeliveriesRepository
   private readonly now: () => number
   private readonly onReplay: (endpointKeys: readonly string[]) => void
-  private readonly dueAt: (endpointKey: string, now: number) => number
+  private readonly heldBackUntil: (endpointKey: string, now: number) => number | undefined
 
   constructor(deps: {
     webhooks: WebhooksRepository
@@ -50,21 +50,21 @@ export class WebhookDeliveriesService {
     /** deliveries to these endpoints were replayed and are due: wake the worker */
     onReplay?: (endpointKeys: readonly string[]) => void
     /**
-     * When a delivery to this endpoint replayed now will be tried: now, or — its circuit
-     * open — when the circuit lets a probe through (the worker's `heldBackUntil`).
+     * When the endpoint's open circuit lets a probe through (the worker's `heldBackUntil`);
+     * undefined unless it is open: nothing of it is tried before then.
      */
-    dueAt?: (endpointKey: string, now: number) => number
+    heldBackUntil?: (endpointKey: string, now: number) => number | undefined
   }) {
     this.webhooks = deps.webhooks
     this.deliveries = deps.deliveries
     this.now = deps.now ?? Date.now
     this.onReplay = deps.onReplay ?? (() => {})
-    this.dueAt = deps.dueAt ?? ((_endpointKey, now) => now)
+    this.heldBackUntil = deps.heldBackUntil ?? (() => undefined)
   }
 
   async listDeliveries(organizationId: string, id: string, query: DeliveryListQuery): Promise<DeliveryPage> {
     await this.webhook(organizationId, id)
-    return this.deliveries.listByWebhook(organizationId, id, query)
+    return this.shownPage(await this.deliveries.listByWebhook(organizationId, id, query))
   }
 
   async getDelivery(organizationId: string, id: string, deliveryId: string): Promise<DeliveryDetail> {
@@ -124,7 +124,7 @@ export class WebhookDeliveriesService {
     sessionId: string,
     query: DeliveryListQuery,
   ): Promise<DeliveryPage> {
-    return this.deliveries.listByWebhook(organizationId, { sessionId }, query)
+    return this.shownPage(await this.deliveries.listByWebhook(organizationId, { sessionId }, query))
   }
 
   async getSessionDelivery(
@@ -163,10 +163,32 @@ export class WebhookDeliveriesService {
     const delivery = await this.deliveries.getById(organizationId, owner, deliveryId)
     if (!delivery) throw notFound('delivery')
     return {
-      delivery,
+      delivery: this.shown(delivery),
       body: (await this.deliveries.getBody(deliveryId)) ?? null,
       attempts: await this.deliveries.listAttempts(deliveryId),
     }
+  }
+
+  /** When a delivery replayed now will be tried: now, or when its endpoint's open circuit lets a probe through. */
+  private dueAt(endpointKey: string, now: number): number {
+    return this.heldBackUntil(endpointKey, now) ?? now
+  }
+
+  /**
+   * A pending delivery as it stands: not tried before its endpoint's open circuit lets a
+   * probe through, whatever its row says. A retry scheduled just before the circuit opened
+   * (its outcome stored after the walk that moved the others) says a time already past.
+   */
+  private shown(delivery: DeliveryRecord): DeliveryRecord {
+    if (delivery.status !== 'pending') return delivery
+    const heldBack = this.heldBackUntil(delivery.endpointKey, this.now())
+    return heldBack !== undefined && heldBack > delivery.nextAttemptAt
+      ? { ...delivery, nextAttemptAt: heldBack }
+      : delivery
+  }
+
+  private shownPage(page: DeliveryPage): DeliveryPage {
+    return { ...page, items: page.items.map((delivery) => this.shown(delivery)) }
   }
 
   private async deadDelivery(organizationId: string, owner: DeliveryOwner, deliveryId: string) {

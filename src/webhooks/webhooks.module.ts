@@ -119,7 +119,7 @@ export function createWebhookModule(options: WebhookModuleOptions): WebhookModul
     deliveries,
     now: options.now,
     onReplay: (endpointKeys) => worker.replayed(endpointKeys),
-    dueAt: (endpointKey, now) => worker.heldBackUntil(endpointKey, now) ?? now,
+    heldBackUntil: (endpointKey, now) => worker.heldBackUntil(endpointKey, now),
   })
   return {
     webhooks,

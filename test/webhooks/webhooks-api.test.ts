@@ -199,6 +199,19 @@ describe('webhooks API', () => {
         openSince: new Date(openedAt).toISOString(),
         nextProbeAt: new Date(openedAt + 30_000).toISOString(),
       })
+      // Its pending deliveries say so too: none is tried before the probe, though the four that
+      // failed before the fifth opened the circuit were scheduled for a second later.
+      const pending = await api.request('GET', `/api/v1/webhooks/${webhook.id}/deliveries?status=pending`)
+      const items = (pending.json() as { items: { id: string; nextAttemptAt: string }[] }).items
+      assert.deepEqual(
+        items.map((item) => item.nextAttemptAt),
+        Array(5).fill(new Date(openedAt + 30_000).toISOString()),
+      )
+      const one = await api.request('GET', `/api/v1/webhooks/${webhook.id}/deliveries/${items[4]?.id}`)
+      assert.equal(
+        (one.json() as { nextAttemptAt: string }).nextAttemptAt,
+        new Date(openedAt + 30_000).toISOString(),
+      )
       api.harness.clock.advance(30_000)
       assert.deepEqual(await circuit(), {
         state: 'half-open',
