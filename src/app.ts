@@ -48,7 +48,7 @@ export interface AppOptions {
   sandbox?: SandboxServer
   /**
    * The gateway can no longer run safely — another gateway took its Postgres database while
-   * its lock was lost — and should stop (main.ts exits). Logged either way.
+   * its lock was lost — and should stop (main.ts exits). Logged first.
    */
   onFatal?: (error: Error) => void
   /** timings tests shorten */
@@ -101,10 +101,15 @@ export async function createApp(options: AppOptions): Promise<App> {
       databaseLock = await DatabaseLock.acquire(config.databaseUrl, {
         logger,
         retakeEveryMs: options.tuning?.databaseLockRetakeMs,
-        onTakenOver: (error) => {
-          logger.fatal(`${error.message}; stopping this one`)
-          options.onFatal?.(error)
-        },
+        // Without an owner to stop it (tools, benchmarks), the lock logs and keeps asking.
+        ...(options.onFatal
+          ? {
+              onTakenOver: (error: Error) => {
+                logger.fatal(`${error.message}; stopping this one`)
+                options.onFatal?.(error)
+              },
+            }
+          : {}),
       })
     database = await openDatabase({
       databaseUrl: config.databaseUrl,

@@ -3,6 +3,9 @@ import { ConfigError, loadConfig } from './config.ts'
 import { EncryptionKeyMismatchError } from './security/encryption-key-check.ts'
 import { GatewayInUseError } from './store/data-dir-lock.ts'
 
+/** How long a shutdown may take before the process exits anyway. */
+const CLOSE_TIMEOUT_MS = 30_000
+
 /** Boot: parse the config (listing every problem), build the app, listen, restore sessions. */
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>
@@ -22,6 +25,8 @@ async function main(): Promise<void> {
     if (closing) process.exit(1)
     closing = true
     app?.http.log.info({ reason }, 'shutting down')
+    // A close that hangs must not keep a gateway running that should be gone (no second signal may come).
+    setTimeout(() => process.exit(1), CLOSE_TIMEOUT_MS).unref()
     await app?.close()
     process.exit(exitCode)
   }

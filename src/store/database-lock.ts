@@ -4,6 +4,9 @@ import { GatewayInUseError } from './data-dir-lock.ts'
 
 /** The advisory lock's key: the same for every wagate ("wagate" in ASCII, as an integer). */
 const LOCK_KEY = '131260229973093'
+/** How pg_locks shows a bigint key: its high and low 32 bits. */
+const LOCK_CLASSID = Number(BigInt(LOCK_KEY) >> 32n)
+const LOCK_OBJID = Number(BigInt(LOCK_KEY) & 0xffffffffn)
 /** How often a lock whose connection was lost is asked for again. */
 const RETAKE_EVERY_MS = 5_000
 /** How long connecting, or the lock's query, may take before a start (or a retake) gives up. */
@@ -16,6 +19,7 @@ export interface DatabaseLockOptions {
   /**
    * Another gateway took the database while this one's lock was lost (a window of up to
    * `RETAKE_EVERY_MS`): both now run its sessions. The lock gives up; the owner should stop.
+   * Without it, the lock logs an error and keeps asking.
    */
   onTakenOver?: (error: GatewayInUseError) => void
   /** for tests: how often a lost lock is asked for again */
@@ -40,6 +44,8 @@ export interface DatabaseLockOptions {
  */
 export class DatabaseLock {
   private client: pg.Client
+  /** the server process of the connection that took the lock: it may outlive our end of it */
+  private holderPid: number
   private readonly url: string
   private readonly options: DatabaseLockOptions
   private readonly logger?: Logger
@@ -48,8 +54,9 @@ export class DatabaseLock {
   /** a retake under way: `release` waits for it, so it cannot leave a lock behind */
   private retake: Promise<void> | undefined
 
-  private constructor(client: pg.Client, url: string, options: DatabaseLockOptions) {
+  private constructor(client: pg.Client, holderPid: number, url: string, options: DatabaseLockOptions) {
     this.client = client
+    this.holderPid = holderPid
     this.url = url
     this.options = options
     this.logger = options.logger
@@ -59,9 +66,12 @@ export class DatabaseLock {
   static async acquire(url: string, options: DatabaseLockOptions = {}): Promise<DatabaseLock> {
     let lock: DatabaseLock | undefined
     const client = connection(url, (error) => lock?.lost(client, error))
+    let holderPid: number
     try {
       await client.connect()
-      if (!(await tryLock(client))) {
+      const taken = await tryLock(client)
+      holderPid = taken.pid
+      if (!taken.held) {
         throw new GatewayInUseError(
           `another wagate is using the database ${redacted(url)}; stop it, or give this one a database of its own (one gateway per database)`,
         )
@@ -70,7 +80,7 @@ export class DatabaseLock {
       await client.end().catch(() => {})
       throw error
     }
-    lock = new DatabaseLock(client, url, options)
+    lock = new DatabaseLock(client, holderPid, url, options)
     return lock
   }
 
@@ -106,19 +116,36 @@ export class DatabaseLock {
     this.retaking.unref()
   }
 
-  /** One try; true once there is nothing more to do (the lock is held again, or released). */
+  /** One try; true once there is nothing more to do (the lock is held again, or released, or taken over). */
   private async takeAgain(): Promise<boolean> {
     const client = connection(this.url, (error) => this.lost(client, error))
     try {
       await client.connect()
-      const held = !this.released && (await tryLock(client))
-      if (held && !this.released) {
+      const taken = this.released ? undefined : await tryLock(client)
+      if (taken?.held && !this.released) {
         this.client = client
+        this.holderPid = taken.pid
         this.logger?.info('the database lock is held again')
         return true
       }
+      if (taken?.held || this.released) {
+        await client.end().catch(() => {})
+        return true
+      }
+      // Only our end of the old connection may have gone (a network cut): its server process,
+      // still holding the lock, would be mistaken for another gateway's. It is ended; the next try takes the lock.
+      const holder = await lockHolder(client)
+      if (holder === this.holderPid) {
+        await client.query('select pg_terminate_backend($1)', [holder])
+        await client.end().catch(() => {})
+        this.logger?.warn(
+          { pid: holder },
+          "the database lock's old connection was still open at the server; ended it, to take the lock again",
+        )
+        return false
+      }
       await client.end().catch(() => {})
-      if (held || this.released) return true
+      if (holder === undefined) return false
       const error = new GatewayInUseError(
         `another wagate took the database ${redacted(this.url)} while this one's lock was lost; two gateways now run its sessions (one gateway per database)`,
       )
@@ -150,17 +177,30 @@ function connection(url: string, onError: (error: Error) => void): pg.Client {
   return client
 }
 
-async function tryLock(client: pg.Client): Promise<boolean> {
+/** Tries for the lock on `client`; `pid`: the server process that would hold it. */
+async function tryLock(client: pg.Client): Promise<{ held: boolean; pid: number }> {
   // Postgres 14+ may end idle sessions (idle_session_timeout); this one idles by design. Older
   // servers have no such setting, hence the lookup that may answer null.
   await client.query(
     `select set_config('idle_session_timeout', '0', false)
      where current_setting('idle_session_timeout', true) is not null`,
   )
-  const { rows } = await client.query<{ held: boolean }>('select pg_try_advisory_lock($1::bigint) as held', [
-    LOCK_KEY,
-  ])
-  return rows[0]?.held === true
+  const { rows } = await client.query<{ held: boolean; pid: number }>(
+    'select pg_try_advisory_lock($1::bigint) as held, pg_backend_pid() as pid',
+    [LOCK_KEY],
+  )
+  return { held: rows[0]?.held === true, pid: Number(rows[0]?.pid) }
+}
+
+/** The server process holding the lock in this database, if any. */
+async function lockHolder(client: pg.Client): Promise<number | undefined> {
+  const { rows } = await client.query<{ pid: number }>(
+    `select pid from pg_locks
+     where locktype = 'advisory' and granted and classid = $1 and objid = $2 and objsubid = 1
+       and database = (select oid from pg_database where datname = current_database())`,
+    [LOCK_CLASSID, LOCK_OBJID],
+  )
+  return rows[0] === undefined ? undefined : Number(rows[0].pid)
 }
 
 /** The URL without its password (in the authority or as a parameter), to say which database is meant. */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
+import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -9,6 +10,7 @@ import { createApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
 import { EncryptionKeyMismatchError } from '../../src/security/encryption-key-check.ts'
 import { GatewayInUseError } from '../../src/store/data-dir-lock.ts'
+import { DatabaseLock } from '../../src/store/database-lock.ts'
 import { freshPostgresDatabase, type TestPostgresDatabase } from '../support/postgres.ts'
 import { eventually } from '../support/wait.ts'
 
@@ -156,6 +158,53 @@ describe('one gateway per Postgres database', { skip: !postgres }, () => {
       }
     } finally {
       await asAdmin(`alter database "${database.name}" reset idle_session_timeout`)
+    }
+  })
+
+  it('takes its lock back from its own old connection when only its end of it was cut', async () => {
+    // A TCP proxy in front of Postgres, whose client side can be cut alone, as a network blip
+    // or a NAT forgetting the connection would: the server's end, and the lock, live on.
+    const server = new URL(database.url)
+    const pairs: { client: net.Socket; upstream: net.Socket }[] = []
+    const proxy = net.createServer((client) => {
+      const upstream = net.connect(Number(server.port || 5432), server.hostname)
+      client.pipe(upstream)
+      upstream.pipe(client)
+      client.on('error', () => {})
+      upstream.on('error', () => {})
+      pairs.push({ client, upstream })
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    const viaProxy = new URL(database.url)
+    viaProxy.host = `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`
+    const takenOver: Error[] = []
+    const lock = await DatabaseLock.acquire(viaProxy.toString(), {
+      retakeEveryMs: 200,
+      onTakenOver: (error) => takenOver.push(error),
+    })
+    try {
+      const before = await lockHolder()
+      const first = pairs[0]
+      assert.ok(first && before)
+      first.client.unpipe(first.upstream)
+      first.upstream.unpipe(first.client)
+      first.client.resetAndDestroy()
+      await eventually(
+        async () => {
+          const now = await lockHolder()
+          return now !== undefined && now !== before
+        },
+        'the lock held by a new connection',
+        10_000,
+      )
+      assert.deepEqual(takenOver, [], 'not taken for another gateway')
+    } finally {
+      await lock.release()
+      for (const { client, upstream } of pairs) {
+        client.destroy()
+        upstream.destroy()
+      }
+      await new Promise((resolve) => proxy.close(resolve))
     }
   })
 })
