@@ -1,11 +1,12 @@
 /**
  * Which methods the server has for a path: a request whose path exists under another method
  * gets 405 with `Allow`, not a 404 that would say the path is wrong. Fed by an `onRoute`
- * hook with every route's pattern (`/api/v1/sessions/:id`), matched as the router matches
- * them: a `:param` is one segment, a trailing `*` the rest of the path.
+ * hook with every route's pattern (`/api/v1/sessions/:id`), matched much as the router
+ * matches them: a `:param` is one segment (perhaps empty), a `*` segment the rest of the
+ * path, each segment percent-decoded on its own (`%2F` stays inside its segment).
  */
 export class RouteTable {
-  private readonly routes: { pattern: RegExp; methods: Set<string> }[] = []
+  private readonly routes: { pattern: Pattern; methods: Set<string> }[] = []
   private readonly byUrl = new Map<string, Set<string>>()
 
   add(methods: string | readonly string[], url: string): void {
@@ -19,29 +20,48 @@ export class RouteTable {
   }
 
   /**
-   * The methods routes have for `path` (percent-decoded), sorted; empty when only OPTIONS
-   * matches — CORS answers preflights on every path, which makes none of them exist.
+   * The methods routes have for the path of `url` (as it came), sorted; empty when only
+   * OPTIONS matches — CORS answers preflights on every path, which makes none of them exist.
    */
-  methodsFor(path: string): string[] {
+  methodsFor(url: string): string[] {
+    const segments = (url.split('?')[0] ?? '').split('/').map(decodedSegment)
     const methods = new Set<string>()
     for (const route of this.routes) {
-      if (route.pattern.test(path)) for (const method of route.methods) methods.add(method)
+      if (matches(route.pattern, segments)) for (const method of route.methods) methods.add(method)
     }
     const sorted = [...methods].sort()
     return sorted.some((method) => method !== 'OPTIONS') ? sorted : []
   }
 }
 
-function patternOf(url: string): RegExp {
-  const source = url
-    .split('/')
-    .map((segment) => {
-      if (segment === '*') return '.*'
-      if (segment.startsWith(':')) return '[^/]+'
-      return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-    })
-    .join('/')
-  return new RegExp(`^${source}$`)
+/** A route's segments: literal, any one segment (`:param`), or the rest of the path (`*`). */
+type Pattern = (string | typeof PARAM | typeof REST)[]
+const PARAM = Symbol('one segment')
+const REST = Symbol('the rest of the path')
+
+function patternOf(url: string): Pattern {
+  return url.split('/').map((segment) => {
+    if (segment === '*') return REST
+    return segment.startsWith(':') ? PARAM : segment
+  })
+}
+
+function matches(pattern: Pattern, segments: readonly string[]): boolean {
+  for (let i = 0; i < pattern.length; i++) {
+    const part = pattern[i]
+    if (part === REST) return true
+    const segment = segments[i]
+    if (segment === undefined || (part !== PARAM && part !== segment)) return false
+  }
+  return segments.length === pattern.length
+}
+
+function decodedSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return segment
+  }
 }
 
 /** A request's path as the router reads it (percent-decoded); as it came when it does not decode. */

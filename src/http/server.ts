@@ -29,7 +29,7 @@ import type { WebhookDeliveriesService } from '../webhooks/webhook-deliveries.se
 import type { WebhooksService } from '../webhooks/webhooks.service.ts'
 import { allow, registerApiKeyAuth } from './auth.ts'
 import { envelope, handleError } from './errors.ts'
-import { decodedPath, RouteTable } from './route-table.ts'
+import { RouteTable } from './route-table.ts'
 import { apiKeysRoutes } from './routes/api-keys.routes.ts'
 import { eventsRoutes } from './routes/events.routes.ts'
 import { groupsRoutes } from './routes/groups.routes.ts'
@@ -92,11 +92,19 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   app.setErrorHandler(handleError)
   // Every route, to tell a wrong method (405) from a wrong path (404).
   const routes = new RouteTable()
-  app.addHook('onRoute', (route) => routes.add(route.method, route.url))
+  app.addHook('onRoute', (route) => {
+    routes.add(route.method, route.url)
+    // A plugin's '/' route answers at its prefix with and without the slash; one of them is told here.
+    if (route.prefix && (route.routePath === '/' || route.routePath === '')) {
+      routes.add(route.method, route.prefix)
+      routes.add(route.method, `${route.prefix}/`)
+    }
+  })
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]
-    const allowed = routes.methodsFor(decodedPath(request.url))
-    if (allowed.length > 0) {
+    const allowed = routes.methodsFor(request.url)
+    // A route that found nothing to serve (a static file that is not there) is a 404 too.
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
       return reply
         .status(405)
         .header('allow', allowed.join(', '))
@@ -111,8 +119,13 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
     return reply.status(404).send(envelope('not_found', `no route ${request.method} ${path}`, request.id))
   })
   // A JSON API: a text/plain body is refused as any other non-JSON one (415), rather than
-  // parsed into a string the schema then calls "expected object".
+  // parsed into a string the schema then calls "expected object". An empty one is no body:
+  // `fetch(url, { method: 'POST', body: '' })` labels it text/plain (a start or stop action).
   app.removeContentTypeParser('text/plain')
+  app.addContentTypeParser('text/plain', { parseAs: 'string' }, (_request, body, done) => {
+    if (body === '') return done(null, undefined)
+    done(Object.assign(new Error('not JSON'), { statusCode: 415 }), undefined)
+  })
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })

@@ -2,7 +2,7 @@ import type { FastifyError } from 'fastify'
 import { type FastifyPluginAsyncZod, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { ContactContent } from './contact-messages.ts'
-import { envelope, controlErrorResponses as errors, sendControlError } from './control-errors.ts'
+import { controlErrorResponses as errors, sendControlError } from './control-errors.ts'
 import * as s from './control-schemas.ts'
 import { toAccount, toActivity, toContact, toGroup, toInboxMessage, toInfo } from './control-views.ts'
 import { SandboxError } from './errors.ts'
@@ -41,11 +41,6 @@ export const sandboxControlRoutes: FastifyPluginAsyncZod<SandboxControlRoutesOpt
     // rethrown, it reaches the parent's error handler (the gateway's envelope, or ours standalone)
     throw error
   })
-  app.setNotFoundHandler((request, reply) =>
-    reply
-      .code(404)
-      .send(envelope('not_found', `no route ${request.method} ${request.url.split('?')[0]}`, request.id)),
-  )
 
   const { network, router } = sandbox
   const person = (phoneNumber: string): SimUser => network.getUser(phoneNumber)

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { z } from 'zod'
 import { sandboxControlRoutes } from './control-api.ts'
-import { sendControlError } from './control-errors.ts'
+import { envelope, sendControlError } from './control-errors.ts'
 import { SandboxServer, type SandboxServerOptions } from './server.ts'
 
 /** The standalone sandbox's environment; nothing else in it reads `process.env`. */
@@ -75,6 +75,12 @@ export async function startStandaloneSandbox(
   })
   // the plugin passes errors it does not own (bad JSON, bugs) up to here
   app.setErrorHandler(sendControlError)
+  // Here, not in the plugin: mounted in the gateway, its routes answer a wrong method as the gateway's do (405).
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send(envelope('not_found', `no route ${request.method} ${request.url.split('?')[0]}`, request.id)),
+  )
   try {
     await app.register(sandboxControlRoutes, { sandbox })
     await app.listen({ host, port: options.port ?? 0 })

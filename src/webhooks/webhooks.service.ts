@@ -130,8 +130,11 @@ export class WebhooksService {
     const current = await this.get(organizationId, id)
     if (input.url !== undefined) await this.checkUrl(input.url)
     if (input.customHeaders !== undefined) checkHeaders(input.customHeaders)
+    // The ids it holds stay valid though a session is gone: a list read and sent back is taken as it was.
     const sessionIds =
-      input.sessionIds === undefined ? undefined : await this.sessionIdsOf(organizationId, input.sessionIds)
+      input.sessionIds === undefined
+        ? undefined
+        : await this.sessionIdsOf(organizationId, input.sessionIds, current.sessionIds)
     const scheme = input.signatureScheme ?? current.signatureScheme
     if (input.secret !== undefined) checkSecret(scheme, input.secret)
     else if (input.signatureScheme !== undefined) {
@@ -195,9 +198,20 @@ export class WebhooksService {
     return { ...result, eventId: event.id, delivered: code !== null && code >= 200 && code < 300 }
   }
 
-  private async sessionIdsOf(organizationId: string, idsOrNames: readonly string[]): Promise<string[]> {
-    if (!this.sessions) return dedupe(idsOrNames)
-    return resolveSessionIds(this.sessions, organizationId, idsOrNames, 'body.sessionIds')
+  /** The ids `idsOrNames` stand for; those in `held` (the webhook's now) are taken as they are. */
+  private async sessionIdsOf(
+    organizationId: string,
+    idsOrNames: readonly string[],
+    held: readonly string[] = [],
+  ): Promise<string[]> {
+    const sessions = this.sessions
+    if (!sessions) return dedupe(idsOrNames)
+    const known = new Set(held)
+    const resolver = {
+      find: async (organization: string, idOrName: string) =>
+        known.has(idOrName) ? { id: idOrName } : sessions.find(organization, idOrName),
+    }
+    return resolveSessionIds(resolver, organizationId, idsOrNames, 'body.sessionIds')
   }
 
   private async checkUrl(url: string): Promise<void> {

@@ -382,6 +382,14 @@ describe('sessions API', () => {
         payload: '{"name":"texted"}',
       })
       assertError(text, 415, 'unsupported_media_type')
+      // An empty one is no body, as fetch labels it for a bodiless POST.
+      const bodiless = await gateway.app.http.inject({
+        method: 'POST',
+        url: '/api/v1/events/ticket',
+        headers: { 'x-api-key': gateway.adminKey, 'content-type': 'text/plain;charset=UTF-8' },
+        payload: '',
+      })
+      assert.equal(bodiless.statusCode, 200, bodiless.body)
       const empty = await gateway.app.http.inject({
         method: 'POST',
         url: '/api/v1/sessions',
@@ -400,6 +408,10 @@ describe('sessions API', () => {
         ['POST', '/api/v1/sessions/anything', 'DELETE, GET, HEAD, PATCH'],
         ['GET', '/api/v1/sessions/anything/start', 'POST'],
         ['PATCH', '/api/v1/%73essions', 'GET, HEAD, POST'],
+        // an escaped slash stays inside its segment, as the router reads it
+        ['PUT', '/api/v1/sessions/a%2Fb', 'DELETE, GET, HEAD, PATCH'],
+        ['GET', '/api/v1/sandbox/reset', 'POST'],
+        ['POST', '/api/docs/', 'GET, HEAD'],
       ] as const
       for (const [method, url, allow] of cases) {
         const response = await gateway.request(method, url, { body: method === 'GET' ? undefined : {} })
@@ -407,8 +419,10 @@ describe('sessions API', () => {
         assert.equal(response.headers.allow, allow, `${method} ${url}`)
         assert.match(error.message, new RegExp(`^${method} is not allowed on .*; it takes ${allow}$`))
       }
-      // A path no route has stays a 404; and neither is said without a key.
+      // A path no route has stays a 404, as does a file the docs' route does not have; and
+      // neither is said without a key.
       assertError(await gateway.request('GET', '/api/v1/nothing-here'), 404, 'not_found')
+      assertError(await gateway.request('GET', '/api/docs/static/nothing.js'), 404, 'not_found')
       assertError(await gateway.request('PUT', '/api/v1/sessions', { key: null }), 401, 'unauthorized')
     })
 

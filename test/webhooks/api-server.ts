@@ -15,6 +15,8 @@ export interface ApiServer {
   keys: { admin: string; operator: string; scopedAdmin: string; otherOrganization: string }
   /** the sessions `sessionIds` may name: one of this organization's, one of the other's */
   sessions: { sales: { id: string; name: string }; otherOrganizations: { id: string; name: string } }
+  /** the session is gone, as a deleted one is: `sessionIds` no longer find it, until `restore` */
+  deleteSession(id: string): { restore(): void }
   request(
     method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
     url: string,
@@ -80,6 +82,11 @@ export async function startApiServer(): Promise<ApiServer> {
     http,
     keys,
     sessions,
+    deleteSession: (id) => {
+      const owner = owners.get(id)
+      owners.delete(id)
+      return { restore: () => owner !== undefined && owners.set(id, owner) }
+    },
     request: (method, url, { body, key: given } = {}) =>
       http.inject({
         method,

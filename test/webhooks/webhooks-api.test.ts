@@ -100,6 +100,24 @@ describe('webhooks API', () => {
         body: { sessionIds: ['sales'] },
       })
       assert.deepEqual((named.json() as WebhookBody).sessionIds, [sales.id])
+      // Its session deleted, the list read back is taken as it was; a new entry still must exist.
+      const deleted = api.deleteSession(sales.id)
+      try {
+        const resent = await api.request('PATCH', `/api/v1/webhooks/${created.id}`, {
+          body: { sessionIds: [sales.id], description: 'resent' },
+        })
+        assert.equal(resent.statusCode, 200, resent.body)
+        assert.deepEqual((resent.json() as WebhookBody).sessionIds, [sales.id])
+        const added = await api.request('PATCH', `/api/v1/webhooks/${created.id}`, {
+          body: { sessionIds: [sales.id, 'sales'] },
+        })
+        assert.deepEqual(
+          assertError(added, 400, 'invalid_request').details?.map((detail) => detail.path),
+          ['body.sessionIds.1'],
+        )
+      } finally {
+        deleted.restore()
+      }
     })
 
     it('updates fields, merges retries and clears the reason when enabled again', async () => {
