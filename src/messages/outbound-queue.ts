@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises'
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { proto } from '@whiskeysockets/baileys'
 import type { Logger } from 'pino'
 import type { EngineConnection } from '../engine/engine.ts'
@@ -13,12 +14,23 @@ import { buildContent, quotedMessage, type StoredSendRequest } from './outbound-
 
 const decodeRaw = (raw: string): proto.IMessage => proto.Message.decode(Buffer.from(raw, 'base64'))
 const BATCH = 10
+/** How soon a sender loop that failed (its store, say) or was cut off runs again, should nothing else wake it. */
+const RETRY_AFTER_ERROR_MS = 5_000
+/** Baileys' status codes for a connection that closed or was lost under a send. */
+const CONNECTION_GONE = new Set([408, 428])
+/** The socket's own errors when it breaks under a write. */
+const SOCKET_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ENOTCONN', 'ETIMEDOUT'])
+
+/** How a send ended: sent, failed for good, or cut off by the connection (it stays queued). */
+type SendOutcome = 'done' | 'interrupted'
 
 /**
  * The durable outbound queue: pending message rows are the queue. Each session has at
  * most one sender loop; it sends due rows in order while the session is ready, sleeps until
  * the next paced send time, and stops when the session is not ready (a `ready` status
- * wakes it again). A restart resumes from the rows.
+ * wakes it again). A restart resumes from the rows. A send the connection's loss cuts
+ * off stays queued and goes after the reconnect (under the same message id, which the
+ * recipient deduplicates should the first one have arrived after all).
  */
 export class OutboundQueue {
   private readonly deps: {
@@ -51,7 +63,10 @@ export class OutboundQueue {
     }
     this.running.add(sessionId)
     void this.drain(sessionId)
-      .catch((err) => this.deps.logger.error({ err, sessionId }, 'outbound queue failed'))
+      .catch((err) => {
+        this.deps.logger.error({ err, sessionId }, 'outbound queue failed; trying again shortly')
+        if (!this.stopped) this.sleep(sessionId, RETRY_AFTER_ERROR_MS)
+      })
       .finally(() => {
         this.running.delete(sessionId)
         if (this.rerun.delete(sessionId)) this.wake(sessionId)
@@ -77,11 +92,26 @@ export class OutboundQueue {
         return
       }
       for (const message of due) {
-        // the session may have dropped while the previous message was going out
-        if ((await this.deps.session(sessionId))?.status !== 'ready') return
-        await this.sendOne(session, connection, message)
+        // The session may have dropped, or reconnected, while the previous message was going out.
+        if (!(await this.sendingOn(sessionId, connection))) return
+        if ((await this.sendOne(session, connection, message)) === 'interrupted') {
+          // The reconnect's `ready` wakes it; a timeout on a connection that stayed needs this.
+          this.sleep(sessionId, RETRY_AFTER_ERROR_MS)
+          return
+        }
+        // A send ends in microtasks alone: without a turn of the event loop between them, a
+        // backlog of thousands held the API, timers, keep-alives and the receipts coming back
+        // for seconds (4,000: 10 s). A turn after each, rather than each batch, also lets a
+        // send reach the socket's other end before the next is written (bench/RESULTS.md).
+        await yieldToEventLoop()
       }
     }
+  }
+
+  /** Whether the session is ready still, on the connection the loop started with. */
+  private async sendingOn(sessionId: string, connection: EngineConnection): Promise<boolean> {
+    if (this.stopped || this.deps.connection(sessionId) !== connection) return false
+    return (await this.deps.session(sessionId))?.status === 'ready'
   }
 
   private sleep(sessionId: string, delayMs: number): void {
@@ -95,7 +125,7 @@ export class OutboundQueue {
     session: SessionRecord,
     connection: EngineConnection,
     message: MessageRecord,
-  ): Promise<void> {
+  ): Promise<SendOutcome> {
     const request = message.sendRequest as StoredSendRequest
     try {
       const content = await buildContent(request, decodeRaw)
@@ -136,6 +166,13 @@ export class OutboundQueue {
       this.deps.recorder.publish(events)
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error)
+      if (await this.cutOff(session.id, connection, error)) {
+        this.deps.logger.info(
+          { sessionId: session.id, messageId: message.id, reason },
+          'send cut off by the connection; it stays queued',
+        )
+        return 'interrupted'
+      }
       this.deps.logger.warn({ sessionId: session.id, messageId: message.id, reason }, 'send failed')
       const updated = await this.deps.messages.update(message.id, {
         status: 'failed',
@@ -151,6 +188,15 @@ export class OutboundQueue {
       ])
     }
     if ('path' in request) await rm(request.path, { force: true })
+    return 'done'
+  }
+
+  /** Whether a send failed because its connection went: closed or lost, or no longer the session's. */
+  private async cutOff(sessionId: string, connection: EngineConnection, error: unknown): Promise<boolean> {
+    const { output, code } = (error ?? {}) as { output?: { statusCode?: unknown }; code?: unknown }
+    if (typeof output?.statusCode === 'number' && CONNECTION_GONE.has(output.statusCode)) return true
+    if (typeof code === 'string' && SOCKET_GONE.has(code)) return true
+    return !(await this.sendingOn(sessionId, connection))
   }
 
   private now(): number {
