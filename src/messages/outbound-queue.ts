@@ -65,7 +65,7 @@ export class OutboundQueue {
     void this.drain(sessionId)
       .catch((err) => {
         this.deps.logger.error({ err, sessionId }, 'outbound queue failed; trying again shortly')
-        if (!this.stopped) this.sleep(sessionId, RETRY_AFTER_ERROR_MS)
+        this.sleep(sessionId, RETRY_AFTER_ERROR_MS)
       })
       .finally(() => {
         this.running.delete(sessionId)
@@ -115,6 +115,9 @@ export class OutboundQueue {
   }
 
   private sleep(sessionId: string, delayMs: number): void {
+    // Stopped, nothing may hold the process open (a send cut off by the stop stays queued).
+    if (this.stopped) return
+    clearTimeout(this.timers.get(sessionId))
     this.timers.set(
       sessionId,
       setTimeout(() => this.wake(sessionId), Math.max(0, delayMs)),
