@@ -252,9 +252,10 @@ async function assemble(options: AppOptions, logger: Logger, database: Database)
       event.session &&
       (event.data as { status: string }).status === 'ready'
     ) {
-      outbound.wake(event.session.id)
+      outbound.resumeAfterConnect(event.session.id)
     }
   })
+  manager.onConnection((session, connection) => outbound.attach(session.id, connection))
   // Media URLs come from API callers: fetched through the SSRF guard, with its own switch.
   const mediaFetcher = new MediaFetcher({
     guard: new SsrfGuard({ allowPrivateTargets: config.mediaAllowPrivate }),

@@ -81,6 +81,11 @@ export function forwardMessagingEvents(socket: WASocket, events: EventEmitter<En
           : (proto.HistorySync.HistorySyncType[history.syncType] ?? String(history.syncType)),
     })
   })
+  // Baileys listens for failed acks only; a good one is the server saying it has the message.
+  socket.ws.on('CB:ack,class:message', (node: { attrs: Record<string, string | undefined> }) => {
+    const id = node.attrs.id
+    if (id && node.attrs.error === undefined) events.emit('message-acked', id)
+  })
   socket.ev.on('messages.update', (updates) => {
     const reports: StatusReport[] = []
     for (const { key, update } of updates) {

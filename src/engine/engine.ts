@@ -181,6 +181,8 @@ export interface EngineEventMap {
   /** a batch of history sync (first link, or on demand) */
   history: [HistoryBatch]
   'message-status': [StatusReport[]]
+  /** WhatsApp's server took a message we sent (its id): until then, a dropped connection may have lost it */
+  'message-acked': [string]
   contacts: [ContactReport[]]
   'lid-mapping': [{ lid: string; pn: string }[]]
   /** groups created or joined (their full metadata is fetched) */

@@ -21,6 +21,12 @@ const CONNECTION_GONE = new Set([408, 428])
 /** The socket's own errors when it breaks under a write. */
 const SOCKET_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ENOTCONN', 'ETIMEDOUT'])
 
+/**
+ * How long a sent message WhatsApp's server has not acknowledged is sent again after a
+ * reconnect: a drop can lose what was written to the socket but never arrived.
+ */
+const RESEND_UNACKNOWLEDGED_MS = 24 * 60 * 60_000
+
 /** How a send ended: sent, failed for good, or cut off by the connection (it stays queued). */
 type SendOutcome = 'done' | 'interrupted'
 
@@ -29,8 +35,10 @@ type SendOutcome = 'done' | 'interrupted'
  * most one sender loop; it sends due rows in order while the session is ready, sleeps until
  * the next paced send time, and stops when the session is not ready (a `ready` status
  * wakes it again). A restart resumes from the rows. A send the connection's loss cuts
- * off stays queued and goes after the reconnect (under the same message id, which the
- * recipient deduplicates should the first one have arrived after all).
+ * off stays queued and goes after the reconnect; so does, again, one that was sent but not
+ * acknowledged by WhatsApp's server before the connection went (its request is kept until
+ * the acknowledgement) — under the same message id, which the recipient deduplicates should
+ * the first one have arrived after all.
  */
 export class OutboundQueue {
   private readonly deps: {
@@ -46,10 +54,35 @@ export class OutboundQueue {
   private readonly running = new Set<string>()
   private readonly rerun = new Set<string>()
   private readonly timers = new Map<string, NodeJS.Timeout>()
+  /** sessions whose unacknowledged sends go again at the loop's next run (they reconnected) */
+  private readonly resend = new Set<string>()
   private stopped = false
 
   constructor(deps: OutboundQueue['deps']) {
     this.deps = deps
+  }
+
+  /** Listens to a new connection's acknowledgements: what the server has is not sent again. */
+  attach(sessionId: string, connection: EngineConnection): void {
+    let acked: string[] = []
+    connection.events.on('message-acked', (waId) => {
+      acked.push(waId)
+      if (acked.length > 1) return
+      // The acknowledgements of one turn, together.
+      setImmediate(() => {
+        const waIds = acked
+        acked = []
+        void this.forget(sessionId, { waIds }).catch((err) =>
+          this.deps.logger.warn({ err, sessionId }, 'storing acknowledgements failed'),
+        )
+      })
+    })
+  }
+
+  /** The session is ready on a new connection: what the last one may have lost goes again, then the queue. */
+  resumeAfterConnect(sessionId: string): void {
+    this.resend.add(sessionId)
+    this.wake(sessionId)
   }
 
   /** Something may be due for this session: run its sender loop unless it is running. */
@@ -84,6 +117,7 @@ export class OutboundQueue {
       const session = await this.deps.session(sessionId)
       const connection = this.deps.connection(sessionId)
       if (session?.status !== 'ready' || !connection || this.stopped) return
+      if (this.resend.delete(sessionId) && !(await this.sendAgain(session, connection))) return
       const now = this.now()
       const due = await this.deps.messages.claimDue(sessionId, now, BATCH)
       if (due.length === 0) {
@@ -141,7 +175,8 @@ export class OutboundQueue {
       const events = await this.deps.database.db.transaction().execute(async (trx) => {
         await this.deps.messages.update(
           message.id,
-          { raw: encodeRaw(sent.message), sendRequest: null, sendAfter: null, timestamp: at },
+          // The request is kept until the server acknowledges the message (`attach`).
+          { raw: encodeRaw(sent.message), sendAfter: null, timestamp: at },
           trx,
         )
         // Forward-only: a delivery receipt may already have overtaken this update.
@@ -189,9 +224,53 @@ export class OutboundQueue {
           data: { id: updated.id, waId: updated.waId, chatJid: updated.chatJid, status: 'failed', reason },
         },
       ])
+      await removeMediaOf(request)
     }
-    if ('path' in request) await rm(request.path, { force: true })
     return 'done'
+  }
+
+  /**
+   * Sends again, as they were, the messages sent on an earlier connection that the server
+   * never acknowledged; no status or event changes (they were sent). Those older than a day
+   * are let go. False when the connection went meanwhile (they wait for the next one).
+   */
+  private async sendAgain(session: SessionRecord, connection: EngineConnection): Promise<boolean> {
+    const since = this.now() - RESEND_UNACKNOWLEDGED_MS
+    await this.forget(session.id, { olderThan: since })
+    for (const message of await this.deps.messages.listUnacknowledged(session.id, since)) {
+      const request = message.sendRequest as StoredSendRequest
+      try {
+        const content = await buildContent(request, decodeRaw)
+        await connection.sendMessage(request.jid, content, {
+          messageId: message.waId,
+          ...(request.quoted ? { quoted: quotedMessage(request.quoted, decodeRaw) } : {}),
+        })
+        this.deps.logger.info(
+          { sessionId: session.id, messageId: message.id },
+          'sent again: the server had not acknowledged it before the connection went',
+        )
+      } catch (error) {
+        if (await this.cutOff(session.id, connection, error)) {
+          this.resend.add(session.id)
+          return false
+        }
+        const reason = error instanceof Error ? error.message : String(error)
+        this.deps.logger.warn({ sessionId: session.id, messageId: message.id, reason }, 'sending again failed')
+        await this.forget(session.id, { waIds: [message.waId] })
+      }
+      await yieldToEventLoop()
+    }
+    return true
+  }
+
+  /** The kept requests of these messages are done with (acknowledged, or too old), and their media files. */
+  private async forget(
+    sessionId: string,
+    which: { waIds: readonly string[] } | { olderThan: number },
+  ): Promise<void> {
+    for (const request of await this.deps.messages.takeSendRequests(sessionId, which)) {
+      await removeMediaOf(request as StoredSendRequest)
+    }
   }
 
   /** Whether a send failed because its connection went: closed or lost, or no longer the session's. */
@@ -205,6 +284,11 @@ export class OutboundQueue {
   private now(): number {
     return this.deps.now?.() ?? Date.now()
   }
+}
+
+/** A send's uploaded media, kept in a file until the message no longer needs sending. */
+async function removeMediaOf(request: StoredSendRequest): Promise<void> {
+  if ('path' in request) await rm(request.path, { force: true })
 }
 
 export function eventData(message: MessageRecord) {

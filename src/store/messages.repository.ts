@@ -314,6 +314,60 @@ export class MessagesRepository {
     return rows.map(toRecord)
   }
 
+  /**
+   * Messages sent since `since` that WhatsApp's server has not acknowledged: their request is
+   * kept until it does (`takeSendRequest`), so a send a dropped connection lost can go again.
+   * Oldest first.
+   */
+  async listUnacknowledged(sessionId: string, since: number, trx: Executor = this.db): Promise<MessageRecord[]> {
+    const rows = await trx
+      .selectFrom('messages')
+      .selectAll()
+      .where('session_id', '=', sessionId)
+      .where('status', '=', 'sent')
+      .where('send_request', 'is not', null)
+      .where('updated_at', '>=', since)
+      .orderBy('timestamp')
+      .orderBy('id')
+      .execute()
+    return rows.map(toRecord)
+  }
+
+  /**
+   * Forgets the kept send request of the messages `waIds` (acknowledged by the server) or, with
+   * `olderThan`, of every sent message not acknowledged before then; the requests they held,
+   * to clean up after (a media file).
+   */
+  async takeSendRequests(
+    sessionId: string,
+    which: { waIds: readonly string[] } | { olderThan: number },
+  ): Promise<unknown[]> {
+    if ('waIds' in which && which.waIds.length === 0) return []
+    return this.db.transaction().execute(async (trx) => {
+      const rows = await trx
+        .selectFrom('messages')
+        .select(['id', 'send_request'])
+        .where('session_id', '=', sessionId)
+        .where('status', '!=', 'pending')
+        .where('send_request', 'is not', null)
+        .where((eb) =>
+          'waIds' in which ? eb('wa_id', 'in', [...which.waIds]) : eb('updated_at', '<', which.olderThan),
+        )
+        .execute()
+      if (rows.length === 0) return []
+      await trx
+        .updateTable('messages')
+        .set({ send_request: null })
+        .where(
+          'id',
+          'in',
+          rows.map((row) => row.id),
+        )
+        .execute()
+      return rows.flatMap((row) => (row.send_request === null ? [] : [JSON.parse(row.send_request) as unknown]))
+    })
+  }
+
   /** When the next queued message falls due; undefined when nothing is queued. */
   async nextSendAfter(sessionId: string, trx: Executor = this.db): Promise<number | undefined> {
     const row = await trx
