@@ -255,7 +255,10 @@ export class OutboundQueue {
           return false
         }
         const reason = error instanceof Error ? error.message : String(error)
-        this.deps.logger.warn({ sessionId: session.id, messageId: message.id, reason }, 'sending again failed')
+        this.deps.logger.warn(
+          { sessionId: session.id, messageId: message.id, reason },
+          'sending again failed',
+        )
         await this.forget(session.id, { waIds: [message.waId] })
       }
       await yieldToEventLoop()

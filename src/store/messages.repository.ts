@@ -319,7 +319,11 @@ export class MessagesRepository {
    * kept until it does (`takeSendRequest`), so a send a dropped connection lost can go again.
    * Oldest first.
    */
-  async listUnacknowledged(sessionId: string, since: number, trx: Executor = this.db): Promise<MessageRecord[]> {
+  async listUnacknowledged(
+    sessionId: string,
+    since: number,
+    trx: Executor = this.db,
+  ): Promise<MessageRecord[]> {
     const rows = await trx
       .selectFrom('messages')
       .selectAll()
@@ -364,7 +368,9 @@ export class MessagesRepository {
           rows.map((row) => row.id),
         )
         .execute()
-      return rows.flatMap((row) => (row.send_request === null ? [] : [JSON.parse(row.send_request) as unknown]))
+      return rows.flatMap((row) =>
+        row.send_request === null ? [] : [JSON.parse(row.send_request) as unknown],
+      )
     })
   }
 
