@@ -27,6 +27,11 @@ const SOCKET_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ENOTCONN', 
  */
 const RESEND_UNACKNOWLEDGED_MS = 24 * 60 * 60_000
 
+/** Cut off this many times on a connection that stayed up (a 408 of a query), a send counts as failed. */
+const MAX_CUT_OFFS = 3
+/** Acknowledged ids a connection remembers, for sends whose 'sent' commit came after their ack. */
+const ACKS_REMEMBERED = 4096
+
 /** How a send ended: sent, failed for good, or cut off by the connection (it stays queued). */
 type SendOutcome = 'done' | 'interrupted'
 
@@ -56,6 +61,10 @@ export class OutboundQueue {
   private readonly timers = new Map<string, NodeJS.Timeout>()
   /** sessions whose unacknowledged sends go again at the loop's next run (they reconnected) */
   private readonly resend = new Set<string>()
+  /** per connection, the message ids its server acknowledged (the latest `ACKS_REMEMBERED`) */
+  private readonly acked = new WeakMap<EngineConnection, Set<string>>()
+  /** messages cut off on a connection that stayed up, and how often */
+  private readonly cutOffs = new Map<string, number>()
   private stopped = false
 
   constructor(deps: OutboundQueue['deps']) {
@@ -65,7 +74,11 @@ export class OutboundQueue {
   /** Listens to a new connection's acknowledgements: what the server has is not sent again. */
   attach(sessionId: string, connection: EngineConnection): void {
     let acked: string[] = []
+    const remembered = new Set<string>()
+    this.acked.set(connection, remembered)
     connection.events.on('message-acked', (waId) => {
+      remembered.add(waId)
+      if (remembered.size > ACKS_REMEMBERED) remembered.delete(remembered.values().next().value as string)
       acked.push(waId)
       if (acked.length > 1) return
       // The acknowledgements of one turn, together.
@@ -117,7 +130,17 @@ export class OutboundQueue {
       const session = await this.deps.session(sessionId)
       const connection = this.deps.connection(sessionId)
       if (session?.status !== 'ready' || !connection || this.stopped) return
-      if (this.resend.delete(sessionId) && !(await this.sendAgain(session, connection))) return
+      if (this.resend.delete(sessionId)) {
+        const done = await this.sendAgain(session, connection).catch((error: unknown) => {
+          this.resend.add(sessionId)
+          throw error
+        })
+        if (!done) {
+          // The reconnect's `ready` wakes it; a timeout on a connection that stayed needs this.
+          this.sleep(sessionId, RETRY_AFTER_ERROR_MS)
+          return
+        }
+      }
       const now = this.now()
       const due = await this.deps.messages.claimDue(sessionId, now, BATCH)
       if (due.length === 0) {
@@ -202,9 +225,12 @@ export class OutboundQueue {
         )
       })
       this.deps.recorder.publish(events)
+      this.cutOffs.delete(message.id)
+      // Its acknowledgement may have come before this commit, when there was nothing to forget.
+      if (this.acked.get(connection)?.has(message.waId)) await this.forget(session.id, { waIds: [message.waId] })
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error)
-      if (await this.cutOff(session.id, connection, error)) {
+      if (await this.cutOff(session.id, connection, message.id, error)) {
         this.deps.logger.info(
           { sessionId: session.id, messageId: message.id, reason },
           'send cut off by the connection; it stays queued',
@@ -239,6 +265,11 @@ export class OutboundQueue {
     await this.forget(session.id, { olderThan: since })
     for (const message of await this.deps.messages.listUnacknowledged(session.id, since)) {
       const request = message.sendRequest as StoredSendRequest
+      // Edited or deleted for everyone since: its first content must not go out again.
+      if (message.details?.['edited'] || message.details?.['deleted']) {
+        await this.forget(session.id, { waIds: [message.waId] })
+        continue
+      }
       try {
         const content = await buildContent(request, decodeRaw)
         await connection.sendMessage(request.jid, content, {
@@ -250,7 +281,7 @@ export class OutboundQueue {
           'sent again: the server had not acknowledged it before the connection went',
         )
       } catch (error) {
-        if (await this.cutOff(session.id, connection, error)) {
+        if (await this.cutOff(session.id, connection, message.id, error)) {
           this.resend.add(session.id)
           return false
         }
@@ -276,12 +307,30 @@ export class OutboundQueue {
     }
   }
 
-  /** Whether a send failed because its connection went: closed or lost, or no longer the session's. */
-  private async cutOff(sessionId: string, connection: EngineConnection, error: unknown): Promise<boolean> {
+  /**
+   * Whether a send failed because its connection went: no longer the session's, or closed,
+   * lost or reset under it. The latter on a connection that stayed up (a 408 is also a query
+   * timing out) counts `MAX_CUT_OFFS` times per message, then the send has failed.
+   */
+  private async cutOff(
+    sessionId: string,
+    connection: EngineConnection,
+    messageId: string,
+    error: unknown,
+  ): Promise<boolean> {
+    if (!(await this.sendingOn(sessionId, connection))) return true
     const { output, code } = (error ?? {}) as { output?: { statusCode?: unknown }; code?: unknown }
-    if (typeof output?.statusCode === 'number' && CONNECTION_GONE.has(output.statusCode)) return true
-    if (typeof code === 'string' && SOCKET_GONE.has(code)) return true
-    return !(await this.sendingOn(sessionId, connection))
+    const gone =
+      (typeof output?.statusCode === 'number' && CONNECTION_GONE.has(output.statusCode)) ||
+      (typeof code === 'string' && SOCKET_GONE.has(code))
+    if (!gone) return false
+    const times = (this.cutOffs.get(messageId) ?? 0) + 1
+    if (times >= MAX_CUT_OFFS) {
+      this.cutOffs.delete(messageId)
+      return false
+    }
+    this.cutOffs.set(messageId, times)
+    return true
   }
 
   private now(): number {
