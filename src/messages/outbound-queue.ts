@@ -227,7 +227,8 @@ export class OutboundQueue {
       this.deps.recorder.publish(events)
       this.cutOffs.delete(message.id)
       // Its acknowledgement may have come before this commit, when there was nothing to forget.
-      if (this.acked.get(connection)?.has(message.waId)) await this.forget(session.id, { waIds: [message.waId] })
+      if (this.acked.get(connection)?.has(message.waId))
+        await this.forget(session.id, { waIds: [message.waId] })
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error)
       if (await this.cutOff(session.id, connection, message.id, error)) {
