@@ -5,16 +5,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import pino from 'pino'
-import { newId } from '../../src/domain/ids.ts'
 import type { EngineConnection } from '../../src/engine/engine.ts'
 import type { EventRecorder } from '../../src/events/event-recorder.ts'
 import { OutboundQueue } from '../../src/messages/outbound-queue.ts'
 import type { ChatsRepository } from '../../src/store/chats.repository.ts'
-import { type Database, migrateToLatest, openDatabase } from '../../src/store/db.ts'
-import { createRepositories } from '../../src/store/index.ts'
-import type { MessageRecord } from '../../src/store/messages.repository.ts'
-import { sessionRecord } from '../store/fixtures.ts'
+import { type Database, openDatabase } from '../../src/store/db.ts'
+import { createOrganization, createSession, messageRecord, useStore } from '../store/fixtures.ts'
 import { eventually } from '../support/wait.ts'
+
+const dataDir = await mkdtemp(join(tmpdir(), 'wagate-queue-'))
+after(() => rm(dataDir, { recursive: true, force: true }))
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -24,28 +24,18 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
  * times out, which the sandbox does not stage on demand.
  */
 describe('the outbound queue, its acknowledgements and cut-off sends', () => {
-  const dirs: string[] = []
-  const databases: Database[] = []
-  after(async () => {
-    for (const database of databases) await database.close()
-    for (const dir of dirs) await rm(dir, { recursive: true, force: true })
-  })
+  const context = useStore(() => openDatabase({ dataDir }))
 
   async function setup(options: {
     /** how long each transaction waits before it starts (a busy store) */
     transactionDelayMs?: number
     send: (connection: EngineConnection, text: string, waId: string) => Promise<void>
   }) {
-    const dir = await mkdtemp(join(tmpdir(), 'wagate-queue-'))
-    dirs.push(dir)
-    const database = await openDatabase({ dataDir: dir })
-    databases.push(database)
-    await migrateToLatest(database)
-    const repositories = createRepositories(database)
-    const organizationId = newId('organization')
-    await repositories.organizations.create({ id: organizationId, name: 'Acme', createdAt: Date.now() })
-    const session = { ...sessionRecord(organizationId), status: 'ready' as const }
-    await repositories.sessions.create(session)
+    const { database, repositories } = context
+    const session = {
+      ...(await createSession(context, await createOrganization(context))),
+      status: 'ready' as const,
+    }
     const delayed = options.transactionDelayMs ?? 0
     const store = {
       ...database,
@@ -86,30 +76,16 @@ describe('the outbound queue, its acknowledgements and cut-off sends', () => {
       connection: () => connection,
     })
     queue.attach(session.id, connection)
+    /** A text queued to Ann, due now. */
     const queueText = async (text: string) => {
-      const id = newId('message')
       const now = Date.now()
-      await repositories.messages.insertIfNew({
-        id,
-        sessionId: session.id,
-        waId: `3EB0${id.slice(4).toUpperCase()}`,
-        chatJid: '15550001111@s.whatsapp.net',
-        chatLid: null,
+      const message = messageRecord(session.id, {
         fromMe: true,
         senderJid: null,
-        senderLid: null,
         pushName: null,
         timestamp: now,
-        type: 'text',
         text,
-        media: null,
-        quotedId: null,
-        mentions: [],
-        targetId: null,
-        details: null,
         status: 'pending',
-        failureReason: null,
-        raw: null,
         sendRequest: {
           kind: 'text',
           text,
@@ -120,8 +96,9 @@ describe('the outbound queue, its acknowledgements and cut-off sends', () => {
         sendAfter: now,
         createdAt: now,
         updatedAt: now,
-      } as MessageRecord)
-      return id
+      })
+      await repositories.messages.insertIfNew(message)
+      return message.id
     }
     const row = async (id: string) => repositories.messages.getById(session.id, id)
     return { queue, session, sent, queueText, row, repositories }

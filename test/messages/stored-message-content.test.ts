@@ -4,11 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { proto } from '@whiskeysockets/baileys'
-import { newId } from '../../src/domain/ids.ts'
 import { storedMessageContent } from '../../src/messages/stored-message-content.ts'
 import { openDatabase } from '../../src/store/db.ts'
-import type { MessageRecord } from '../../src/store/index.ts'
-import { createOrganization, createSession, tick, useStore } from '../store/fixtures.ts'
+import { createOrganization, createSession, messageRecord, tick, useStore } from '../store/fixtures.ts'
 
 const PN = '15550003333@s.whatsapp.net'
 const LID = '90003333@lid'
@@ -25,33 +23,16 @@ describe('the stored message Baileys asks for (retries, poll votes)', () => {
 
   /** A message we sent, stored in `chatJid` with its encoded content. */
   async function sent(sessionId: string, chatJid: string, text: string, waId = `3EB0${tick()}`) {
-    const at = tick()
-    const record: MessageRecord = {
-      id: newId('message'),
-      sessionId,
+    const record = messageRecord(sessionId, {
       waId,
       chatJid,
-      chatLid: null,
       fromMe: true,
       senderJid: null,
-      senderLid: null,
       pushName: null,
-      timestamp: at,
-      type: 'text',
       text,
-      media: null,
-      quotedId: null,
-      mentions: [],
-      targetId: null,
-      details: null,
       status: 'sent',
-      failureReason: null,
       raw: Buffer.from(proto.Message.encode({ conversation: text }).finish()).toString('base64'),
-      sendRequest: null,
-      sendAfter: null,
-      createdAt: at,
-      updatedAt: at,
-    }
+    })
     await context.repositories.messages.insertIfNew(record)
     return record
   }

@@ -2,7 +2,12 @@ import { after, before } from 'node:test'
 import { newId } from '../../src/domain/ids.ts'
 import { sessionConfigSchema } from '../../src/domain/session-config.ts'
 import { type Database, migrateToLatest } from '../../src/store/db.ts'
-import { createRepositories, type Repositories, type SessionRecord } from '../../src/store/index.ts'
+import {
+  createRepositories,
+  type MessageRecord,
+  type Repositories,
+  type SessionRecord,
+} from '../../src/store/index.ts'
 
 /** What every dialect suite gets: an open, migrated database and its repositories. */
 export interface StoreContext {
@@ -72,4 +77,37 @@ export async function createSession(
   const record = sessionRecord(organizationId, overrides)
   await context.repositories.sessions.create(record)
   return record
+}
+
+/** A text message from Ann in her chat, at the next `tick`; `overrides` make it anything else. */
+export function messageRecord(sessionId: string, overrides: Partial<MessageRecord> = {}): MessageRecord {
+  const at = tick()
+  const ann = '15550001111@s.whatsapp.net'
+  return {
+    id: newId('message'),
+    sessionId,
+    waId: `3EB0${at}`,
+    chatJid: ann,
+    chatLid: null,
+    fromMe: false,
+    senderJid: ann,
+    senderLid: null,
+    pushName: 'Ann',
+    timestamp: at,
+    type: 'text',
+    text: 'hello',
+    media: null,
+    quotedId: null,
+    mentions: [],
+    targetId: null,
+    details: null,
+    status: null,
+    failureReason: null,
+    raw: null,
+    sendRequest: null,
+    sendAfter: null,
+    createdAt: at,
+    updatedAt: at,
+    ...overrides,
+  }
 }

@@ -2,14 +2,8 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { AppError } from '../../src/domain/errors.ts'
 import { newId } from '../../src/domain/ids.ts'
-import type {
-  ChatActivity,
-  GroupRecord,
-  MediaFileRecord,
-  MessageRecord,
-  TimelinePage,
-} from '../../src/store/index.ts'
-import { createOrganization, createSession, type StoreContext, tick } from './fixtures.ts'
+import type { ChatActivity, GroupRecord, MediaFileRecord, TimelinePage } from '../../src/store/index.ts'
+import { createOrganization, createSession, messageRecord, type StoreContext, tick } from './fixtures.ts'
 
 const ANN = '15550001111@s.whatsapp.net'
 const ANN_LID = '90001111@lid'
@@ -32,36 +26,8 @@ const mediaFile = (sessionId: string, messageId: string): MediaFileRecord => {
   return { id, sessionId, messageId, ...file, createdAt: tick() }
 }
 
-function message(sessionId: string, overrides: Partial<MessageRecord> = {}): MessageRecord {
-  const at = tick()
-  return {
-    id: newId('message'),
-    sessionId,
-    waId: `3EB0${at}`,
-    chatJid: ANN,
-    chatLid: null,
-    fromMe: false,
-    senderJid: ANN,
-    senderLid: null,
-    pushName: 'Ann',
-    timestamp: at,
-    type: 'text',
-    text: 'hello',
-    media: null,
-    quotedId: null,
-    mentions: [],
-    targetId: null,
-    details: null,
-    status: null,
-    failureReason: null,
-    raw: null,
-    sendRequest: null,
-    sendAfter: null,
-    createdAt: at,
-    updatedAt: at,
-    ...overrides,
-  }
-}
+/** Ann's text, as `messageRecord` makes it (her chat, her number). */
+const message = messageRecord
 
 const group = (sessionId: string, overrides: Partial<GroupRecord> = {}): GroupRecord => ({
   sessionId,
