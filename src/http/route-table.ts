@@ -1,3 +1,40 @@
+import type { FastifyInstance } from 'fastify'
+import { envelope } from './errors.ts'
+
+/**
+ * The server's not-found answer: 405 with `Allow` for a path some route takes under other
+ * methods, 404 for a path none has. Registered before the routes, so the table sees each.
+ */
+export function answerUnmatched(app: FastifyInstance): void {
+  const routes = new RouteTable()
+  app.addHook('onRoute', (route) => {
+    routes.add(route.method, route.url)
+    // A plugin's '/' route answers at its prefix with and without the slash; one of them is told here.
+    if (route.prefix && (route.routePath === '/' || route.routePath === '')) {
+      routes.add(route.method, route.prefix)
+      routes.add(route.method, `${route.prefix}/`)
+    }
+  })
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]
+    const allowed = routes.methodsFor(request.url)
+    // A route that found nothing to serve (a static file that is not there) is a 404 too.
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
+      return reply
+        .status(405)
+        .header('allow', allowed.join(', '))
+        .send(
+          envelope(
+            'method_not_allowed',
+            `${request.method} is not allowed on ${path}; it takes ${allowed.join(', ')}`,
+            request.id,
+          ),
+        )
+    }
+    return reply.status(404).send(envelope('not_found', `no route ${request.method} ${path}`, request.id))
+  })
+}
+
 /**
  * Which methods the server has for a path: a request whose path exists under another method
  * gets 405 with `Allow`, not a 404 that would say the path is wrong. Fed by an `onRoute`

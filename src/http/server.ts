@@ -12,7 +12,6 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod'
 import type { Logger } from 'pino'
-import type { z } from 'zod'
 import type { ApiKeysService } from '../accounts/api-keys.service.ts'
 import { newId } from '../domain/ids.ts'
 import type { ConversationsService } from '../messages/conversations.service.ts'
@@ -28,8 +27,9 @@ import type { EventsRepository } from '../store/events.repository.ts'
 import type { WebhookDeliveriesService } from '../webhooks/webhook-deliveries.service.ts'
 import type { WebhooksService } from '../webhooks/webhooks.service.ts'
 import { allow, registerApiKeyAuth } from './auth.ts'
-import { envelope, handleError } from './errors.ts'
-import { RouteTable } from './route-table.ts'
+import { handleError } from './errors.ts'
+import { withKeyErrors, withoutUnusedComponents } from './openapi-document.ts'
+import { answerUnmatched } from './route-table.ts'
 import { apiKeysRoutes } from './routes/api-keys.routes.ts'
 import { eventsRoutes } from './routes/events.routes.ts'
 import { groupsRoutes } from './routes/groups.routes.ts'
@@ -38,7 +38,6 @@ import { messageActionsRoutes } from './routes/message-actions.routes.ts'
 import { messagesRoutes } from './routes/messages.routes.ts'
 import { sessionsRoutes } from './routes/sessions.routes.ts'
 import { sessionWebhookDeliveriesRoutes, webhooksRoutes } from './routes/webhooks.routes.ts'
-import { errorResponses } from './schemas.ts'
 
 export const API_PREFIX = '/api/v1'
 
@@ -90,34 +89,8 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   app.setErrorHandler(handleError)
-  // Every route, to tell a wrong method (405) from a wrong path (404).
-  const routes = new RouteTable()
-  app.addHook('onRoute', (route) => {
-    routes.add(route.method, route.url)
-    // A plugin's '/' route answers at its prefix with and without the slash; one of them is told here.
-    if (route.prefix && (route.routePath === '/' || route.routePath === '')) {
-      routes.add(route.method, route.prefix)
-      routes.add(route.method, `${route.prefix}/`)
-    }
-  })
-  app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0]
-    const allowed = routes.methodsFor(request.url)
-    // A route that found nothing to serve (a static file that is not there) is a 404 too.
-    if (allowed.length > 0 && !allowed.includes(request.method)) {
-      return reply
-        .status(405)
-        .header('allow', allowed.join(', '))
-        .send(
-          envelope(
-            'method_not_allowed',
-            `${request.method} is not allowed on ${path}; it takes ${allowed.join(', ')}`,
-            request.id,
-          ),
-        )
-    }
-    return reply.status(404).send(envelope('not_found', `no route ${request.method} ${path}`, request.id))
-  })
+  // A path with other methods gets 405 and Allow; a path no route has, 404.
+  answerUnmatched(app)
   // A JSON API: a text/plain body is refused as any other non-JSON one (415), rather than
   // parsed into a string the schema then calls "expected object". An empty one is no body:
   // `fetch(url, { method: 'POST', body: '' })` labels it text/plain (a start or stop action).
@@ -269,43 +242,4 @@ export async function buildHttpServer(deps: HttpDependencies): Promise<FastifyIn
     { prefix: API_PREFIX },
   )
   return app
-}
-
-/**
- * A sandbox control route's responses, with the gateway's 401 and 403: the sandbox has no keys
- * of its own. A 403 the route gives itself (a simulated member may not change the group) stays
- * documented beside the key's.
- */
-function withKeyErrors(response: unknown): Record<string, unknown> {
-  const own = (response ?? {}) as Record<string, unknown>
-  const keyErrors = errorResponses()
-  const ownForbidden = own[403] as z.ZodType | undefined
-  const forbidden = ownForbidden?.description
-    ? keyErrors[403].describe(`${keyErrors[403].description}; or ${ownForbidden.description}`)
-    : keyErrors[403]
-  return { ...own, ...keyErrors, 403: forbidden }
-}
-
-/**
- * The document without the components nothing in it refers to. The zod provider publishes every
- * registered schema twice, as `Foo` (what responses hold) and `FooInput` (what requests may
- * send, where defaults make fields optional); the API takes none of them as input, so the
- * `*Input` twins stood unreferenced. Kept: whatever a path, a webhook or a kept component
- * refers to, `$ref` or discriminator mapping alike.
- */
-function withoutUnusedComponents<T extends object>(document: T): T {
-  const { components } = document as { components?: { schemas?: Record<string, unknown> } }
-  const schemas = components?.schemas
-  if (!schemas) return document
-  const referencedBy = (value: unknown) =>
-    [...JSON.stringify(value).matchAll(/"#\/components\/schemas\/([^"]+)"/g)].map((match) => match[1] ?? '')
-  const kept = new Set<string>()
-  const pending = referencedBy({ ...document, components: { ...components, schemas: {} } })
-  for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
-    if (kept.has(name) || !(name in schemas)) continue
-    kept.add(name)
-    pending.push(...referencedBy(schemas[name]))
-  }
-  const used = Object.fromEntries(Object.entries(schemas).filter(([name]) => kept.has(name)))
-  return { ...document, components: { ...components, schemas: used } }
 }

@@ -188,11 +188,7 @@ export class OutboundQueue {
   ): Promise<SendOutcome> {
     const request = message.sendRequest as StoredSendRequest
     try {
-      const content = await buildContent(request, decodeRaw)
-      const sent = await connection.sendMessage(request.jid, content, {
-        messageId: message.waId,
-        ...(request.quoted ? { quoted: quotedMessage(request.quoted, decodeRaw) } : {}),
-      })
+      const sent = await transmit(connection, message.waId, request)
       const at = this.now()
       // The sent state, the chat's activity and their events: one transaction.
       const events = await this.deps.database.db.transaction().execute(async (trx) => {
@@ -272,11 +268,7 @@ export class OutboundQueue {
         continue
       }
       try {
-        const content = await buildContent(request, decodeRaw)
-        await connection.sendMessage(request.jid, content, {
-          messageId: message.waId,
-          ...(request.quoted ? { quoted: quotedMessage(request.quoted, decodeRaw) } : {}),
-        })
+        await transmit(connection, message.waId, request)
         this.deps.logger.info(
           { sessionId: session.id, messageId: message.id },
           'sent again: the server had not acknowledged it before the connection went',
@@ -337,6 +329,15 @@ export class OutboundQueue {
   private now(): number {
     return this.deps.now?.() ?? Date.now()
   }
+}
+
+/** Writes a stored send request to the connection under its message id (a first send, or again). */
+async function transmit(connection: EngineConnection, waId: string, request: StoredSendRequest) {
+  const content = await buildContent(request, decodeRaw)
+  return connection.sendMessage(request.jid, content, {
+    messageId: waId,
+    ...(request.quoted ? { quoted: quotedMessage(request.quoted, decodeRaw) } : {}),
+  })
 }
 
 /** A send's uploaded media, kept in a file until the message no longer needs sending. */

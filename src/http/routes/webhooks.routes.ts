@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { SessionsService } from '../../sessions/sessions.service.ts'
 import * as dto from '../../webhooks/webhook.dto.ts'
+import type { WebhookRecord } from '../../webhooks/webhook.types.ts'
 import type { DeliveryDetail, WebhookDeliveriesService } from '../../webhooks/webhook-deliveries.service.ts'
 import type { WebhooksService } from '../../webhooks/webhooks.service.ts'
 import { allow, principalOf } from '../auth.ts'
@@ -41,6 +42,8 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
   webhooks: WebhooksService
   deliveries: WebhookDeliveriesService
 }> = async (app, { webhooks, deliveries }) => {
+  /** A webhook as the API shows it, with its endpoint's circuit now. */
+  const withCircuit = (webhook: WebhookRecord) => dto.toWebhookView(webhook, webhooks.circuit(webhook.id))
   app.post(
     '/webhooks',
     {
@@ -62,7 +65,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
     async (request, reply) => {
       const { organizationId } = principalOf(request)
       const { webhook, generatedSecret } = await webhooks.create(organizationId, request.body)
-      const view = dto.toWebhookView(webhook, webhooks.circuit(webhook.id))
+      const view = withCircuit(webhook)
       return reply.status(201).send(generatedSecret ? { ...view, secret: generatedSecret } : view)
     },
   )
@@ -84,7 +87,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
     async (request) => {
       const { organizationId } = principalOf(request)
       const items = await webhooks.list(organizationId)
-      return { items: items.map((webhook) => dto.toWebhookView(webhook, webhooks.circuit(webhook.id))) }
+      return { items: items.map(withCircuit) }
     },
   )
 
@@ -103,7 +106,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
     async (request) => {
       const { organizationId } = principalOf(request)
       const webhook = await webhooks.get(organizationId, request.params.id)
-      return dto.toWebhookView(webhook, webhooks.circuit(webhook.id))
+      return withCircuit(webhook)
     },
   )
 
@@ -123,7 +126,7 @@ export const webhooksRoutes: FastifyPluginAsyncZod<{
     async (request) => {
       const { organizationId } = principalOf(request)
       const webhook = await webhooks.update(organizationId, request.params.id, request.body)
-      return dto.toWebhookView(webhook, webhooks.circuit(webhook.id))
+      return withCircuit(webhook)
     },
   )
 
